@@ -1,0 +1,1 @@
+"""netsim: network simulator for GPU clusters (flows, links, collectives). Never imports torch."""

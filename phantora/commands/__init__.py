@@ -1,0 +1,1 @@
+"""One module per ``phantora`` subcommand (see ``phantora.cli.COMMANDS``)."""

@@ -1,0 +1,126 @@
+"""The compute-time model interface: how long one GPU op takes on a simulated GPU.
+
+interpose calls :meth:`ComputeModel.time_op` for every op that reaches the fake
+GPU; the model answers with an :class:`OpTiming` that says where the number came
+from (``profile`` = a measured entry, ``roofline`` = the analytic model), so the
+run summary can report coverage honestly. Models plug into ``COMPUTE_MODELS``.
+
+The same :func:`signature_of` keys both recording (``phantora profile``) and
+replay, so a measured op is found again exactly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_flatten
+
+from netsim.registry import Registry
+from profiles.gpus import GpuSpec
+
+
+@dataclass(frozen=True, slots=True)
+class OpSignature:
+    """What determines an op's kernel time: op name, tensor shapes/dtypes/contiguity, scalar flags."""
+
+    op: str
+    """Overload name, e.g. ``aten.mm.default``."""
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[str, ...]
+    contiguous: tuple[bool, ...]
+    flags: tuple[tuple[str, str], ...] = ()
+    """Non-tensor arguments that change the kernel (``is_causal``, ``dim`` ...), as text."""
+
+    def key(self) -> str:
+        """Stable text key used by profile files and caches."""
+        shp = ";".join("x".join(map(str, s)) for s in self.shapes)
+        dts = ",".join(self.dtypes)
+        cont = "".join("c" if c else "n" for c in self.contiguous)
+        flg = ",".join(f"{k}={v}" for k, v in self.flags)
+        return f"{self.op}|{shp}|{dts}|{cont}|{flg}"
+
+
+@dataclass(frozen=True, slots=True)
+class OpTiming:
+    """One op's simulated cost."""
+
+    dur_us: float
+    """GPU time of the kernel(s), microseconds; 0 for ops that launch no kernel (views)."""
+    source: str
+    """``profile`` (measured), ``roofline`` (analytic) or ``none`` (no kernel)."""
+    launch_us: float = 0.0
+    """Host time to launch it (CPU-side overhead in the framework + driver)."""
+
+
+def _scalar_text(x: Any) -> str | None:
+    if isinstance(x, bool | int | float | str | torch.dtype | torch.memory_format | torch.layout):
+        return str(x)
+    if isinstance(x, list | tuple) and all(isinstance(v, int | float | bool) for v in x):
+        return str(list(x))
+    return None
+
+
+def signature_of(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> OpSignature:
+    """Signature of a call as the dispatcher sees it (tensors by shape/dtype, scalars by value)."""
+    shapes: list[tuple[int, ...]] = []
+    dtypes: list[str] = []
+    contiguous: list[bool] = []
+    flags: list[tuple[str, str]] = []
+    schema_args = func._schema.arguments
+    for i, a in enumerate(args):
+        _collect(a, shapes, dtypes, contiguous, flags, schema_args[i].name if i < len(schema_args) else str(i))
+    for k, v in kwargs.items():
+        _collect(v, shapes, dtypes, contiguous, flags, k)
+    return OpSignature(str(func), tuple(shapes), tuple(dtypes), tuple(contiguous), tuple(flags))
+
+
+def _collect(a, shapes, dtypes, contiguous, flags, name: str) -> None:
+    if isinstance(a, torch.Tensor):
+        shapes.append(tuple(a.shape))
+        dtypes.append(str(a.dtype).removeprefix("torch."))
+        contiguous.append(a.is_contiguous())
+        return
+    if isinstance(a, list | tuple) and a and any(isinstance(t, torch.Tensor) for t in a):
+        for t in tree_flatten(a)[0]:
+            _collect(t, shapes, dtypes, contiguous, flags, name)
+        return
+    text = _scalar_text(a)
+    if text is not None:
+        flags.append((name, text))
+
+
+class ComputeModel(ABC):
+    """Base class of compute-time models. Subclasses implement :meth:`time_signature`.
+
+    ``time_op`` caches by signature key: a training loop repeats the same few
+    hundred signatures, so the per-op cost after the first iteration is a dict lookup.
+    """
+
+    def __init__(self, gpu: GpuSpec) -> None:
+        self.gpu = gpu
+        self._cache: dict[OpSignature, OpTiming] = {}
+
+    def time_op(self, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any) -> OpTiming:
+        sig = signature_of(func, args, kwargs)
+        hit = self._cache.get(sig)
+        if hit is None:
+            hit = self._cache[sig] = self.time_signature(sig, func, args, kwargs, out)
+        return hit
+
+    @abstractmethod
+    def time_signature(
+        self, sig: OpSignature, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any
+    ) -> OpTiming:
+        """Time one op the first time its signature is seen."""
+
+
+COMPUTE_MODELS: Registry[Callable[..., ComputeModel]] = Registry("compute model")
+
+
+def build_compute_model(name: str, gpu: GpuSpec, **options: Any) -> ComputeModel:
+    """Make the model a scenario names (``compute.model``), with its options."""
+    return COMPUTE_MODELS.get(name)(gpu, **options)
