@@ -1,5 +1,6 @@
 """profiles: how long GPU ops take — measured kernel timings, replayed, and models for unseen ops."""
 
+from profiles import replay as _replay  # noqa: F401  (registers the "replay" model)
 from profiles import roofline as _roofline  # noqa: F401  (registers the "roofline" model)
 from profiles.compute import (
     COMPUTE_MODELS,

@@ -11,6 +11,7 @@ replay, so a measured op is found again exactly.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,10 +37,19 @@ class OpSignature:
     """Non-tensor arguments that change the kernel (``is_causal``, ``dim`` ...), as text."""
 
     def key(self) -> str:
-        """Stable text key used by profile files and caches."""
+        """Stable text key used by profile files and caches.
+
+        Ops over long tensor lists (foreach / fused optimizers take every
+        parameter) would make keys of many kilobytes, so past
+        ``LONG_LIST_TENSORS`` tensors the shapes/dtypes/contiguity collapse into
+        a count and a SHA-1 prefix of their full text.
+        """
         shp = ";".join("x".join(map(str, s)) for s in self.shapes)
         dts = ",".join(self.dtypes)
         cont = "".join("c" if c else "n" for c in self.contiguous)
+        if len(self.shapes) > LONG_LIST_TENSORS:
+            digest = hashlib.sha1(f"{shp}|{dts}|{cont}".encode()).hexdigest()[:16]
+            shp, dts, cont = f"#{len(self.shapes)}", ",".join(sorted(set(self.dtypes))), f"h{digest}"
         flg = ",".join(f"{k}={v}" for k, v in self.flags)
         return f"{self.op}|{shp}|{dts}|{cont}|{flg}"
 
@@ -56,12 +66,42 @@ class OpTiming:
     """Host time to launch it (CPU-side overhead in the framework + driver)."""
 
 
+LONG_LIST_TENSORS = 8
+"""Signatures with more tensors than this hash their shapes in :meth:`OpSignature.key`."""
+
+
 def _scalar_text(x: Any) -> str | None:
-    if isinstance(x, bool | int | float | str | torch.dtype | torch.memory_format | torch.layout):
+    """Text of a scalar argument that belongs in the key, or ``None`` to leave it out.
+
+    Ints, bools, strings, dtypes and memory formats pick kernels (``dim``,
+    ``keepdim``, ``is_causal``, ``dtype``). Floats are left out: they are
+    hyper-parameters (lr, eps, weight decay, dropout p, scale, alpha) that do not
+    change kernel time, and lr changes every step under a scheduler.
+    """
+    if isinstance(x, float):
+        return None
+    if isinstance(x, bool | int | str | torch.dtype | torch.memory_format | torch.layout):
         return str(x)
-    if isinstance(x, list | tuple) and all(isinstance(v, int | float | bool) for v in x):
+    if isinstance(x, list | tuple) and x and all(isinstance(v, int | bool) for v in x):
         return str(list(x))
     return None
+
+
+def _dtype_text(t: torch.Tensor) -> str:
+    """dtype name, with ``@cpu`` for host tensors so that H2D copies differ from on-device ones.
+
+    0-dim tensors carry no suffix: a CUDA kernel takes them as scalars wherever
+    they live (e.g. the philox seed/offset of efficient attention are CPU
+    tensors on a real GPU but fake CUDA tensors in the simulator).
+    """
+    name = str(t.dtype).removeprefix("torch.")
+    return name if t.device.type == "cuda" or t.dim() == 0 else f"{name}@{t.device.type}"
+
+
+_TF32_OPS = {
+    torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm, torch.ops.aten.baddbmm, torch.ops.aten.addbmm,
+}  # fmt: skip
+"""Ops whose fp32 kernels use TF32 when ``torch.backends.cuda.matmul.allow_tf32`` is set (a key flag)."""
 
 
 def signature_of(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> OpSignature:
@@ -75,13 +115,15 @@ def signature_of(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> OpSi
         _collect(a, shapes, dtypes, contiguous, flags, schema_args[i].name if i < len(schema_args) else str(i))
     for k, v in kwargs.items():
         _collect(v, shapes, dtypes, contiguous, flags, k)
+    if "float32" in dtypes and func.overloadpacket in _TF32_OPS and torch.backends.cuda.matmul.allow_tf32:
+        flags.append(("tf32", "True"))  # global switch that picks TF32 tensor-core kernels (8x faster)
     return OpSignature(str(func), tuple(shapes), tuple(dtypes), tuple(contiguous), tuple(flags))
 
 
 def _collect(a, shapes, dtypes, contiguous, flags, name: str) -> None:
     if isinstance(a, torch.Tensor):
         shapes.append(tuple(a.shape))
-        dtypes.append(str(a.dtype).removeprefix("torch."))
+        dtypes.append(_dtype_text(a))
         contiguous.append(a.is_contiguous())
         return
     if isinstance(a, list | tuple) and a and any(isinstance(t, torch.Tensor) for t in a):

@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils._pytree import tree_flatten
-from torch.utils.flop_counter import flop_registry
 
 from profiles.compute import COMPUTE_MODELS, ComputeModel, OpSignature, OpTiming
+from profiles.cost import op_bytes, op_flops, peak_tflops
 from profiles.gpus import GpuSpec
 
 # Ops that only make metadata (views, allocations without initialisation): no kernel.
@@ -31,15 +30,10 @@ _NO_KERNEL_PACKETS = {
     "aten.set_",
     "aten.resize_",
     "aten.record_stream",
+    "aten._fused_sdp_choice",
+    "aten._assert_tensor_metadata",
+    "aten.is_same_size",
 }
-
-
-def _tensors(x: Any) -> list[torch.Tensor]:
-    return [t for t in tree_flatten(x)[0] if isinstance(t, torch.Tensor)]
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
 
 
 def is_kernel_free(func: torch._ops.OpOverload) -> bool:
@@ -67,26 +61,19 @@ class RooflineModel(ComputeModel):
         self.launch_overhead_us = launch_overhead_us
 
     def flops(self, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any) -> float:
-        f = flop_registry.get(func.overloadpacket)
-        if f is None:
-            return 0.0
-        try:
-            return float(f(*args, **kwargs, out_val=out))
-        except Exception:  # a formula that does not accept this overload's arguments
-            return 0.0
+        return op_flops(func, args, kwargs, out)
 
     def time_signature(
         self, sig: OpSignature, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any
     ) -> OpTiming:
         if is_kernel_free(func):
             return OpTiming(0.0, "none", 0.0)
-        moved = sum(_nbytes(t) for t in _tensors((args, kwargs))) + sum(_nbytes(t) for t in _tensors(out))
-        mem_us = moved / (self.gpu.memory_bandwidth_gbps * 1e3 * self.memory_efficiency)
+        mem_us = op_bytes(args, kwargs, out) / (self.gpu.memory_bandwidth_gbps * 1e3 * self.memory_efficiency)
         flops = self.flops(func, args, kwargs, out)
         compute_us = 0.0
         if flops:
             dtype = sig.dtypes[0] if sig.dtypes else "float32"
-            peak = self.gpu.tensor_tflops.get(dtype) or self.gpu.vector_tflops.get(dtype, 50.0)
+            peak = peak_tflops(self.gpu, "matmul", dtype)
             compute_us = flops / (peak * 1e6 * self.matmul_efficiency)
         dur = max(mem_us, compute_us) + self.kernel_overhead_us
         return OpTiming(dur, "roofline", self.launch_overhead_us)

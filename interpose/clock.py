@@ -1,0 +1,130 @@
+"""Virtual host clock and the ``time`` module patches that expose it.
+
+The host clock advances by (a) the script's own CPU time between shim calls
+(``host_time="measured"``; the shim's own time is excluded) or nothing
+(``"zero"``), (b) each GPU op's launch overhead, and (c) waits at sync points.
+``time.time/perf_counter/monotonic`` (and ``_ns``) return it; ``time.sleep`` on
+the main thread advances it without sleeping. Other threads (tqdm monitors,
+loader threads) keep real sleeps so they do not spin.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+
+real_perf_counter = _time.perf_counter
+real_time = _time.time
+real_sleep = _time.sleep
+
+_PATCHED = ("time", "time_ns", "perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "sleep")
+
+
+class VirtualClock:
+    """Simulated host time in microseconds, plus the bookkeeping for measured mode."""
+
+    __slots__ = ("_depth", "_mark", "epoch_s", "host_us", "measured", "pending_calls", "per_call_us")
+
+    def __init__(self, measured: bool, start_us: float = 0.0) -> None:
+        self.measured = measured
+        self.host_us = start_us
+        self.epoch_s = real_time()
+        """Wall-clock time that simulated time 0 maps to, for ``time.time``."""
+        self._mark = real_perf_counter()
+        self._depth = 0
+        self.per_call_us = 0.0
+        """Host cost of one C++ -> Python dispatch round trip that happens outside
+        ``enter``/``leave`` (calibrated at install); not the script's time."""
+        self.pending_calls = 0
+        """Dispatch round trips since the last ``enter``."""
+
+    def enter(self) -> None:
+        """Entering the shim: bank the script's CPU time since the last exit."""
+        if self._depth == 0 and self.measured:
+            now = real_perf_counter()
+            delta = (now - self._mark) * 1e6 - (self.pending_calls + 1) * self.per_call_us
+            self.pending_calls = 0
+            if delta > 0:
+                self.host_us += delta
+        self._depth += 1
+
+    def leave(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._mark = real_perf_counter()
+
+    def leave_mark(self) -> None:
+        """Start counting the script's CPU time from now."""
+        self._mark = real_perf_counter()
+
+    def now_us(self) -> float:
+        self.enter()
+        t = self.host_us
+        self.leave()
+        return t
+
+    def advance(self, dur_us: float) -> None:
+        self.host_us += dur_us
+
+    def wait_until(self, t_us: float) -> None:
+        if t_us > self.host_us:
+            self.host_us = t_us
+
+
+class TimePatch:
+    """Replaces functions of the ``time`` module with virtual-clock versions; undoable."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self._saved: dict[str, object] = {}
+        self._main = threading.main_thread().ident
+
+    def install(self) -> None:
+        clock = self.clock
+        main = self._main
+
+        get_ident = threading.get_ident
+
+        def now_us() -> float:
+            # other threads read without touching the main thread's accounting
+            return clock.now_us() if get_ident() == main else clock.host_us
+
+        def perf_counter() -> float:
+            return now_us() * 1e-6
+
+        def perf_counter_ns() -> int:
+            return int(now_us() * 1e3)
+
+        def time_() -> float:
+            return clock.epoch_s + now_us() * 1e-6
+
+        def time_ns() -> int:
+            return int((clock.epoch_s * 1e6 + now_us()) * 1e3)
+
+        def sleep(seconds: float) -> None:
+            if get_ident() != main:
+                real_sleep(seconds)
+                return
+            if seconds < 0:
+                raise ValueError("sleep length must be non-negative")
+            clock.enter()
+            clock.advance(seconds * 1e6)
+            clock.leave()
+
+        repl = {
+            "time": time_,
+            "time_ns": time_ns,
+            "perf_counter": perf_counter,
+            "perf_counter_ns": perf_counter_ns,
+            "monotonic": perf_counter,
+            "monotonic_ns": perf_counter_ns,
+            "sleep": sleep,
+        }
+        for name in _PATCHED:
+            self._saved[name] = getattr(_time, name)
+            setattr(_time, name, repl[name])
+
+    def uninstall(self) -> None:
+        for name, fn in self._saved.items():
+            setattr(_time, name, fn)
+        self._saved.clear()

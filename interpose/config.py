@@ -1,0 +1,77 @@
+"""What one simulated rank needs to know (:class:`RankConfig`) and what it reports (:class:`RankResult`).
+
+Both are plain dataclasses so the run engineer can pickle a result across a
+process boundary; nothing here imports the shim itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from profiles.compute import ComputeModel
+    from profiles.gpus import GpuSpec
+
+HostTime = Literal["measured", "zero"]
+
+
+@dataclass(kw_only=True)
+class RankConfig:
+    """One rank's identity and simulated hardware."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+    gpu: GpuSpec
+    """The simulated GPU (``profiles.get_gpu("h100")``)."""
+    compute_model: ComputeModel
+    """Times every GPU op (``profiles.build_compute_model("roofline", gpu)``)."""
+    memory_limit_bytes: int | None = None
+    """Simulated GPU memory; ``None`` means ``gpu.total_memory_bytes``."""
+    host_time: HostTime = "measured"
+    """``measured``: the script's own CPU time advances the host clock; ``zero``: only
+    launch overheads do (deterministic, for tests and CI)."""
+    start_time_us: float = 0.0
+    """Simulated time when the script starts."""
+
+    def limit_bytes(self) -> int:
+        return self.memory_limit_bytes if self.memory_limit_bytes is not None else self.gpu.total_memory_bytes
+
+
+@dataclass(slots=True)
+class OpRecord:
+    """One GPU op as queued on a simulated stream (times in simulated microseconds)."""
+
+    rank: int
+    stream: int
+    op: str
+    """Dispatcher overload name, e.g. ``aten.mm.default`` (same as ``profiles.signature_of``)."""
+    shapes: str
+    dtype: str
+    start_us: float
+    dur_us: float
+    source: str
+    """``profile`` / ``roofline`` / ``none`` (from ``OpTiming.source``) or ``external``."""
+
+
+@dataclass
+class RankResult:
+    """Everything one rank's run reports; picklable."""
+
+    rank: int = 0
+    ops: list[OpRecord] = field(default_factory=list)
+    iterations: list[tuple[float, float]] = field(default_factory=list)
+    """(start_us, end_us) of each training iteration, delimited by optimizer steps."""
+    peak_allocated_bytes: int = 0
+    peak_reserved_bytes: int = 0
+    gpu_busy_us: float = 0.0
+    end_time_us: float = 0.0
+    exit_code: int = 0
+    error: str | None = None
+    """Formatted traceback (user frames) of an exception the script raised, else ``None``."""
+    oom: bool = False
+    """True when the script died of a simulated ``torch.cuda.OutOfMemoryError``."""
+    syncs: int = 0
+    """Host-device synchronisations (``.item()``, ``synchronize`` ...)."""

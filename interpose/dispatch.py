@@ -1,0 +1,404 @@
+"""The dispatch-level router: fake GPU ops get simulated, CPU ops run for real.
+
+:class:`SimDispatchMode` is a ``TorchDispatchMode`` that stays on the mode stack
+while the script runs, so it sees every aten op after autograd and autocast.
+Ops that touch a fake tensor or ask for ``device='cuda'`` run under the
+:class:`SimFakeMode` (shapes, dtypes, strides exact; no data), get a duration
+from the compute model, are queued on the current simulated stream and have
+their new storages charged to the caching-allocator model. All other ops (data
+loading, numpy glue) run for real on the CPU.
+
+Data-dependent results (``.item()``, ``bool(t)``, D2H copies) cannot be known:
+they return placeholders (0, 0.0, False, zero-filled CPU tensors) and count as
+a host-device sync. ``nonzero``/``masked_select`` assume every element is
+selected (an upper bound on the output size).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from interpose.allocator import SimulatedOOM
+from interpose.cuda_api import oom_message
+from interpose.fastpath import OutputCache
+from interpose.runtime import RankRuntime
+from profiles.compute import ComputeModel, signature_of
+
+aten = torch.ops.aten
+_UNSEEN = object()
+_PRIM_DEVICE = torch.ops.prim.device.default
+_COLLECTIVE_NAMESPACES = {"_c10d_functional", "_c10d_functional_autograd"}
+_COMPOSITE_KEYSET = torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd)
+
+HOST_LINK_GBPS = 50.0
+"""Assumed host<->GPU copy bandwidth (PCIe Gen5 x16, pinned), GB/s."""
+HOST_LINK_LATENCY_US = 8.0
+"""Assumed fixed cost of one cudaMemcpy between host and device."""
+CUBLAS_WORKSPACE_BYTES_SM90 = 32 << 20
+"""cuBLAS workspace PyTorch allocates from the caching allocator per (handle, stream)
+on sm90 parts (``CublasHandlePool.cpp``'s default ``:4096:8``); 4096*2+16*8 KiB on
+others. Read from PyTorch's source, not measured here: one per stream for forward
+(main thread) and one for backward (autograd's device thread)."""
+CUBLAS_WORKSPACE_BYTES_OTHER = (4096 * 2 + 16 * 8) << 10
+
+_MATMUL_PACKETS = {
+    aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten._scaled_mm, aten.addmm_, aten.baddbmm_, aten.addbmm,
+}  # fmt: skip
+
+_RNG_INPLACE = {
+    aten.uniform_.default, aten.exponential_.default, aten.random_.default, getattr(aten.random_, "from"),
+    aten.random_.to, aten.log_normal_.default, aten.cauchy_.default, aten.geometric_.default,
+}  # fmt: skip
+
+
+class SimFakeMode(FakeTensorMode):
+    """FakeTensorMode that never constant-folds ops onto a device.
+
+    FakeTensorMode decides from ``torch.cuda.is_available()`` whether it may
+    run small constant computations for real on the target device; the shim
+    makes that report True, so pin the answer to "there is no device".
+    """
+
+    @property
+    def avoid_device_init(self) -> bool:  # type: ignore[override]
+        return True
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # torch.compile is a passthrough under the shim: skip the per-call wrapper
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        # Ops with data-dependent output sizes, reached from inside other ops'
+        # decompositions (boolean indexing -> nonzero): answer with the upper bound.
+        h = _DYNAMIC_SHAPE.get(func)
+        if h is not None:
+            from interpose.runtime import current
+
+            current().sync_stream()  # a real GPU copies the size back to the host here
+            return h(self, args, kwargs or {})
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
+
+def _fake_empty(mode: FakeTensorMode, shape: list[int], dtype: torch.dtype, like: torch.Tensor) -> FakeTensor:
+    return FakeTensor(mode, torch.empty(shape, dtype=dtype, device="meta"), like.device)
+
+
+def _nonzero_bound(mode, args, kwargs):
+    x = args[0]
+    return _fake_empty(mode, [x.numel(), x.dim()], torch.long, x)
+
+
+def _unique2_bound(mode, args, kwargs):
+    x = args[0]
+    n = x.numel()
+    inverse = kwargs.get("return_inverse", args[2] if len(args) > 2 else False)
+    counts = kwargs.get("return_counts", args[3] if len(args) > 3 else False)
+    return (
+        _fake_empty(mode, [n], x.dtype, x),
+        _fake_empty(mode, list(x.shape) if inverse else [0], torch.long, x),
+        _fake_empty(mode, [n] if counts else [0], torch.long, x),
+    )
+
+
+_DYNAMIC_SHAPE = {
+    aten.nonzero.default: _nonzero_bound,
+    aten._unique2.default: _unique2_bound,
+}
+
+
+def _is_cuda_device(d: Any) -> bool:
+    if d is None:
+        return False
+    if isinstance(d, torch.device):
+        return d.type == "cuda"
+    return torch.device(d).type == "cuda"
+
+
+def _involves_fake(args: tuple, kwargs: dict) -> bool:
+    for a in args:
+        if isinstance(a, FakeTensor):
+            return True
+        if type(a) in (list, tuple) and a and isinstance(a[0], FakeTensor):
+            return True
+    if kwargs:
+        d = kwargs.get("device")
+        if d is not None and _is_cuda_device(d):
+            return True
+        for v in kwargs.values():
+            if isinstance(v, FakeTensor):
+                return True
+    return False
+
+
+def _placeholder(dtype: torch.dtype) -> bool | int | float | complex:
+    if dtype == torch.bool:
+        return False
+    if dtype.is_complex:
+        return 0j
+    if dtype.is_floating_point:
+        return 0.0
+    return 0
+
+
+def _dtype_text(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _shapes_text(args: tuple) -> tuple[str, str]:
+    shapes = []
+    dtype = ""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            shapes.append("x".join(map(str, a.shape)))
+            dtype = dtype or str(a.dtype).removeprefix("torch.")
+        elif type(a) in (list, tuple) and a and isinstance(a[0], torch.Tensor):
+            shapes.append(f"[{len(a)}]" + "x".join(map(str, a[0].shape)))
+            dtype = dtype or str(a[0].dtype).removeprefix("torch.")
+    return ";".join(shapes), dtype
+
+
+class SimDispatchMode(TorchDispatchMode):
+    """Routes, times and records every GPU op of one rank (see module docstring)."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # torch.compile is a passthrough under the shim: skip the per-call wrapper
+
+    def __init__(self, rt: RankRuntime, fake_mode: FakeTensorMode, model: ComputeModel) -> None:
+        super().__init__()
+        self.rt = rt
+        self.fake = fake_mode
+        self.model = model
+        self._timings: dict[Any, tuple[float, float, str, str, str]] = {}
+        self._skip: dict[Any, bool] = {}
+        self._workspace_streams: set[tuple[int, bool]] = set()
+        self._workspace_bytes = (
+            CUBLAS_WORKSPACE_BYTES_SM90 if rt.cfg.gpu.capability[0] >= 9 else CUBLAS_WORKSPACE_BYTES_OTHER
+        )
+        self._workspace_blocks: list[Any] = []
+        self.outputs = OutputCache(fake_mode)
+        self.special = {
+            aten._local_scalar_dense.default: self._item,
+            aten.equal.default: self._equal,
+            aten.nonzero.default: self._nonzero,
+            aten.masked_select.default: self._masked_select,
+            aten._fused_sdp_choice.default: self._sdp_choice,
+            aten._to_copy.default: self._to_copy,
+            aten.copy_.default: self._copy_,
+            aten._assert_async.default: self._noop,
+            aten._assert_async.msg: self._noop,
+            aten.record_stream.default: self._noop,
+        }
+        for f in _RNG_INPLACE:
+            self.special[f] = self._rng_inplace
+
+    # -- routing ------------------------------------------------------------------
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is _PRIM_DEVICE:  # C++ asking a fake tensor for its device: very frequent
+            self.rt.clock.pending_calls += 1
+            a = args[0]
+            return a.fake_device if isinstance(a, FakeTensor) else func(*args)
+        if kwargs is None:
+            kwargs = {}
+        if not _involves_fake(args, kwargs):
+            if kwargs.get("pin_memory"):
+                kwargs = dict(kwargs, pin_memory=False)  # pinned host memory needs a driver
+            return func(*args, **kwargs)
+        clock = self.rt.clock
+        clock.enter()
+        try:
+            h = self.special.get(func)
+            if h is None and func.namespace in _COLLECTIVE_NAMESPACES:
+                h = self._collective
+            try:
+                return self._simulate(func, args, kwargs) if h is None else h(func, args, kwargs)
+            except SimulatedOOM as e:
+                raise torch.cuda.OutOfMemoryError(
+                    oom_message(
+                        e.request_bytes, e.allocated_bytes, e.reserved_bytes, e.limit_bytes, self.rt.device
+                    )
+                ) from None
+        finally:
+            clock.leave()
+
+    def _simulate(self, func, args: tuple, kwargs: dict) -> Any:
+        """Run one GPU op on fake tensors (result cache first), then account for it."""
+        k = self.outputs.key(func, args, kwargs)
+        if k is not None:
+            spec = self.outputs.entries.get(k, _UNSEEN)
+            if spec is not _UNSEEN and spec is not None:
+                out = self.outputs.build(spec, args)
+                self.account(func, args, kwargs, out)
+                return out
+        with self.fake:
+            out = func(*args, **kwargs)
+        if k is not None and k not in self.outputs.entries:
+            self.outputs.learn(k, args, out)
+        self.account(func, args, kwargs, out)
+        return out
+
+    def calibrate(self, n: int = 300) -> float:
+        """Measure one dispatch round trip (C++ -> this mode -> back), in microseconds.
+
+        That cost is paid outside ``clock.enter``/``leave`` for every fake op, so
+        measured host time would otherwise charge it to the script.
+        """
+        from interpose.clock import real_perf_counter
+
+        with self.fake:
+            t = torch.empty(1, device="cuda")
+        best = float("inf")
+        with self:
+            for _ in range(5):
+                t0 = real_perf_counter()
+                for _ in range(n):
+                    _PRIM_DEVICE(t)
+                best = min(best, (real_perf_counter() - t0) / n * 1e6)
+        self.rt.clock.pending_calls = 0
+        return best
+
+    # -- accounting -----------------------------------------------------------------
+    def track(self, out: Any) -> None:
+        if isinstance(out, FakeTensor):
+            st = out.untyped_storage()
+            self.rt.track_storage(st, st.nbytes())
+        elif isinstance(out, list | tuple):
+            for o in out:
+                if isinstance(o, FakeTensor | list | tuple):
+                    self.track(o)
+
+    def account(self, func, args: tuple, kwargs: dict, out: Any, stream=None) -> None:
+        """Charge memory for new outputs and queue the op's kernel on the stream."""
+        skip = self._skip.get(func)
+        if skip is None:
+            skip = self._skip[func] = bool(func.is_view)
+        if skip:
+            return
+        self.track(out)
+        if func.overloadpacket in _MATMUL_PACKETS:
+            self._ensure_workspace()
+        sig = signature_of(func, args, kwargs)
+        t = self._timings.get(sig)
+        if t is None:
+            timing = self.model.time_op(func, args, kwargs, out)
+            shapes, dtype = _shapes_text(args)
+            t = self._timings[sig] = (timing.dur_us, timing.launch_us, timing.source, shapes, dtype)
+        dur, launch, source, shapes, dtype = t
+        if dur == 0.0 and source == "none":
+            self.rt.clock.host_us += launch
+            return
+        self.rt.launch(str(func), shapes, dtype, dur, launch, source, stream)
+
+    def _ensure_workspace(self) -> None:
+        # PyTorch keys cuBLAS workspaces by (handle, stream) and handles by thread; on a
+        # GPU, backward runs on autograd's device thread, so it gets a second workspace.
+        key = (self.rt.current_stream.id, torch._C._current_graph_task_id() != -1)
+        if key not in self._workspace_streams:
+            self._workspace_streams.add(key)
+            self._workspace_blocks.append(self.rt.allocator.malloc(self._workspace_bytes))
+
+    def _copy_kernel(self, name: str, nbytes: int, shapes: str, dtype: str, blocking: bool) -> None:
+        dur = HOST_LINK_LATENCY_US + nbytes / (HOST_LINK_GBPS * 1e3)
+        end = self.rt.launch(name, shapes, dtype, dur, self.model_launch_us(), "copy")
+        if blocking:
+            self.rt.wait_for(end)
+
+    def model_launch_us(self) -> float:
+        return getattr(self.model, "launch_overhead_us", 5.0)
+
+    # -- special ops ----------------------------------------------------------------
+    def _item(self, func, args, kwargs):
+        x = args[0]
+        self._copy_kernel("aten._local_scalar_dense.default(d2h)", x.element_size(), "", _dtype_text(x), True)
+        return _placeholder(x.dtype)
+
+    def _equal(self, func, args, kwargs):
+        self.rt.sync_stream()
+        return True
+
+    def _collective(self, func, args, kwargs):
+        """Functional collectives (DTensor, FSDP2): run the real composite kernel, which
+        clones/allocates the output and calls the process group (the simulated one, whose
+        work goes onto the runtime's streams); FakeTensorMode would only run the meta
+        kernel and the collective would never be issued."""
+        with self.fake:  # the kernel's own allocations (clone, empty) must be fake too
+            out = func.redispatch(_COMPOSITE_KEYSET, *args, **kwargs)
+        self.track(out)
+        return out
+
+    def _noop(self, func, args, kwargs):
+        return None
+
+    def _rng_inplace(self, func, args, kwargs):
+        self.account(func, args, kwargs, args[0])
+        return args[0]
+
+    def _selected(self, func, args, kwargs, shape: list[int], dtype: torch.dtype, device):
+        self.rt.sync_stream()  # the output size is data-dependent: a real GPU syncs here too
+        with self.fake:
+            out = aten.empty.memory_format(shape, dtype=dtype, device=device)
+        self.account(func, args, kwargs, out)
+        return out
+
+    def _nonzero(self, func, args, kwargs):
+        x = args[0]
+        return self._selected(func, args, kwargs, [x.numel(), x.dim()], torch.long, x.device)
+
+    def _masked_select(self, func, args, kwargs):
+        x, mask = args[0], args[1]
+        n = torch.broadcast_shapes(x.shape, mask.shape).numel()
+        return self._selected(func, args, kwargs, [n], x.dtype, x.device)
+
+    def _sdp_choice(self, func, args, kwargs):
+        from interpose.sdpa import choose_backend
+
+        return choose_backend(*args, **kwargs)
+
+    def _to_copy(self, func, args, kwargs):
+        x = args[0]
+        dev = kwargs.get("device")
+        src_fake = isinstance(x, FakeTensor)
+        blocking = not kwargs.get("non_blocking", False)
+        if src_fake and dev is not None and not _is_cuda_device(dev):  # D2H
+            out = torch.zeros(x.shape, dtype=kwargs.get("dtype") or x.dtype, device=dev)
+            shapes, dtype = _shapes_text(args)
+            self._copy_kernel(
+                "aten._to_copy.default(d2h)", x.numel() * x.element_size(), shapes, dtype, blocking
+            )
+            return out
+        with self.fake:
+            out = func(*args, **kwargs)
+        if not src_fake:  # H2D
+            self.track(out)
+            shapes, dtype = _shapes_text(args)
+            self._copy_kernel(
+                "aten._to_copy.default(h2d)", x.numel() * x.element_size(), shapes, dtype, blocking
+            )
+            return out
+        self.account(func, args, kwargs, out)
+        return out
+
+    def _copy_(self, func, args, kwargs):
+        dst, src = args[0], args[1]
+        blocking = not (args[2] if len(args) > 2 else kwargs.get("non_blocking", False))
+        dst_fake, src_fake = isinstance(dst, FakeTensor), isinstance(src, FakeTensor)
+        if src_fake and not dst_fake and dst.device.type == "cpu":  # D2H into a real CPU tensor
+            shapes, dtype = _shapes_text(args)
+            self._copy_kernel(
+                "aten.copy_.default(d2h)", src.numel() * src.element_size(), shapes, dtype, blocking
+            )
+            return dst
+        with self.fake:
+            out = func(*args, **kwargs)
+        if dst_fake and not src_fake and src.device.type == "cpu":  # H2D
+            shapes, dtype = _shapes_text(args)
+            self._copy_kernel(
+                "aten.copy_.default(h2d)", src.numel() * src.element_size(), shapes, dtype, blocking
+            )
+            return out
+        self.account(func, args, kwargs, out)
+        return out

@@ -1,0 +1,360 @@
+"""The simulated ``nccl`` backend: a Python ``ProcessGroup`` whose collectives move no data
+and take simulated time.
+
+Every c10d entry point (``dist.all_reduce``, ``_c10d_functional`` ops used by DTensor and
+FSDP2, DDP's reducer) ends in one of the methods below. Each builds a
+:class:`~interpose.protocol.CollectiveCall` (kind, bytes, group, sequence number, call
+site), hands it to the :class:`~interpose.distributed.sink.CollectiveSink` and returns a
+:class:`SimWork` whose ``wait`` is a stream dependency, as with NCCL.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.distributed.distributed_c10d as c10d
+from torch.futures import Future
+
+from interpose.distributed import objects, symmetric
+from interpose.distributed.calls import dtype_of, flat_tensors, nbytes_of, reduce_op_name, user_call_site
+from interpose.distributed.sink import CollectiveSink, LocalSink
+from interpose.protocol import CollectiveCall
+
+
+class SimWork(dist.Work):
+    """Handle of one issued collective. ``wait`` = current stream waits (NCCL); never blocks the host."""
+
+    def __init__(self, sink: CollectiveSink, handle: int, result: list[torch.Tensor]) -> None:
+        super().__init__()
+        self._sink = sink
+        self._handle = handle
+        self._result = result
+        self._joined = False
+
+    def wait(self, timeout: timedelta | None = None) -> bool:
+        if not self._joined:
+            self._joined = True
+            self._sink.stream_wait(self._handle)
+        return True
+
+    def synchronize(self) -> None:
+        self._sink.host_wait(self._handle)
+
+    def is_completed(self) -> bool:
+        return self._sink.is_completed(self._handle)
+
+    def is_success(self) -> bool:
+        return True
+
+    def exception(self) -> None:
+        return None
+
+    def result(self) -> list[torch.Tensor]:
+        return self._result
+
+    def get_future(self) -> Future:
+        """A completed future (values need no transfer); the stream join is deferred to the end of
+        the running backward pass, where NCCL's CUDA future would be waited on (DDP's reducer)."""
+        try:
+            torch.autograd.Variable._execution_engine.queue_callback(self.wait)
+        except RuntimeError:  # not inside backward
+            self.wait()
+        fut: Future = Future()
+        fut.set_result(self._result)
+        return fut
+
+
+class SimProcessGroup(dist.ProcessGroup):
+    """One c10d group of the simulated job, as seen by one rank."""
+
+    def __init__(self, rank: int, size: int, sink: CollectiveSink) -> None:
+        super().__init__(rank, size)
+        self._rank = rank
+        self._size = size
+        self._sink = sink
+        self._seq = 0
+        self._p2p_seq: dict[tuple[int, int], int] = {}
+
+    # identity ----------------------------------------------------------------
+    def rank(self) -> int:
+        return self._rank
+
+    def size(self) -> int:
+        return self._size
+
+    def getBackendName(self) -> str:
+        return "nccl"
+
+    @property
+    def group_name(self) -> str:
+        return c10d._world.pg_names[self]
+
+    def global_ranks(self) -> tuple[int, ...]:
+        mapping = c10d._world.pg_group_ranks.get(self)
+        if not mapping:
+            return tuple(range(self._size))
+        return tuple(g for g, _ in sorted(mapping.items(), key=lambda kv: kv[1]))
+
+    # issuing -----------------------------------------------------------------
+    def _issue(self, kind: str, payload: Any, result: list[torch.Tensor], opts: Any = None,
+               root: int = -1, nbytes: int | None = None) -> SimWork:
+        ranks = self.global_ranks()
+        name = self.group_name
+        call = CollectiveCall(
+            key=f"{name}#{self._seq}",
+            kind=kind,
+            group=name,
+            ranks=ranks,
+            nbytes=nbytes_of(payload) if nbytes is None else nbytes,
+            dtype=dtype_of(payload),
+            reduce_op=reduce_op_name(opts),
+            root=ranks[root] if 0 <= root < len(ranks) else -1,
+            call_site=user_call_site(),
+        )
+        self._seq += 1
+        return SimWork(self._sink, self._sink.issue(call), result)
+
+    def _p2p(self, kind: str, tensors: list[torch.Tensor], peer: int) -> SimWork:
+        ranks = self.global_ranks()
+        me, other = ranks[self._rank], ranks[peer]
+        src, dst = (me, other) if kind == "send" else (other, me)
+        n = self._p2p_seq.get((src, dst), 0)
+        self._p2p_seq[(src, dst)] = n + 1
+        call = CollectiveCall(
+            key=f"p2p:{self.group_name}:{src}-{dst}#{n}",
+            kind=kind,
+            group=self.group_name,
+            ranks=(src, dst),
+            nbytes=nbytes_of(tensors),
+            dtype=dtype_of(tensors),
+            root=src,
+            call_site=user_call_site(),
+        )
+        return SimWork(self._sink, self._sink.issue(call), tensors)
+
+    # all-reduce family -------------------------------------------------------
+    def allreduce(self, tensors, opts=None):
+        symmetric.all_reduce(tensors, reduce_op_name(opts), self._size)
+        return self._issue("all_reduce", tensors, tensors, opts)
+
+    def allreduce_coalesced(self, tensors, opts=None):
+        symmetric.all_reduce(tensors, reduce_op_name(opts), self._size)
+        return self._issue("all_reduce", tensors, tensors, opts)
+
+    def reduce(self, tensors, opts=None):
+        return self._issue("reduce", tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
+
+    def barrier(self, opts=None):
+        return self._issue("barrier", [], [], nbytes=4)
+
+    def broadcast(self, tensors, opts=None):
+        return self._issue("broadcast", tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
+
+    # all-gather family -------------------------------------------------------
+    def allgather(self, output_lists, inputs, opts=None):
+        for outs, inp in zip(output_lists, inputs, strict=False):
+            symmetric.all_gather(outs, inp)
+        return self._issue("all_gather", output_lists, flat_tensors(output_lists), opts)
+
+    def allgather_coalesced(self, output_lists, inputs, opts=None):
+        return self.allgather(output_lists, inputs, opts)
+
+    def _allgather_base(self, output, inp, opts=None):
+        symmetric.all_gather(list(output.chunk(self._size)) if symmetric.is_real(output) else [], inp)
+        return self._issue("all_gather", output, [output], opts)
+
+    all_gather_single = _allgather_base
+
+    def allgather_into_tensor_coalesced(self, outputs, inputs, opts=None):
+        for o, i in zip(outputs, inputs, strict=False):
+            symmetric.all_gather(list(o.chunk(self._size)) if symmetric.is_real(o) else [], i)
+        return self._issue("all_gather", outputs, list(outputs), opts)
+
+    def all_gather_single_coalesced(self, outputs, inputs, opts=None):
+        return self.allgather_into_tensor_coalesced(outputs, inputs, opts)
+
+    def gather(self, output_lists, inputs, opts=None):
+        for outs, inp in zip(output_lists, inputs, strict=False):
+            symmetric.all_gather(outs, inp)
+        return self._issue("gather", inputs, flat_tensors(output_lists), opts,
+                           root=getattr(opts, "rootRank", 0), nbytes=nbytes_of(inputs) * self._size)
+
+    # reduce-scatter family ---------------------------------------------------
+    def reduce_scatter(self, outputs, input_lists, opts=None):
+        for o, ins in zip(outputs, input_lists, strict=False):
+            symmetric.reduce_scatter(o, ins, self._rank, reduce_op_name(opts), self._size)
+        return self._issue("reduce_scatter", input_lists, list(outputs), opts)
+
+    def _reduce_scatter_base(self, output, inp, opts=None):
+        if symmetric.is_real(inp):
+            symmetric.reduce_scatter(output, list(inp.chunk(self._size)), self._rank,
+                                     reduce_op_name(opts), self._size)
+        return self._issue("reduce_scatter", inp, [output], opts)
+
+    reduce_scatter_single = _reduce_scatter_base
+
+    def reduce_scatter_tensor_coalesced(self, outputs, inputs, opts=None):
+        for o, i in zip(outputs, inputs, strict=False):
+            if symmetric.is_real(i):
+                symmetric.reduce_scatter(o, list(i.chunk(self._size)), self._rank,
+                                         reduce_op_name(opts), self._size)
+        return self._issue("reduce_scatter", inputs, list(outputs), opts)
+
+    def reduce_scatter_single_coalesced(self, outputs, inputs, opts=None):
+        return self.reduce_scatter_tensor_coalesced(outputs, inputs, opts)
+
+    def scatter(self, outputs, input_lists, opts=None):
+        for o, ins in zip(outputs, input_lists, strict=False):
+            if ins and self._rank < len(ins):
+                symmetric.copy_into(o, ins[self._rank])
+        return self._issue("scatter", outputs, list(outputs), opts,
+                           root=getattr(opts, "rootRank", 0), nbytes=nbytes_of(outputs) * self._size)
+
+    # all-to-all --------------------------------------------------------------
+    def alltoall_base(self, output, inp, output_splits, input_splits, opts=None):
+        symmetric.copy_into(output, inp)
+        return self._issue("all_to_all", inp, [output], opts)
+
+    all_to_all_single = alltoall_base
+
+    def alltoall(self, outputs, inputs, opts=None):
+        for o, i in zip(outputs, inputs, strict=False):
+            symmetric.copy_into(o, i)
+        return self._issue("all_to_all", inputs, list(outputs), opts)
+
+    # object collectives (payloads relayed by the coordinator) --------------------
+    def exchange(self, kind: str, payload: bytes | None, root: int = -1) -> tuple[bytes | None, ...]:
+        """Send ``payload`` to the group; block until every member's payload is back."""
+        ranks = self.global_ranks()
+        size = len(payload) if payload is not None else 0
+        call = CollectiveCall(key=f"{self.group_name}#{self._seq}", kind=kind, group=self.group_name,
+                              ranks=ranks, nbytes=size * (self._size if kind != "broadcast_object" else 1),
+                              dtype="uint8", root=ranks[root] if 0 <= root < len(ranks) else -1,
+                              call_site=user_call_site())
+        self._seq += 1
+        return self._sink.payloads(self._sink.issue(call, payload))
+
+    # point-to-point ----------------------------------------------------------
+    def send(self, tensors, dst, tag=0):
+        return self._p2p("send", tensors, dst)
+
+    def recv(self, tensors, src, tag=0):
+        return self._p2p("recv", tensors, src)
+
+    def __repr__(self) -> str:
+        return f"SimProcessGroup(rank={self._rank}, size={self._size})"
+
+
+class _QuietDdpLogger(dist.Logger):
+    """``dist.Logger`` without runtime-stat sampling (needs CUDA timers)."""
+
+    def set_runtime_stats_and_log(self) -> None:
+        return None
+
+
+BACKEND_NAME = "phantora"
+"""Name under which the backend is registered; ``nccl`` and ``gloo`` requests are routed to it."""
+
+_state: dict[str, Any] = {"sink": None, "installed": False, "orig": {}}
+
+
+def current_sink() -> CollectiveSink:
+    sink = _state["sink"]
+    if sink is None:
+        sink = _state["sink"] = LocalSink()
+    return sink
+
+
+def _create(store, rank: int, size: int, timeout) -> SimProcessGroup:
+    return SimProcessGroup(rank, size, current_sink())
+
+
+def _route(backend: object) -> str:
+    """Rewrite a backend request (``nccl``, ``cpu:gloo,cuda:nccl``, undefined) to ours."""
+    text = str(backend) if backend is not None else "undefined"
+    if text in ("undefined", "None", ""):
+        return BACKEND_NAME
+    for name in ("nccl", "gloo", "ucc", "mpi", "xccl"):
+        text = text.replace(name, BACKEND_NAME)
+    parts = {p.split(":")[-1] for p in text.split(",")}
+    return BACKEND_NAME if parts == {BACKEND_NAME} else text
+
+
+def install(sink: CollectiveSink | None = None) -> None:
+    """Make ``torch.distributed`` use the simulated backend in this process.
+
+    Idempotent; ``sink`` replaces the current one (default: a :class:`LocalSink`).
+    Also gives ``init_process_group`` a per-rank in-memory store when the script relies on
+    ``env://`` rendezvous, so no rank ever opens a TCP connection to another.
+    """
+    _state["sink"] = sink
+    if _state["installed"]:
+        return
+    if BACKEND_NAME.upper() not in dist.Backend._plugins:
+        dist.Backend.register_backend(BACKEND_NAME, _create, devices=["cpu", "cuda"])
+    orig = _state["orig"]
+    orig["map"] = dict(dist.Backend.default_device_backend_map)
+    for dev in ("cpu", "cuda"):
+        dist.Backend.default_device_backend_map[dev] = BACKEND_NAME
+    orig["helper"] = c10d._new_process_group_helper
+    orig["init"] = c10d.init_process_group
+
+    def helper(group_size, group_rank, global_ranks, backend, *args, **kwargs):
+        return orig["helper"](group_size, group_rank, global_ranks, dist.Backend(_route(backend)),
+                              *args, **kwargs)
+
+    def init_process_group(backend=None, init_method=None, timeout=None, world_size=-1, rank=-1,
+                           store=None, group_name="", pg_options=None, device_id=None, **kw):
+        import os
+
+        if store is None and init_method in (None, "env://"):
+            world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size == -1 else world_size
+            rank = int(os.environ.get("RANK", 0)) if rank == -1 else rank
+            store = dist.HashStore()
+        if timeout is None:
+            timeout = timedelta(minutes=10)
+        return orig["init"](backend=backend, init_method=None if store is not None else init_method,
+                            timeout=timeout, world_size=world_size, rank=rank, store=store,
+                            group_name=group_name, pg_options=pg_options, device_id=device_id, **kw)
+
+    c10d._new_process_group_helper = helper
+    c10d.init_process_group = init_process_group
+    dist.init_process_group = init_process_group
+    # DDP's cross-rank parameter-shape check reads gathered values back; fake cuda tensors have
+    # none, and every simulated rank runs the same script, so the check is skipped.
+    orig["verify"] = dist._verify_params_across_processes
+    dist._verify_params_across_processes = lambda *args, **kwargs: None
+    # DDP's logger times iterations with CUDA events through a C++ timer that the CPU build
+    # lacks (it asserts); its statistics are not needed, so sampling them is skipped.
+    orig["logger"] = dist.Logger
+    dist.Logger = _QuietDdpLogger
+    # object collectives read pickles back from device tensors: relay them instead
+    for name, fn in objects.PATCHED.items():
+        orig[f"obj.{name}"] = getattr(c10d, name)
+        setattr(c10d, name, fn)
+        setattr(dist, name, fn)
+    _state["installed"] = True
+
+
+def uninstall() -> None:
+    """Undo :func:`install` (tears down any live process group first)."""
+    if not _state["installed"]:
+        return
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    orig = _state["orig"]
+    dist.Backend.default_device_backend_map.clear()
+    dist.Backend.default_device_backend_map.update(orig["map"])
+    c10d._new_process_group_helper = orig["helper"]
+    dist._verify_params_across_processes = orig["verify"]
+    dist.Logger = orig["logger"]
+    for name in objects.PATCHED:
+        setattr(c10d, name, orig[f"obj.{name}"])
+        setattr(dist, name, orig[f"obj.{name}"])
+    c10d.init_process_group = orig["init"]
+    dist.init_process_group = orig["init"]
+    _state["installed"] = False
+    _state["sink"] = None

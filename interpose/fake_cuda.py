@@ -1,0 +1,138 @@
+"""Tensor- and library-level patches that make fake cuda tensors behave like real ones.
+
+Most of "cuda" works at the dispatcher (see :mod:`interpose.dispatch`) once the
+fake CUDA guard is registered; what remains are Python entry points that look
+at tensor *types* or need a driver:
+
+- ``torch.optim`` and ``clip_grad_norm_`` take the foreach/fused paths only for
+  ``type(t) in _foreach_supported_types``; FakeTensor is a subclass, so without
+  this they silently fall back to per-parameter loops (a different op stream);
+- ``pin_memory``/``is_pinned`` need a CUDA driver: pinning is recorded, not done;
+- ``tolist`` reads data directly: it syncs and returns zeros;
+- ``record_stream`` takes a C stream object: a no-op (the allocator model
+  ignores cross-stream lifetimes);
+- ``torch.save`` stores fake tensors as meta tensors; ``f"{t:.3f}"`` of a 0-dim
+  fake tensor formats the placeholder value; ``torch.Generator("cuda")`` works;
+- ``torch.compile`` returns the eager module/function (documented limitation:
+  compiled kernels are not simulated, their eager ops are).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor
+
+from interpose.patching import Patcher
+from interpose.runtime import current
+
+
+def _pin_memory(self: torch.Tensor, device: Any = None) -> torch.Tensor:
+    if isinstance(self, FakeTensor):
+        raise RuntimeError(f"cannot pin '{self.type()}' only dense CPU tensors can be pinned")
+    self._phantora_pinned = True  # type: ignore[attr-defined]
+    return self
+
+
+def _is_pinned(self: torch.Tensor, device: Any = None) -> bool:
+    return bool(getattr(self, "_phantora_pinned", False))
+
+
+def _make_tolist(orig):
+    def tolist(self: torch.Tensor):
+        if isinstance(self, FakeTensor):
+            rt = current()
+            rt.clock.enter()
+            try:
+                rt.sync_stream()
+            finally:
+                rt.clock.leave()
+            dtype = self.dtype if not self.dtype.is_complex else torch.complex64
+            return orig(torch.zeros(tuple(self.shape), dtype=dtype))
+        return orig(self)
+
+    return tolist
+
+
+def _record_stream(self: torch.Tensor, stream: Any) -> None:
+    return None
+
+
+def _fake_format(self: torch.Tensor, spec: str) -> str:
+    if self.dim() == 0:
+        return self.item().__format__(spec)  # placeholder value, counts as a sync
+    return object.__format__(self, spec)
+
+
+def _make_save(orig):
+    def save(obj, f, *args, **kwargs):
+        """``torch.save`` with fake tensors stored as meta tensors (shapes and dtypes, no data)."""
+        from torch.utils._pytree import tree_map_only
+
+        obj = tree_map_only(
+            FakeTensor, lambda t: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta"), obj
+        )
+        return orig(obj, f, *args, **kwargs)
+
+    return save
+
+
+class _GeneratorMeta(type(torch._C.Generator)):  # type: ignore[misc]
+    def __instancecheck__(cls, obj: object) -> bool:
+        return isinstance(obj, torch._C.Generator)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, torch._C.Generator)
+
+
+class _CudaGenerator(torch._C.Generator, metaclass=_GeneratorMeta):
+    """``torch.Generator(device="cuda")`` without a driver: a CPU generator that reports cuda."""
+
+    def __new__(cls, device: Any = "cpu"):
+        d = torch.device(device) if device is not None else torch.device("cpu")
+        if d.type != "cuda":
+            return torch._C.Generator(d)
+        g = super().__new__(cls, "cpu")
+        g._sim_device = torch.device("cuda", d.index or 0)
+        return g
+
+    @property
+    def device(self) -> torch.device:  # type: ignore[override]
+        return self._sim_device
+
+
+def _compile(model: Any = None, **kwargs: Any) -> Any:
+    """``torch.compile`` stand-in: eager execution (decorator and call forms)."""
+    if model is None:
+        return lambda m: m
+    return model
+
+
+def install_fake_cuda(p: Patcher) -> None:
+    T = torch.Tensor
+    p.set(T, "pin_memory", _pin_memory)
+    p.set(T, "is_pinned", _is_pinned)
+    p.set(T, "tolist", _make_tolist(torch._C.TensorBase.tolist))
+    p.set(T, "record_stream", _record_stream)
+    p.set(torch, "compile", _compile)
+    p.set(FakeTensor, "__format__", _fake_format)
+    p.set(torch, "save", _make_save(torch.save))
+    p.set(torch, "Generator", _CudaGenerator)
+    for types in _foreach_type_lists():
+        if FakeTensor not in types:
+            types.append(FakeTensor)
+
+
+def _foreach_type_lists() -> list[list[type]]:
+    import importlib
+
+    opt = importlib.import_module("torch.optim.optimizer")
+    fu = importlib.import_module("torch.utils._foreach_utils")
+    return [opt._foreach_supported_types, fu._foreach_supported_types]
+
+
+def restore_foreach() -> None:
+    for types in _foreach_type_lists():
+        while FakeTensor in types:
+            types.remove(FakeTensor)

@@ -1,0 +1,181 @@
+"""A lean result cache for fake-tensor ops whose result depends only on input metadata.
+
+FakeTensorMode's own dispatch cache spends most of a fake op's host time
+building its key. A training loop repeats the same few hundred (op, input
+metadata) combinations, so for functional aten ops with fresh outputs, plain
+views of their first argument, in-place ops that return their first argument,
+and mutating ops that return nothing (``_foreach_*_``, ``_fused_adamw_``) we key
+on (op, shapes, strides, dtypes, devices, scalar args) and build the result
+directly. The first call of every key goes through the full FakeTensorMode and
+is checked (fresh dense storage, or the expected aliasing) before it is cached,
+so anything unusual simply stays on the slow path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, in_kernel_invocation_manager
+
+_SCALARS = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
+_METADATA_MUTATORS = {"aten.resize_", "aten.resize_as_", "aten.set_", "aten.as_strided_", "aten.copy_"}
+_BANNED_TAGS = {torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output, torch.Tag.inplace_view}
+
+Spec = tuple[tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device], ...]
+
+
+def _functional(func: torch._ops.OpOverload) -> bool | str:
+    """How an op may use the cache: True (functional: fresh outputs), ``"view"`` (a view of
+    argument 0), ``"inplace"`` (mutates and returns argument 0), ``"mutate"`` (mutates its
+    arguments, returns nothing), or False (always the full FakeTensorMode)."""
+    if func.namespace != "aten":
+        return False
+    schema = func._schema
+    if str(func.overloadpacket) in _METADATA_MUTATORS:
+        return False
+    writes = [a.alias_info is not None and a.alias_info.is_write for a in schema.arguments]
+    if any(writes):
+        if _BANNED_TAGS & set(func.tags):
+            return False
+        if any(a.alias_info is not None and not a.alias_info.is_write for a in schema.arguments):
+            return False
+        if not schema.returns:
+            return "mutate"  # e.g. _foreach_add_.List, _fused_adamw_: returns None
+        if (
+            len(schema.returns) == 1
+            and writes[0]
+            and schema.returns[0].alias_info is not None
+            and str(schema.returns[0].type) == "Tensor"
+            and schema.arguments[0].kwarg_only is False
+        ):
+            return "inplace"  # e.g. add_.Tensor: returns its first argument
+        return False
+    if func.is_view:
+        if len(schema.returns) != 1 or str(schema.returns[0].type) != "Tensor" or not schema.arguments:
+            return False
+        a0 = schema.arguments[0].alias_info
+        if a0 is None or a0.is_write or any(a.alias_info is not None for a in schema.arguments[1:]):
+            return False
+        return "view" if not (_BANNED_TAGS & set(func.tags)) else False
+    if not schema.returns or any(a.alias_info is not None for a in schema.arguments):
+        return False
+    if any(r.alias_info is not None or str(r.type) != "Tensor" for r in schema.returns):
+        return False
+    return not (_BANNED_TAGS & set(func.tags))
+
+
+def _desc(a: Any) -> Any:
+    """Hashable description of one argument, or raise _Skip."""
+    if isinstance(a, FakeTensor):
+        if a.is_conj() or a.is_neg():
+            raise _Skip
+        return (a.shape, a.stride(), a.dtype, a.fake_device, a.storage_offset())
+    if isinstance(a, torch.Tensor):
+        raise _Skip  # real tensors may carry constants FakeTensorMode folds
+    if isinstance(a, _SCALARS):
+        return (type(a), a)
+    if type(a) in (list, tuple):
+        return (type(a), tuple(_desc(x) for x in a))
+    raise _Skip
+
+
+class _Skip(Exception):
+    pass
+
+
+class OutputCache:
+    """Maps (op, input metadata) to output metadata for functional ops."""
+
+    def __init__(self, mode: FakeTensorMode) -> None:
+        self.mode = mode
+        self._eligible: dict[Any, bool] = {}
+        self.entries: dict[tuple, Spec | None] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, func: Any, args: tuple, kwargs: dict) -> tuple | None:
+        ok = self._eligible.get(func)
+        if ok is None:
+            ok = self._eligible[func] = _functional(func)
+        if not ok:
+            return None
+        try:
+            k = (func, tuple(_desc(a) for a in args))
+            if kwargs:
+                k = (*k, tuple((n, _desc(v)) for n, v in kwargs.items()))
+        except _Skip:
+            return None
+        return k
+
+    def build(self, spec: Spec, args: tuple) -> FakeTensor | tuple[FakeTensor, ...] | None:
+        self.hits += 1
+        mode = self.mode
+        kind = spec[0]
+        if kind == "inplace":
+            return args[0]
+        if kind == "mutate":
+            return None
+        if spec[0] == "view":
+            _, shape, stride, offset, dtype, device = spec
+            with in_kernel_invocation_manager(mode):
+                m = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+                m.set_(args[0].untyped_storage(), offset, shape, stride)
+            return FakeTensor(mode, m, device)
+        outs = []
+        with in_kernel_invocation_manager(mode):
+            for shape, stride, dtype, _device in spec:
+                outs.append(torch.empty_strided(shape, stride, dtype=dtype, device="meta"))
+        fakes = tuple(FakeTensor(mode, m, d) for m, (_, _, _, d) in zip(outs, spec, strict=True))
+        return fakes[0] if len(fakes) == 1 else fakes
+
+    def learn(self, k: tuple, args: tuple, out: Any) -> None:
+        """Cache ``out``'s metadata under ``k`` if every output is a fresh dense tensor."""
+        self.misses += 1
+        kind = self._eligible.get(k[0])
+        if kind == "inplace":
+            self.entries[k] = ("inplace",) if out is args[0] else None
+            return
+        if kind == "mutate":
+            self.entries[k] = ("mutate",) if out is None or out == () else None
+            return
+        if kind == "view":
+            ok = (
+                isinstance(out, FakeTensor)
+                and not out.is_conj()
+                and not out.is_neg()
+                and out.untyped_storage()._cdata == args[0].untyped_storage()._cdata
+            )
+            self.entries[k] = (
+                (
+                    "view",
+                    tuple(out.shape),
+                    tuple(out.stride()),
+                    out.storage_offset(),
+                    out.dtype,
+                    out.fake_device,
+                )
+                if ok
+                else None
+            )
+            return
+        outs = out if isinstance(out, tuple) else (out,)
+        in_storages = {a.untyped_storage()._cdata for a in args if isinstance(a, FakeTensor)}
+        spec = []
+        for o in outs:
+            if not isinstance(o, FakeTensor) or o.storage_offset() != 0 or o.is_conj() or o.is_neg():
+                self.entries[k] = None
+                return
+            st = o.untyped_storage()
+            if st._cdata in in_storages or st.nbytes() != _dense_nbytes(o):
+                self.entries[k] = None
+                return
+            spec.append((tuple(o.shape), tuple(o.stride()), o.dtype, o.fake_device))
+        self.entries[k] = tuple(spec)
+
+
+def _dense_nbytes(t: torch.Tensor) -> int:
+    if t.numel() == 0:
+        return 0
+    extent = 1 + sum((s - 1) * st for s, st in zip(t.shape, t.stride(), strict=True))
+    return extent * t.element_size()

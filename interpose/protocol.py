@@ -1,0 +1,165 @@
+"""The rank ↔ coordinator wire protocol: small pickled dataclasses over one pipe per rank.
+
+Why a protocol at all: each simulated rank runs the user's script in its own
+process with its own clocks; only the coordinator (``phantora.coordinator``)
+knows every rank's collectives, so only it can say when a collective ends under
+contention. The protocol carries exactly what that needs and nothing more.
+
+Time is simulated microseconds (float), the unit of :class:`interpose.config.OpRecord`.
+
+Rank → coordinator
+    :class:`Hello`      first message: who I am.
+    :class:`Issue`      a collective (or one side of a send/recv) was enqueued on a stream.
+                        Non-blocking: the rank carries on; ``ready_us`` is when the stream
+                        reaches it if known, ``after`` names earlier unresolved items of this
+                        rank that gate it (stream order), plus ``gap_us`` of work queued in between.
+    :class:`Progress`   my host clock reached ``clock_us``: I will issue nothing that starts earlier
+                        (the null message of Chandy–Misra–Bryant). Sent when asked via :class:`Horizon`.
+    :class:`Block`      I am at a sync point that needs items ``handles`` (``query_us`` set: only ask
+                        whether they end by that time, i.e. ``Work.is_completed``). My clock is ``clock_us``.
+    :class:`Finished`   my script ended (``error`` holds the traceback if it raised); ``result`` is
+                        the rank's picklable result.
+
+Coordinator → rank
+    :class:`Resolved`   item ``handle`` of yours runs ``start_us``..``end_us`` (final, never revised);
+                        object collectives also get every member's pickled payload (the only data
+                        that ever crosses between ranks: ``all_gather_object`` and friends).
+    :class:`Horizon`    report :class:`Progress` once your host clock reaches ``report_at_us``.
+    :class:`Unblock`    the answer to :class:`Block` (all needed items were resolved before it, or
+                        for a query, ``completed`` says whether they end by ``query_us``).
+    :class:`Abort`      the run is over (another rank failed, mismatch, deadlock); exit now.
+
+Synchronisation is conservative (lower-bound, CMB-style): the coordinator finalises network
+events at time *t* only once every rank that could still issue traffic starting before *t*
+has said it will not (its reported clock ≥ *t*, it is blocked, or it finished). Messages
+are applied in (time, rank) order, so results do not depend on OS scheduling.
+"""
+
+from __future__ import annotations
+
+import select
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveCall:
+    """What a rank asked for, identical on every member rank except ``call_site`` and ``nbytes`` of p2p."""
+
+    key: str
+    """Matching key: ``<group name>#<seq>`` for collectives, ``p2p:<src>-<dst>#<seq>`` for send/recv."""
+    kind: str
+    """``all_reduce``, ``all_gather``, ``reduce_scatter``, ``broadcast``, ``reduce``, ``all_to_all``,
+    ``barrier``, ``gather``, ``scatter``, ``send``, ``recv``."""
+    group: str
+    """c10d group name (``p2p`` for send/recv pairs)."""
+    ranks: tuple[int, ...]
+    """Global ranks of the members, in group-rank order."""
+    nbytes: int
+    """Bytes of the per-rank buffer in NCCL's convention (input of all_reduce, output of all_gather,
+    input of reduce_scatter, the message of send/recv)."""
+    dtype: str
+    reduce_op: str = ""
+    root: int = -1
+    """Global rank of the root (broadcast/reduce/gather/scatter), else -1."""
+    call_site: str = ""
+    """``file:line`` of the user's frame that issued it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    rank: int
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    rank: int
+    handle: int
+    """Rank-local id of this item, increasing from 0."""
+    call: CollectiveCall
+    host_us: float
+    """Host clock when the call was made (a lower bound on the rank's future traffic)."""
+    ready_us: float
+    """When the stream reaches the item, ignoring ``after``."""
+    after: tuple[int, ...] = ()
+    """Handles of this rank's unresolved items that precede it on its stream."""
+    gap_us: float = 0.0
+    """GPU work queued between the last of ``after`` and this item."""
+    stream: int = 0
+    payload: bytes | None = None
+    """Pickled Python object of an object collective (``all_gather_object`` ...), relayed to the members."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    rank: int
+    clock_us: float
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    rank: int
+    clock_us: float
+    handles: tuple[int, ...]
+    query_us: float | None = None
+    """Set for ``is_completed``-style queries: answer whether the handles end by this time."""
+    what: str = ""
+    """Human-readable description of the sync point (for deadlock reports)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    rank: int
+    clock_us: float
+    error: str | None = None
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    handle: int
+    start_us: float
+    end_us: float
+    transport: str = ""
+    payloads: tuple[bytes | None, ...] | None = None
+    """For object collectives: every member's payload, in group-rank order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    report_at_us: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unblock:
+    completed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    reason: str
+
+
+RankMessage = Hello | Issue | Progress | Block | Finished
+CoordinatorMessage = Resolved | Horizon | Unblock | Abort
+
+
+@dataclass
+class Channel:
+    """One end of a rank's pipe; pickles protocol messages (a few hundred bytes each)."""
+
+    conn: Connection
+    sent: int = field(default=0)
+
+    def send(self, msg: Any) -> None:
+        self.conn.send(msg)
+        self.sent += 1
+
+    def recv(self) -> Any:
+        return self.conn.recv()
+
+    def poll(self, timeout_s: float = 0.0) -> bool:
+        # not Connection.poll: it loops on time.monotonic(), which the shim replaces with simulated time
+        return bool(select.select([self.conn.fileno()], [], [], timeout_s)[0])

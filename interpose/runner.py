@@ -1,0 +1,183 @@
+"""Install/uninstall the shim and run a script as ``__main__`` under it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import runpy
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from interpose import runtime as _runtime
+from interpose.clock import TimePatch
+from interpose.config import RankConfig, RankResult
+from interpose.cuda_api import install_cuda_api
+from interpose.cuda_guard import ensure_cuda_guard, release_cuda_hooks
+from interpose.dispatch import SimDispatchMode, SimFakeMode
+from interpose.fake_cuda import install_fake_cuda, restore_foreach
+from interpose.patching import Patcher
+from interpose.runtime import RankRuntime
+from interpose.sdpa import make_sdpa
+
+_INTERPOSE_DIR = str(Path(__file__).resolve().parent)
+
+
+class _Installed:
+    def __init__(
+        self,
+        rt: RankRuntime,
+        mode: SimDispatchMode,
+        patcher: Patcher,
+        tp: TimePatch,
+        hook,
+        lift_cpu_only: bool,
+        autograd_threads: bool,
+    ) -> None:
+        self.rt, self.mode, self.patcher, self.time_patch, self.hook = rt, mode, patcher, tp, hook
+        self.lift_cpu_only = lift_cpu_only
+        self.autograd_threads = autograd_threads
+
+
+_state: _Installed | None = None
+
+
+def install(cfg: RankConfig) -> RankRuntime:
+    """Start simulating: patch torch/time, push the dispatch mode; returns the rank's runtime."""
+    global _state
+    if _state is not None:
+        raise RuntimeError("interpose is already installed in this process")
+    ensure_cuda_guard()
+    rt = RankRuntime(cfg)
+    _runtime.set_current(rt)
+    patcher = Patcher()
+    fake = SimFakeMode(allow_non_fake_inputs=True)
+    mode = SimDispatchMode(rt, fake, cfg.compute_model)
+    install_cuda_api(patcher, rt)
+    install_fake_cuda(patcher)
+    patcher.set(
+        torch.nn.functional,
+        "scaled_dot_product_attention",
+        make_sdpa(torch.nn.functional.scaled_dot_product_attention),
+    )
+    # torch.tensor(data, device="cuda") builds on the CPU, then moves it through the dispatcher
+    lift_cpu_only = torch._C._only_lift_cpu_tensors()
+    torch._C._set_only_lift_cpu_tensors(True)
+    # run backward on the calling thread: the fake CUDA guard would otherwise give
+    # "cuda" its own autograd worker thread (GIL hand-offs, nondeterministic order)
+    autograd_threads = torch._C._is_multithreading_enabled()
+    torch._C._set_multithreading_enabled(False)
+    hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: rt.mark_step())
+    _patch_backward(patcher, rt)
+    if cfg.host_time == "measured":
+        rt.clock.per_call_us = mode.calibrate()
+    tp = TimePatch(rt.clock)
+    tp.install()
+    mode.__enter__()
+    rt.clock.leave_mark()
+    _state = _Installed(rt, mode, patcher, tp, hook, lift_cpu_only, autograd_threads)
+    return rt
+
+
+def _patch_backward(p: Patcher, rt: RankRuntime) -> None:
+    """Count the autograd engine's own host time as shim time.
+
+    On fake tensors the C++ engine spends ~1 ms per backward call outside any
+    op (measured on this 2-core machine); on a GPU its per-node cost is a few us
+    and is covered by the per-op launch overhead, so ``measured`` host time
+    should not charge it to the script. Python hooks run during backward are
+    excluded with it.
+    """
+    import torch.autograd as autograd
+
+    orig = autograd._engine_run_backward
+    clock = rt.clock
+
+    def _engine_run_backward(*args, **kwargs):
+        clock.enter()
+        try:
+            return orig(*args, **kwargs)
+        finally:
+            clock.leave()
+
+    p.set(autograd, "_engine_run_backward", _engine_run_backward)
+
+
+def uninstall() -> None:
+    """Undo :func:`install` (idempotent)."""
+    global _state
+    st = _state
+    if st is None:
+        return
+    _state = None
+    st.mode.__exit__(None, None, None)
+    st.time_patch.uninstall()
+    st.hook.remove()
+    restore_foreach()
+    torch._C._set_only_lift_cpu_tensors(st.lift_cpu_only)
+    torch._C._set_multithreading_enabled(st.autograd_threads)
+    release_cuda_hooks()
+    st.patcher.restore()
+    _runtime.set_current(None)
+
+
+@contextlib.contextmanager
+def interposed(cfg: RankConfig) -> Iterator[RankRuntime]:
+    """``with interposed(cfg) as rt:`` runs the body on the simulated GPU."""
+    rt = install(cfg)
+    try:
+        yield rt
+    finally:
+        uninstall()
+
+
+def _user_traceback(exc: BaseException, script: str) -> str:
+    """The traceback from the script's first frame on (runner/runpy frames dropped)."""
+    te = traceback.TracebackException.from_exception(exc)
+    frames = list(te.stack)
+    script = os.path.abspath(script)
+    start = next((i for i, f in enumerate(frames) if os.path.abspath(f.filename) == script), None)
+    if start is not None:
+        te.stack = traceback.StackSummary.from_list(frames[start:])
+    return "".join(te.format())
+
+
+def run_script(script_path: str, argv: list[str], cfg: RankConfig) -> RankResult:
+    """Run ``script_path`` as ``__main__`` with ``argv`` in this process on a simulated GPU.
+
+    Exceptions from the script are caught and returned in ``RankResult.error``
+    (``exit_code`` 1); ``SystemExit`` codes are honoured.
+    """
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    script = os.path.abspath(script_path)
+    sys.argv = [script_path, *argv]
+    sys.path.insert(0, os.path.dirname(script))
+    exit_code, error, oom = 0, None, False
+    rt = install(cfg)
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        code = e.code
+        if code is None:
+            exit_code = 0
+        elif isinstance(code, int):
+            exit_code = code
+        else:
+            print(code, file=sys.stderr)
+            exit_code = 1
+    except torch.cuda.OutOfMemoryError as e:
+        exit_code, error, oom = 1, _user_traceback(e, script), True
+    except BaseException as e:
+        exit_code, error = 1, _user_traceback(e, script)
+    finally:
+        rt.clock.enter()  # bank the script's last stretch of CPU time
+        rt.clock.leave()
+        result = rt.result()
+        uninstall()
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    result.exit_code, result.error, result.oom = exit_code, error, oom
+    return result

@@ -1,0 +1,197 @@
+"""RankRuntime: all simulated state of one rank (clock, streams, events, memory, op log).
+
+Everything the shim patches talks to the single active runtime
+(:func:`current`). The multi-rank coordinator (issue 4) plugs in at two points:
+
+- :meth:`RankRuntime.enqueue_external` queues work whose end time is unknown
+  when issued (a collective) and returns a :class:`~interpose.streams.WorkHandle`;
+- :attr:`RankRuntime.resolver` is called with such a handle when its end time
+  is first needed (a later op on that stream, a sync) and must return ``end_us``.
+  It may block (e.g. waiting for the coordinator). The default resolver ends
+  external work at ``issue_us + info["dur_us"]`` (0 if absent).
+
+Every host-device synchronisation goes through :meth:`RankRuntime.wait_for`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable
+
+from interpose.allocator import Block, CachingAllocator
+from interpose.clock import VirtualClock
+from interpose.config import OpRecord, RankConfig, RankResult
+from interpose.streams import EventMark, StreamTimeline, WorkHandle
+
+Resolver = Callable[[WorkHandle], float]
+
+
+def default_resolver(handle: WorkHandle) -> float:
+    return handle.issue_us + float(handle.info.get("dur_us", 0.0))
+
+
+class RankRuntime:
+    """Per-rank simulation state; one instance per process while the shim is installed."""
+
+    def __init__(self, cfg: RankConfig) -> None:
+        self.cfg = cfg
+        self.rank = cfg.rank
+        self.clock = VirtualClock(cfg.host_time == "measured", cfg.start_time_us)
+        self.allocator = CachingAllocator(cfg.limit_bytes())
+        self.resolver: Resolver = default_resolver
+        self.device = cfg.local_rank if cfg.local_rank < max(cfg.local_world_size, 1) else 0
+        self._stream_ids = itertools.count(1)
+        self.streams: dict[int, StreamTimeline] = {}
+        self.default_stream = self.new_stream()  # id 0 on each device: the legacy default stream
+        self.current_stream = self.default_stream
+        self._op_rows: list[tuple] = []
+        self.iterations: list[tuple[float, float]] = []
+        self._iter_start_us = cfg.start_time_us
+        self.syncs = 0
+        self.gpu_busy_us = 0.0
+        self._live: dict[int, Block] = {}
+        self.oom = False
+
+    # -- streams ----------------------------------------------------------------
+    def new_stream(self, priority: int = 0, device: int | None = None) -> StreamTimeline:
+        sid = 0 if not self.streams else next(self._stream_ids)
+        s = StreamTimeline(sid, self.device if device is None else device, priority)
+        self.streams[sid] = s
+        return s
+
+    def stream_ready_us(self, s: StreamTimeline) -> float:
+        """When everything queued on ``s`` so far is done (resolving external work)."""
+        if s.pending:
+            for h in s.pending:
+                if h.end_us is None:
+                    h.end_us = max(self.resolver(h), h.issue_us)
+                if h.end_us > s.ready_us:
+                    s.ready_us = h.end_us
+            s.pending.clear()
+        return s.ready_us
+
+    def launch(
+        self,
+        name: str,
+        shapes: str,
+        dtype: str,
+        dur_us: float,
+        launch_us: float,
+        source: str,
+        stream: StreamTimeline | None = None,
+    ) -> float:
+        """Issue a GPU op: the host pays ``launch_us``; the op runs after the stream's previous work."""
+        s = stream or self.current_stream
+        clock = self.clock
+        clock.host_us += launch_us
+        ready = self.stream_ready_us(s) if s.pending else s.ready_us
+        start = clock.host_us if clock.host_us > ready else ready
+        end = start + dur_us
+        s.ready_us = end
+        s.busy_us += dur_us
+        self.gpu_busy_us += dur_us
+        self._op_rows.append((s.id, name, shapes, dtype, start, dur_us, source))
+        return end
+
+    def enqueue_external(self, stream: StreamTimeline | None, key: object, **info: object) -> WorkHandle:
+        """Queue work with an unknown end time (a collective) on ``stream``; see module docstring."""
+        s = stream or self.current_stream
+        ready = self.stream_ready_us(s)
+        issue = max(self.clock.host_us, ready)
+        h = WorkHandle(s.id, key, issue, None, dict(info))
+        s.pending.append(h)
+        return h
+
+    def record_external(self, h: WorkHandle, name: str, shapes: str = "", dtype: str = "") -> None:
+        """Put resolved external work into the op log (source ``external``)."""
+        if h.end_us is None:
+            h.end_us = max(self.resolver(h), h.issue_us)
+        self._op_rows.append(
+            (h.stream_id, name, shapes, dtype, h.issue_us, h.end_us - h.issue_us, "external")
+        )
+
+    # -- synchronisation ----------------------------------------------------------
+    def wait_for(self, t_us: float) -> None:
+        """The single host-device sync point: block the host clock until ``t_us``."""
+        self.syncs += 1
+        self.clock.wait_until(t_us)
+
+    def sync_stream(self, s: StreamTimeline | None = None) -> None:
+        self.wait_for(self.stream_ready_us(s or self.current_stream))
+
+    def sync_device(self) -> None:
+        self.wait_for(max((self.stream_ready_us(s) for s in self.streams.values()), default=0.0))
+
+    def device_tail_us(self) -> float:
+        return max((self.stream_ready_us(s) for s in self.streams.values()), default=0.0)
+
+    def record_event(self, s: StreamTimeline | None = None) -> EventMark:
+        s = s or self.current_stream
+        waits = s.pending[-1] if s.pending else None
+        return EventMark(s.id, max(s.ready_us, self.clock.host_us) if waits is None else s.ready_us, waits)
+
+    def event_time_us(self, mark: EventMark) -> float:
+        if mark.waits_on is not None:
+            self.stream_ready_us(self.streams[mark.stream_id])
+            mark.time_us = max(mark.time_us, mark.waits_on.end_us or 0.0)
+            mark.waits_on = None
+        return mark.time_us
+
+    def stream_wait_event(self, s: StreamTimeline, mark: EventMark) -> None:
+        t = self.event_time_us(mark)
+        self.stream_ready_us(s)
+        if t > s.ready_us:
+            s.ready_us = t
+
+    # -- memory -------------------------------------------------------------------
+    def track_storage(self, storage: object, nbytes: int) -> None:
+        """Allocate a block for a new fake-cuda storage; free it when the storage dies."""
+        key = storage._cdata  # type: ignore[attr-defined]
+        if key in self._live:
+            return
+        self._live[key] = self.allocator.malloc(nbytes)
+        weakref.finalize(storage, self._free, key)
+
+    def _free(self, key: int) -> None:
+        b = self._live.pop(key, None)
+        if b is not None:
+            self.allocator.free(b)
+
+    # -- iterations ---------------------------------------------------------------
+    def mark_step(self) -> None:
+        """Optimizer step issued: the iteration ends when its GPU work (or the host) finishes."""
+        end = max(self.clock.host_us, self.device_tail_us())
+        self.iterations.append((self._iter_start_us, end))
+        self._iter_start_us = end
+
+    # -- result -------------------------------------------------------------------
+    def result(self) -> RankResult:
+        r = self.rank
+        ops = [OpRecord(r, *row) for row in self._op_rows]
+        st = self.allocator.stats()
+        return RankResult(
+            rank=r,
+            ops=ops,
+            iterations=list(self.iterations),
+            peak_allocated_bytes=st.peak_allocated_bytes,
+            peak_reserved_bytes=st.peak_reserved_bytes,
+            gpu_busy_us=self.gpu_busy_us,
+            end_time_us=max(self.clock.host_us, self.device_tail_us()),
+            oom=self.oom,
+            syncs=self.syncs,
+        )
+
+
+_current: RankRuntime | None = None
+
+
+def current() -> RankRuntime:
+    if _current is None:
+        raise RuntimeError("interpose is not installed (no active RankRuntime)")
+    return _current
+
+
+def set_current(rt: RankRuntime | None) -> None:
+    global _current
+    _current = rt

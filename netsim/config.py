@@ -1,0 +1,157 @@
+"""The ``network:`` block of a scenario, validated with pydantic (``extra="forbid"``).
+
+Units live in the field names. GB/s fields are 10^9 **bytes** per second (NVLink,
+PCIe: the way vendors quote them); Gb/s fields (``*_gbit``) are 10^9 **bits** per
+second (NICs, switch links: the way network gear is quoted). Defaults describe an
+H100/H200 cluster: NVLink 450 GB/s per direction per GPU, one 400 Gb/s NIC per GPU,
+a 1:1 leaf-spine fabric.
+
+:func:`load_cluster` reads a scenario YAML without importing torch or the rest of
+phantora, so ``phantora netbench`` stays light.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TransportConfig(_Strict):
+    """Which transport spreads a connection's bytes over the fabric's paths (``netsim.transports``)."""
+
+    name: str = "single_path"
+    """``single_path`` (NCCL over RoCE/IB: ECMP per queue pair), ``uccl_multipath``, ``ideal``, ``ethereal``."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword options of the transport's constructor (e.g. ``paths: 256`` for ``uccl_multipath``)."""
+
+
+class IntraHostConfig(_Strict):
+    """GPU-to-GPU links inside one host (NVLink through NVSwitch)."""
+
+    nvlink_gbps_per_direction: float = Field(450.0, gt=0)
+    """NVLink bandwidth per GPU per direction, GB/s (bytes). H100/H200 SXM: 450."""
+    nvlink_latency_ns: int = Field(700, ge=0)
+    """One NVLink hop (GPU -> NVSwitch -> GPU)."""
+    pcie_gbps: float = Field(64.0, gt=0)
+    """PCIe Gen5 x16 per direction, GB/s (bytes); GPU <-> NIC when the NIC is not reached over NVLink."""
+
+
+class NicConfig(_Strict):
+    """Host network interfaces."""
+
+    gbit: float = Field(400.0, gt=0)
+    """NIC line rate, Gb/s (bits) per direction. 400 Gb/s = 50 GB/s."""
+    per_gpu: bool = True
+    """One NIC per GPU (HGX); ``False``: ``nics_per_host`` NICs shared by the host's GPUs."""
+    nics_per_host: int = Field(1, ge=1)
+    """Used only when ``per_gpu`` is false."""
+    latency_ns: int = Field(1000, ge=0)
+    """NIC + PCIe traversal, each end."""
+
+
+class FabricConfig(_Strict):
+    """Switches between hosts."""
+
+    kind: Literal["leaf_spine"] = "leaf_spine"
+    """Topology family (``netsim.topologies``)."""
+    hosts_per_leaf: int = Field(4, ge=1)
+    """Hosts under one leaf (ToR) switch; with ``rail_optimized``, hosts per rail group."""
+    spines: int = Field(8, ge=1)
+    link_gbit: float = Field(400.0, gt=0)
+    """Each leaf<->spine link, Gb/s (bits) per direction."""
+    hop_latency_ns: int = Field(600, ge=0)
+    """Per switch hop (switching + propagation)."""
+    oversubscription: float = Field(1.0, ge=1.0)
+    """Leaf downlink capacity / uplink capacity (1 = non-blocking)."""
+    rail_optimized: bool = False
+    """NIC i of every host in a group goes to leaf (group, i): same-rail traffic never reaches a spine."""
+
+
+class CollectivesConfig(_Strict):
+    """How collectives are decomposed into flows, NCCL-style (``netsim.collectives``)."""
+
+    algorithm: Literal["ring", "tree", "auto"] = "ring"
+    """All-reduce algorithm; ``auto`` picks the faster of ring and tree per size, like NCCL's tuner."""
+    channels: int = Field(16, ge=1)
+    """Rings (NCCL channels) a collective is split over; each ring's inter-host hop is one connection."""
+    p2p_channels_per_peer: int = Field(2, ge=1)
+    """Connections per peer pair for send/recv and all-to-all."""
+    protocol: Literal["LL", "LL128", "Simple", "auto"] = "auto"
+    """NCCL protocol (latency vs bandwidth efficiency); ``auto`` picks the fastest per size."""
+    launch_latency_us: float = Field(20.0, ge=0)
+    """Fixed cost of one collective call (kernel launch, proxy handshake), added once."""
+    nvlink_efficiency: dict[str, float] = Field(default_factory=lambda: {
+        "all_reduce": 0.71, "all_gather": 0.52, "reduce_scatter": 0.56, "all_to_all": 0.66,
+    })
+    """Fraction of NVLink bandwidth NCCL's kernels reach per collective kind (measured on 2x H200,
+    docs/validation.md); kinds not listed use ``default_nvlink_efficiency``."""
+    default_nvlink_efficiency: float = Field(0.66, gt=0, le=1)
+
+
+class NetworkConfig(_Strict):
+    """Everything netsim needs besides the host and GPU counts."""
+
+    backend: Literal["flow", "ns3"] = "flow"
+    """``flow``: netsim's flow-level engine; ``ns3``: packet-level ns-3 (netsim.ns3)."""
+    transport: TransportConfig = Field(default_factory=TransportConfig)
+    intra_host: IntraHostConfig = Field(default_factory=IntraHostConfig)
+    nic: NicConfig = Field(default_factory=NicConfig)
+    fabric: FabricConfig = Field(default_factory=FabricConfig)
+    collectives: CollectivesConfig = Field(default_factory=CollectivesConfig)
+    seed: int = 0
+    """Seeds the ECMP hash: same seed, same paths, same result."""
+
+
+class ClusterConfig(_Strict):
+    """The network-relevant part of a scenario."""
+
+    name: str = ""
+    hosts: int = Field(1, ge=1)
+    gpus_per_host: int = Field(1, ge=1)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+
+    @property
+    def world_size(self) -> int:
+        return self.hosts * self.gpus_per_host
+
+
+class ConfigError(Exception):
+    """A scenario that cannot be used; ``str()`` is the one line to show the user."""
+
+
+def _one_line(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+    return f"{source}: {loc}: {msg}"
+
+
+def cluster_from_dict(data: dict[str, Any], source: str = "<scenario>") -> ClusterConfig:
+    """Validate the ``name``/``hosts``/``gpus_per_host``/``network`` keys; other keys are ignored."""
+    keys = ("name", "hosts", "gpus_per_host", "network")
+    picked = {k: data[k] for k in keys if k in data and data[k] is not None}
+    try:
+        return ClusterConfig.model_validate(picked)
+    except ValidationError as e:
+        raise ConfigError(_one_line(source, e)) from None
+
+
+def load_cluster(path: str | Path) -> ClusterConfig:
+    """Read a scenario YAML's network-relevant keys (torch-free; ``extends:`` is not followed)."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: YAML syntax error: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields at the top level")
+    return cluster_from_dict(data, str(path))

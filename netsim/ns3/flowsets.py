@@ -1,0 +1,109 @@
+"""Collectives as sets of :class:`PacketFlow` on a one-NIC-per-host leaf-spine.
+
+The cross-validation needs one flow set that both backends simulate. When the flow-level
+engine's own decomposition is importable (``netsim.collectives``), :mod:`netsim.ns3.backend`
+converts *its* flows; this module is the stand-alone decomposition used by the ns-3 tests
+and as the fallback, following NCCL's Simple protocol at host granularity:
+
+* ring all-reduce: ``2(n-1)`` steps; at each step every rank sends ``S/n`` to its ring
+  successor, after the chunk it received at the previous step has arrived;
+* ring all-gather: ``n-1`` such steps (``S`` = total output bytes, nccl-tests' size);
+* all-to-all: every rank sends ``S/n`` to every other rank at once.
+
+Each step flow is split over ``channels`` queue pairs. Single-path pins each queue pair to
+the spine chosen by :func:`ecmp_spine` (a seeded 5-tuple-like hash, so the same pairs
+collide on every run); multipath sprays each queue pair over every spine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from netsim.ns3.spec import FabricSpec, PacketFlow
+
+
+def ecmp_spine(src: int, dst: int, channel: int, n_spines: int, seed: int = 0) -> int:
+    """Deterministic per-flow ECMP choice: hash of (seed, src, dst, channel) modulo spines."""
+    digest = hashlib.blake2b(f"{seed}:{src}:{dst}:{channel}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % n_spines
+
+
+def _paths(fabric: FabricSpec, src: int, dst: int, channel: int, multipath: bool, seed: int) -> tuple[int, ...]:
+    if multipath:
+        return tuple(range(fabric.n_spines))
+    return (ecmp_spine(src, dst, channel, fabric.n_spines, seed),)
+
+
+def _split(nbytes: int, parts: int) -> list[int]:
+    base, extra = divmod(nbytes, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def _ring(
+    fabric: FabricSpec, size_bytes: int, steps: int, channels: int, multipath: bool, seed: int
+) -> list[PacketFlow]:
+    n = fabric.n_hosts
+    flows: list[PacketFlow] = []
+    if n < 2:
+        return flows
+    chunk = size_bytes // n
+    # ids: step-major, then rank, then channel
+    def fid(step: int, rank: int, ch: int) -> int:
+        return (step * n + rank) * channels + ch
+
+    for step in range(steps):
+        for rank in range(n):
+            nxt = (rank + 1) % n
+            for ch, part in enumerate(_split(chunk, channels)):
+                deps = (fid(step - 1, (rank - 1) % n, ch),) if step else ()
+                flows.append(
+                    PacketFlow(
+                        flow_id=fid(step, rank, ch), src_host=rank, dst_host=nxt, size_bytes=part,
+                        spines=_paths(fabric, rank, nxt, ch, multipath, seed), deps=deps, qp=ch,
+                    )  # fmt: skip
+                )
+    return flows
+
+
+def ring_all_reduce(
+    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0
+) -> list[PacketFlow]:
+    return _ring(fabric, size_bytes, 2 * (fabric.n_hosts - 1), channels, multipath, seed)
+
+
+def ring_all_gather(
+    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0
+) -> list[PacketFlow]:
+    return _ring(fabric, size_bytes, fabric.n_hosts - 1, channels, multipath, seed)
+
+
+def all_to_all(
+    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0
+) -> list[PacketFlow]:
+    n = fabric.n_hosts
+    flows: list[PacketFlow] = []
+    for src in range(n):
+        for dst in range(n):
+            if src == dst:
+                continue
+            for ch, part in enumerate(_split(size_bytes // n, channels)):
+                flows.append(
+                    PacketFlow(
+                        flow_id=len(flows), src_host=src, dst_host=dst, size_bytes=part,
+                        spines=_paths(fabric, src, dst, ch, multipath, seed), qp=ch,
+                    )  # fmt: skip
+                )
+    return flows
+
+
+COLLECTIVE_FLOWSETS: dict[str, Callable[..., list[PacketFlow]]] = {
+    "all_reduce": ring_all_reduce,
+    "all_gather": ring_all_gather,
+    "all_to_all": all_to_all,
+}
+
+
+def busbw_factor(op: str, n: int) -> float:
+    """nccl-tests' bus-bandwidth factor for ``op`` on ``n`` ranks."""
+    return 2 * (n - 1) / n if op == "all_reduce" else (n - 1) / n

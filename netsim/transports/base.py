@@ -1,0 +1,77 @@
+"""The transport interface.
+
+A transport turns (route, connection identity) into link usage: an array of link ids
+and, for each, the fraction of the connection's bytes that crosses it. A connection
+whose bytes all take one path has weight 1 on that path's links; one sprayed evenly over
+P paths has weight 1/P on each. The max-min engine then shares link capacity among
+connections by those weights.
+
+Hooks for subclasses: :meth:`path_weights` (which paths, what share) and the constructor's
+overhead parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from netsim.registry import Registry
+from netsim.topologies.base import Route
+
+_MASK = (1 << 64) - 1
+
+
+def mix64(*values: int) -> int:
+    """Deterministic 64-bit hash (splitmix64 chain), standing in for a switch's 5-tuple hash."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (v & _MASK)) & _MASK
+        h = (h + 0x9E3779B97F4A7C15) & _MASK
+        z = h
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        h = z ^ (z >> 31)
+    return h
+
+
+class Transport:
+    """Base transport. ``message_latency_ns`` is added per collective step (per message);
+    ``chunk_bytes``/``chunk_header_bytes`` inflate the bytes on the wire by the per-chunk header."""
+
+    name = "base"
+
+    def __init__(self, *, seed: int = 0, message_latency_ns: int = 0, chunk_bytes: int = 65536,
+                 chunk_header_bytes: int = 0) -> None:
+        if chunk_bytes <= 0 or chunk_header_bytes < 0 or message_latency_ns < 0:
+            raise ValueError("chunk_bytes must be > 0, chunk_header_bytes and message_latency_ns >= 0")
+        self.seed = seed
+        self.message_latency_ns = int(message_latency_ns)
+        self.wire_factor = 1.0 + chunk_header_bytes / chunk_bytes
+
+    def path_weights(self, route: Route, conn: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``(path indices, weights summing to 1)`` for connection ``conn`` on ``route``."""
+        raise NotImplementedError
+
+    def spread(self, route: Route, conn: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``(link ids, weights)`` of one connection: fixed links at 1, ECMP links by path share."""
+        links = [route.fixed]
+        weights = [np.ones(len(route.fixed))]
+        if len(route.choices):
+            idx, w = self.path_weights(route, conn)
+            sel = route.choices[idx]  # (k, hops)
+            links.append(sel.reshape(-1))
+            weights.append(np.repeat(w, sel.shape[1]))
+        return np.concatenate(links).astype(np.int64), np.concatenate(weights)
+
+
+TRANSPORTS: Registry[type[Transport]] = Registry("transport")
+
+
+def build_transport(name: str, *, seed: int = 0, options: dict[str, Any] | None = None) -> Transport:
+    """A transport by registry name; bad options raise ``ValueError`` naming the transport."""
+    cls = TRANSPORTS.get(name)
+    try:
+        return cls(seed=seed, **(options or {}))
+    except TypeError as e:
+        raise ValueError(f"transport {name!r}: {e}") from None

@@ -1,0 +1,111 @@
+"""``phantora run [OPTIONS] SCRIPT [SCRIPT_ARGS...]``: simulate an unmodified training script.
+
+torchrun conventions: phantora's options come before SCRIPT; everything after SCRIPT
+(``--steps 5`` included) goes to the script. One rank runs in a forked child process
+(:mod:`phantora.rank_process`); more ranks (scenario ``hosts × gpus_per_host > 1`` or
+``--nnodes/--nproc-per-node``) go to the multi-rank launcher (:mod:`phantora.multirank`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from phantora.scenario import ScenarioError, load_scenario
+
+
+def default_out_dir(script: str, scenario_name: str, now: datetime | None = None) -> Path:
+    """``runs/<script-stem>-<scenario>-<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3``... if taken."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{Path(script).stem}-{scenario_name}-{stamp}"
+    out, n = base, 2
+    while out.exists():
+        out, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return out
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    click.echo(f"phantora: {msg}", err=True)
+    sys.exit(code)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--scenario", "scenario_path", type=click.Path(dir_okay=False), default=None,
+              help="Scenario YAML (or a name in scenarios/). Default: scenarios/h100x1.yaml.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Results directory. Default: runs/<script>-<scenario>-<timestamp>.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary rows as JSON lines (the script's stdout then goes to stderr).")
+@click.option("--host-time", type=click.Choice(["measured", "zero"]), default="zero", show_default=True,
+              help="zero: only per-op launch overheads advance the host clock (deterministic; GPU-bound "
+                   "estimate). measured: this machine's CPU time in the script counts too.")
+@click.option("--nnodes", type=click.IntRange(min=1), default=None, help="Hosts (overrides the scenario).")
+@click.option("--nproc-per-node", type=click.IntRange(min=1), default=None,
+              help="Ranks per host (overrides the scenario).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Kill the simulation after this many wall seconds.")
+@click.argument("script", type=click.Path(exists=True, dir_okay=False))
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time: str, nnodes: int | None,
+        nproc_per_node: int | None, timeout_s: float | None, script: str, script_args: tuple[str, ...]) -> None:
+    """Run SCRIPT on simulated GPUs and print simulated ms/iteration and peak memory.
+
+    Writes summary.json, ops.parquet and trace.json (Perfetto) into the results directory.
+    """
+    try:
+        scenario = load_scenario(scenario_path)
+    except ScenarioError as e:
+        _fail(str(e))
+    argv = list(script_args)
+    world = (nnodes or scenario.hosts) * (nproc_per_node or scenario.gpus_per_host)
+    out = Path(out_dir) if out_dir else default_out_dir(script, scenario.name)
+    if world > 1:
+        from phantora.multirank import run_from_cli
+
+        sys.exit(run_from_cli(script=script, argv=argv, scenario=scenario, nnodes=nnodes,
+                              nproc_per_node=nproc_per_node, out_dir=out, as_json=as_json,
+                              host_time=host_time))
+    sys.exit(_run_one(script, argv, scenario, out, as_json=as_json, host_time=host_time, timeout_s=timeout_s))
+
+
+def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool, host_time: str,
+             timeout_s: float | None) -> int:
+    from phantora.rank_process import RankJob, RankProcessError, run_rank
+    from phantora.results import write_results
+    from phantora.summary import print_summary
+
+    try:
+        compute_model = scenario.build_compute_model()
+    except ScenarioError as e:
+        _fail(str(e))
+    job = RankJob(script=script, argv=argv, gpu=scenario.gpu_spec(), compute_model=compute_model,
+                  memory_limit_bytes=scenario.memory_limit_bytes(), host_time=host_time,
+                  stdout_to_stderr=as_json)
+    if sys.stderr.isatty():
+        click.echo(f"phantora: simulating {script} on {scenario.name} (1 rank, host time {host_time})",
+                   err=True)
+    t0 = time.perf_counter()
+    try:
+        result = run_rank(job, timeout_s=timeout_s)
+    except RankProcessError as e:
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    wall_s = time.perf_counter() - t0
+    summary = write_results(out, results={0: result}, scenario=scenario, script=script, argv=argv,
+                            host_time=host_time, wall_s=wall_s)
+    code = int(result.exit_code or 0)
+    if result.error:
+        click.echo(result.error.rstrip(), err=True)
+        what = "ran out of simulated GPU memory" if result.oom else "raised an exception"
+        click.echo(f"phantora: the script {what} (exit code {code}); partial results in {out}", err=True)
+        return code or 1
+    if code != 0:
+        click.echo(f"phantora: the script exited with code {code}; results in {out}", err=True)
+        return code
+    print_summary(summary, as_json=as_json, out_dir=None if as_json else str(out))
+    return 0

@@ -1,0 +1,314 @@
+"""The coordinator's state machine: match collectives across ranks, drive the network model,
+answer sync points, and detect mismatches and deadlocks. No I/O here (see ``server.py``).
+
+Conservative synchronisation (Chandy–Misra–Bryant with zero lookahead): a rank's lower
+bound is its last reported host clock while it runs, the time it asked about while it
+waits on an ``is_completed`` query, and +∞ while it waits for a collective (it can only
+resume at a completion the coordinator itself produces). Network events at time *t* are
+popped only when *t* ≤ the minimum lower bound, so no traffic that starts before *t* can
+still arrive, and every answer is final. Each popped batch is handled in (time, key) order
+and replies only depend on that state, so results do not depend on message arrival order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from interpose.protocol import (
+    Abort,
+    Block,
+    CollectiveCall,
+    Finished,
+    Hello,
+    Horizon,
+    Issue,
+    Progress,
+    Resolved,
+    Unblock,
+)
+from phantora.coordinator.network import NetworkTimer, bus_factor
+
+INF = math.inf
+
+
+class CoordinatorError(Exception):
+    """The run cannot go on; ``kind`` is ``rank_failed``, ``mismatch``, ``deadlock`` or ``unmatched``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class RankState:
+    rank: int
+    status: str = "running"
+    """``running``, ``blocked``, ``done`` or ``failed``."""
+    clock_us: float = 0.0
+    block: Block | None = None
+    asked_us: float | None = None
+    result: object = None
+
+
+@dataclass
+class Item:
+    """One rank's side of a collective."""
+
+    issue: Issue
+    start_us: float | None = None
+    end_us: float | None = None
+
+
+@dataclass
+class Match:
+    call: CollectiveCall
+    items: dict[int, Item] = field(default_factory=dict)
+    start_us: float | None = None
+    end_us: float | None = None
+    transport: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveRow:
+    """One finished collective, for the results table."""
+
+    key: str
+    kind: str
+    group: str
+    ranks: int
+    bytes: int
+    dtype: str
+    start_us: float
+    end_us: float
+    busbw_gbps: float
+    transport: str
+    call_site: str
+
+
+_COMPARED = ("kind", "ranks", "dtype", "reduce_op", "root")
+
+
+class Coordinator:
+    """Feed it rank messages with :meth:`handle`; collect replies from :attr:`outbox`."""
+
+    def __init__(self, world_size: int, network: NetworkTimer) -> None:
+        self.world_size = world_size
+        self.net = network
+        self.ranks = {r: RankState(r) for r in range(world_size)}
+        self.items: dict[tuple[int, int], Item] = {}
+        self.matches: dict[str, Match] = {}
+        self.waiting_on: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self.outbox: list[tuple[int, object]] = []
+        self.rows: list[CollectiveRow] = []
+        self.net_time_us = 0.0
+
+    # --- input ---------------------------------------------------------------
+    def handle(self, msg: object) -> None:
+        """Apply one message, then advance as far as is safe."""
+        if isinstance(msg, Issue):
+            self._on_issue(msg)
+        elif isinstance(msg, Progress):
+            st = self.ranks[msg.rank]
+            st.clock_us = max(st.clock_us, msg.clock_us)
+        elif isinstance(msg, Block):
+            st = self.ranks[msg.rank]
+            st.clock_us = max(st.clock_us, msg.clock_us)
+            st.status, st.block = "blocked", msg
+        elif isinstance(msg, Finished):
+            st = self.ranks[msg.rank]
+            st.clock_us = max(st.clock_us, msg.clock_us)
+            st.result = msg.result
+            if msg.error is not None:
+                st.status = "failed"
+                raise CoordinatorError("rank_failed", f"rank {msg.rank} failed:\n{msg.error}")
+            st.status = "done"
+        elif isinstance(msg, Hello):
+            return
+        else:
+            raise TypeError(f"unexpected message {msg!r}")
+        self.advance()
+
+    def _on_issue(self, msg: Issue) -> None:
+        st = self.ranks[msg.rank]
+        st.clock_us = max(st.clock_us, msg.host_us)
+        call = msg.call
+        if msg.rank not in call.ranks:
+            raise CoordinatorError("mismatch", f"rank {msg.rank} issued {call.kind} on a group without it "
+                                   f"(ranks {list(call.ranks)}) at {call.call_site}")
+        item = Item(msg)
+        self.items[(msg.rank, msg.handle)] = item
+        m = self.matches.get(call.key)
+        if m is None:
+            m = self.matches[call.key] = Match(call)
+        else:
+            self._check_same(m, msg)
+        if msg.rank in m.items:
+            raise CoordinatorError("mismatch", f"rank {msg.rank} issued {call.key} twice")
+        m.items[msg.rank] = item
+        self._try_ready((msg.rank, msg.handle))
+
+    def _check_same(self, m: Match, msg: Issue) -> None:
+        a, b = m.call, msg.call
+        first_rank = next(iter(m.items))
+        diffs = [f"{f}: {getattr(a, f)!r} vs {getattr(b, f)!r}" for f in _COMPARED if getattr(a, f) != getattr(b, f)]
+        p2p = {a.kind, b.kind} == {"send", "recv"}
+        if p2p:
+            diffs = [d for d in diffs if not d.startswith("kind")]
+        if a.nbytes != b.nbytes and a.kind != "all_to_all" and not a.kind.endswith("_object"):
+            diffs.append(f"bytes: {a.nbytes} vs {b.nbytes}")
+        if diffs:
+            raise CoordinatorError(
+                "mismatch",
+                f"mismatched collective {a.key} (group {a.group}, call #{a.key.rsplit('#', 1)[-1]}): "
+                f"rank {first_rank} issued {a.kind} at {a.call_site}, rank {msg.rank} issued {b.kind} "
+                f"at {b.call_site}; " + "; ".join(diffs),
+            )
+
+    # --- readiness -----------------------------------------------------------
+    def _try_ready(self, ref: tuple[int, int]) -> None:
+        item = self.items[ref]
+        if item.start_us is not None:
+            return
+        iss = item.issue
+        ends = []
+        for h in iss.after:
+            dep = self.items.get((iss.rank, h))
+            if dep is None or dep.end_us is None:
+                self.waiting_on.setdefault((iss.rank, h), []).append(ref)
+                return
+            ends.append(dep.end_us)
+        item.start_us = max([iss.ready_us, *(e + iss.gap_us for e in ends)])
+        m = self.matches[iss.call.key]
+        if m.start_us is None and len(m.items) == len(m.call.ranks) and all(i.start_us is not None for i in m.items.values()):
+            m.start_us = max(i.start_us for i in m.items.values())  # type: ignore[type-var]
+            # a rank resumed from a stream wait may still issue at its older host time; the
+            # network never goes back, so such traffic starts at the network's present
+            m.start_us = max(m.start_us, self.net_time_us)
+            self.net.submit(m.call, m.start_us)
+
+    # --- time ------------------------------------------------------------------
+    def horizon_us(self) -> float:
+        h = INF
+        for st in self.ranks.values():
+            if st.status == "running":
+                h = min(h, st.clock_us)
+            elif st.status == "blocked" and st.block is not None and st.block.query_us is not None:
+                h = min(h, st.block.query_us)
+        return h
+
+    def advance(self) -> None:
+        """Pop every network event that is provably final, answer sync points, ask for progress."""
+        while True:
+            self._answer_blocks()
+            h = self.horizon_us()
+            t = self.net.next_event_us()
+            if t is None or t > h:
+                break
+            self.net_time_us = t
+            for c in sorted(self.net.pop_until(t), key=lambda c: (c.end_us, c.key)):
+                self._complete(c.key, c.end_us, c.transport)
+        t = self.net.next_event_us()
+        for st in self.ranks.values():
+            if st.status == "running" and t is not None and st.clock_us < t and st.asked_us != t:
+                st.asked_us = t
+                self.outbox.append((st.rank, Horizon(t)))
+        self._check_deadlock()
+
+    def _complete(self, key: str, end_us: float, transport: str) -> None:
+        m = self.matches[key]
+        m.end_us, m.transport = end_us, transport
+        payloads = None
+        if any(i.issue.payload is not None for i in m.items.values()):
+            payloads = tuple(m.items[r].issue.payload for r in m.call.ranks)
+        for r in sorted(m.items):
+            item = m.items[r]
+            item.end_us = end_us
+            self.outbox.append((r, Resolved(item.issue.handle, m.start_us or 0.0, end_us, transport, payloads)))
+        c = m.call
+        dur = end_us - (m.start_us or 0.0)
+        busbw = c.nbytes * bus_factor(c.kind, len(c.ranks)) / (dur * 1e3) if dur > 0 else 0.0
+        site = m.items[min(m.items)].issue.call.call_site
+        kind = "send_recv" if c.kind in ("send", "recv") else c.kind
+        self.rows.append(CollectiveRow(c.key, kind, c.group, len(c.ranks), c.nbytes, c.dtype,
+                                       m.start_us or 0.0, end_us, busbw, transport, site))
+        for r in sorted(m.items):
+            for dep in self.waiting_on.pop((r, m.items[r].issue.handle), []):
+                self._try_ready(dep)
+
+    def _answer_blocks(self) -> None:
+        h = self.horizon_us()
+        t = self.net.next_event_us()
+        for st in self.ranks.values():
+            if st.status != "blocked" or st.block is None:
+                continue
+            b = st.block
+            items = [self.items.get((st.rank, hd)) for hd in b.handles]
+            done = all(i is not None and i.end_us is not None for i in items)
+            if b.query_us is None:
+                if done:
+                    ends = [i.end_us for i in items if i is not None and i.end_us is not None]
+                    self._resume(st, max([st.clock_us, *ends]), Unblock(True))
+            else:
+                q = b.query_us
+                if done and all(i.end_us <= q for i in items if i is not None and i.end_us is not None):
+                    self._resume(st, q, Unblock(True))
+                elif h >= q and (t is None or t > q):
+                    self._resume(st, q, Unblock(False))
+
+    def _resume(self, st: RankState, clock_us: float, reply: Unblock) -> None:
+        st.status, st.block, st.asked_us = "running", None, None
+        st.clock_us = max(st.clock_us, clock_us)
+        self.outbox.append((st.rank, reply))
+
+    # --- failures ----------------------------------------------------------------
+    def _check_deadlock(self) -> None:
+        live = [st for st in self.ranks.values() if st.status in ("running", "blocked")]
+        if not live:
+            self._check_unmatched()
+            return
+        if any(st.status == "running" for st in live) or self.net.next_event_us() is not None:
+            return
+        lines = ["deadlock: every live rank is waiting and no pending collective can complete"]
+        for st in self.ranks.values():
+            lines.append("  " + self.describe(st.rank))
+        raise CoordinatorError("deadlock", "\n".join(lines))
+
+    def describe(self, rank: int) -> str:
+        """One line: what ``rank`` is doing (for deadlock and abort reports)."""
+        st = self.ranks[rank]
+        if st.status != "blocked" or st.block is None:
+            return f"rank {rank}: {st.status} at t={st.clock_us:.1f} us"
+        parts = []
+        for hd in st.block.handles:
+            item = self.items.get((rank, hd))
+            if item is None:
+                parts.append(f"unknown item {hd}")
+                continue
+            c = item.issue.call
+            m = self.matches[c.key]
+            missing = [r for r in c.ranks if r not in m.items]
+            miss = f"; not issued by rank(s) {missing}" if missing else ""
+            parts.append(f"{c.kind} on group {c.group} seq {c.key.rsplit('#', 1)[-1]} "
+                         f"({c.nbytes} B) issued at {c.call_site}{miss}")
+        what = f" [{st.block.what}]" if st.block.what else ""
+        return f"rank {rank}: blocked at t={st.clock_us:.1f} us{what} waiting for " + ", ".join(parts)
+
+    def _check_unmatched(self) -> None:
+        open_ = [m for m in self.matches.values() if len(m.items) < len(m.call.ranks)]
+        if open_:
+            m = open_[0]
+            missing = [r for r in m.call.ranks if r not in m.items]
+            raise CoordinatorError(
+                "unmatched",
+                f"{len(open_)} collective(s) never matched; first: {m.call.kind} {m.call.key} issued by "
+                f"rank(s) {sorted(m.items)} at {m.call.call_site}, never by rank(s) {missing} (they finished)",
+            )
+
+    def abort_all(self, reason: str) -> None:
+        for st in self.ranks.values():
+            if st.status in ("running", "blocked"):
+                self.outbox.append((st.rank, Abort(reason)))
+
+    def finished(self) -> bool:
+        return all(st.status == "done" for st in self.ranks.values())

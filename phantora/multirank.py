@@ -1,0 +1,298 @@
+"""Multi-rank ``phantora run``: the rank bodies the launcher forks, and the run driver.
+
+Two rank bodies: :func:`interposed_rank_main` runs the script under the interpose shim
+(fake CUDA, virtual clock, streams) with the simulated NCCL backend wired to the
+coordinator; :func:`plain_rank_main` runs it without the shim (CPU-only scripts, tests of
+the protocol), where time only moves through collectives.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import traceback
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from interpose.distributed import install, uninstall
+from interpose.distributed.coordinated import CoordinatedSink
+from interpose.protocol import Channel
+from phantora.breakdown import iteration_breakdown
+from phantora.coordinator.core import CollectiveRow
+from phantora.coordinator.network import NetworkTimer
+from phantora.launcher import LaunchSpec, launch
+
+
+def _run_as_main(script: str, argv: list[str]) -> None:
+    path = Path(script).resolve()
+    old_argv, old_path = sys.argv, list(sys.path)
+    sys.argv = [str(path), *argv]
+    sys.path.insert(0, str(path.parent))
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv, sys.path[:] = old_argv, old_path
+
+
+def plain_rank_main(rank: int, ch: Channel, *, script: str, argv: list[str]) -> tuple[object, str | None]:
+    """Run ``script`` as ``__main__`` with only the simulated process group installed."""
+    sink = CoordinatedSink(rank, ch)
+    install(sink)
+    try:
+        _run_as_main(script, argv)
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise
+    except BaseException:
+        return None, traceback.format_exc()
+    finally:
+        uninstall()
+    return {"rank": rank, "end_us": sink.tl.host_us()}, None
+
+
+def plain(script: str, argv: list[str]):
+    return partial(plain_rank_main, script=script, argv=argv)
+
+
+def interposed_rank_main(rank: int, ch: Channel, *, script: str, argv: list[str], make_cfg) -> tuple[object, str | None]:
+    """Run ``script`` under the interpose shim; collectives go to the coordinator via ``ch``.
+
+    ``make_cfg(rank)`` builds the rank's :class:`interpose.RankConfig` (forked, so the compute
+    model built in the parent is shared copy-on-write).
+    """
+    from interpose import run_script
+    from interpose.distributed.runtime_link import RuntimeTimeline
+
+    tl = RuntimeTimeline()
+    sink = CoordinatedSink(rank, ch, tl)
+    tl.sink = sink
+    install(sink)
+    prof_path = os.environ.get("PHANTORA_PROFILE_OUT")  # benchmarks: cProfile rank 0
+    prof = None
+    if prof_path and rank == 0:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    try:
+        result = run_script(script, argv, make_cfg(rank))
+    finally:
+        uninstall()
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(prof_path)
+    error = getattr(result, "error", None)
+    if error is None and getattr(result, "exit_code", 0) != 0:
+        error = f"the script exited with code {result.exit_code}"
+    return result, error
+
+
+@dataclass(kw_only=True)
+class MultiRankJob:
+    """Everything a multi-rank simulated run needs (built from a scenario and the CLI)."""
+
+    script: str
+    argv: list[str]
+    nnodes: int
+    nproc_per_node: int
+    gpu: object
+    """:class:`profiles.gpus.GpuSpec`."""
+    compute_model: object
+    """:class:`profiles.compute.ComputeModel`, shared by all ranks."""
+    network: NetworkTimer
+    host_time: str = "zero"
+    memory_limit_bytes: int | None = None
+
+
+@dataclass
+class MultiRankOutcome:
+    results: dict[int, object]
+    """Rank → :class:`interpose.RankResult`."""
+    collectives: list[CollectiveRow]
+    breakdown: list[dict]
+    wall_s: float
+
+    def iteration_ms(self) -> list[float]:
+        """Simulated ms of each iteration: the slowest rank's, per iteration index."""
+        per_rank = [getattr(r, "iterations", []) for r in self.results.values()]
+        n = min((len(it) for it in per_rank), default=0)
+        return [max((it[i][1] - it[i][0]) for it in per_rank) / 1e3 for i in range(n)]
+
+    def mean_ms_excluding_first(self) -> float | None:
+        ms = self.iteration_ms()
+        if len(ms) < 2:
+            return ms[0] if ms else None
+        return sum(ms[1:]) / (len(ms) - 1)
+
+
+_WARM_MODULES = (
+    "interpose.runner",
+    "torch._dynamo",  # FakeTensorMode imports it on first use: ~5 s per process otherwise
+    "torch.nn.parallel",
+    "torch.distributed.device_mesh",
+    "torch.distributed.fsdp",
+    "torch.distributed.tensor",
+    "torch.distributed.tensor.parallel",
+    "torch.distributed.algorithms.ddp_comm_hooks",
+)
+
+
+def prewarm() -> None:
+    """Import what every rank needs before forking, so the ranks share it instead of each paying."""
+    import contextlib
+    import importlib
+
+    for name in _WARM_MODULES:
+        with contextlib.suppress(ImportError):  # optional pieces of torch
+            importlib.import_module(name)
+
+
+def run_multirank(job: MultiRankJob, on_start=None) -> MultiRankOutcome:
+    """Fork the ranks under the shim, coordinate them, and gather their results.
+
+    Raises :class:`~phantora.coordinator.core.CoordinatorError` on a failed rank, mismatch or deadlock.
+    """
+    import time
+
+    from interpose import RankConfig
+
+    world = job.nnodes * job.nproc_per_node
+
+    def make_cfg(rank: int) -> RankConfig:
+        return RankConfig(
+            rank=rank, world_size=world, local_rank=rank % job.nproc_per_node,
+            local_world_size=job.nproc_per_node, gpu=job.gpu, compute_model=job.compute_model,  # type: ignore[arg-type]
+            memory_limit_bytes=job.memory_limit_bytes, host_time=job.host_time,  # type: ignore[arg-type]
+        )
+
+    prewarm()
+    t0 = time.perf_counter()
+    body = partial(interposed_rank_main, script=job.script, argv=job.argv, make_cfg=make_cfg)
+    res = launch(LaunchSpec(job.nnodes, job.nproc_per_node), body, job.network, on_start=on_start)
+    wall = time.perf_counter() - t0
+    rows: list[dict] = []
+    for r in sorted(res.results):
+        rr = res.results[r]
+        rows.extend(iteration_breakdown(r, getattr(rr, "ops", []), getattr(rr, "iterations", [])))
+    return MultiRankOutcome(dict(sorted(res.results.items())), res.collectives, rows, wall)
+
+
+def write_tables(out_dir: Path, outcome: MultiRankOutcome) -> list[Path]:
+    """``collectives.parquet`` (one row per collective) and ``breakdown.parquet`` (per rank and iteration)."""
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    coll = pd.DataFrame([asdict(c) for c in outcome.collectives],
+                        columns=list(CollectiveRow.__dataclass_fields__))
+    bd = pd.DataFrame(outcome.breakdown, columns=["rank", "iteration", "start_us", "end_us", "dur_us",
+                                                  "compute_us", "exposed_comm_us", "idle_us"])
+    paths = [out_dir / "collectives.parquet", out_dir / "breakdown.parquet"]
+    coll.to_parquet(paths[0], index=False)
+    bd.to_parquet(paths[1], index=False)
+    return paths
+
+
+def summary_rows(outcome: MultiRankOutcome) -> list[dict]:
+    """One row per iteration: simulated ms (slowest rank) and the mean breakdown over ranks."""
+    import pandas as pd
+
+    ms = outcome.iteration_ms()
+    bd = pd.DataFrame(outcome.breakdown)
+    rows = []
+    for i, t in enumerate(ms):
+        part = bd[bd["iteration"] == i] if len(bd) else bd
+        row: dict = {"iteration": i, "sim_ms": round(t, 4)}
+        for col in ("compute", "exposed_comm", "idle"):
+            row[f"{col}_ms"] = round(float(part[f"{col}_us"].mean()) / 1e3, 4) if len(part) else 0.0
+        rows.append(row)
+    return rows
+
+
+def print_summary(outcome: MultiRankOutcome, world: int, as_json: bool) -> None:
+    """Rich table (or JSON lines with ``as_json``) of the per-iteration rows, then the mean."""
+    import json
+
+    rows = summary_rows(outcome)
+    mean = outcome.mean_ms_excluding_first()
+    if as_json:
+        for r in rows:
+            print(json.dumps(r))
+        print(json.dumps({"ranks": world, "mean_ms_per_iter_excluding_first": mean,
+                          "collectives": len(outcome.collectives), "wall_s": round(outcome.wall_s, 2)}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"simulated iterations ({world} ranks; breakdown = mean over ranks)")
+    for col in ("iteration", "sim ms", "compute ms", "exposed comm ms", "idle ms"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["iteration"]), f"{r['sim_ms']:.3f}", f"{r['compute_ms']:.3f}",
+                      f"{r['exposed_comm_ms']:.3f}", f"{r['idle_ms']:.3f}")
+    console = Console(stderr=False)
+    console.print(table)
+    if mean is not None:
+        console.print(f"mean simulated ms/iter (excluding first): {mean:.3f}   "
+                      f"collectives: {len(outcome.collectives)}   wall: {outcome.wall_s:.1f} s")
+
+
+def network_timer_for(scenario, gpus_per_host: int) -> NetworkTimer:
+    """The network model a scenario asks for: netsim's flow engine when available, else the
+    analytic ring model with the GPU's NVLink bandwidth (and a 400 Gb/s NIC per GPU)."""
+    from phantora.coordinator import netsim_timer
+
+    timer = netsim_timer.build(scenario, gpus_per_host)
+    if timer is not None:
+        return timer
+    from phantora.coordinator.network import AlphaBetaTimer
+    from profiles.gpus import get_gpu
+
+    gpu = get_gpu(str(getattr(scenario, "gpu", "h100")))
+    return AlphaBetaTimer(gpus_per_host=gpus_per_host, nvlink_gbps=gpu.nvlink_gbps_per_direction or 450.0)
+
+
+def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, nproc_per_node: int | None,
+                 out_dir: Path | None, as_json: bool, host_time: str = "zero") -> int:
+    """What ``phantora run`` does for more than one rank; returns the exit code.
+
+    ``scenario`` is a loaded :class:`phantora.scenario.Scenario` (fields ``gpu``, ``hosts``,
+    ``gpus_per_host``, ``compute``, ``memory_limit_gib``, ``network``); ``--nnodes`` /
+    ``--nproc-per-node`` override its shape.
+    """
+    import json
+
+    from phantora.coordinator.core import CoordinatorError
+    from profiles import build_compute_model, get_gpu
+
+    gpu = get_gpu(str(scenario.gpu))
+    nn = nnodes or int(getattr(scenario, "hosts", 1))
+    npn = nproc_per_node or int(getattr(scenario, "gpus_per_host", 1))
+    compute = getattr(scenario, "compute", None)
+    model_name = getattr(compute, "model", "roofline") if compute is not None else "roofline"
+    options = dict(getattr(compute, "options", None) or {}) if compute is not None else {}
+    mem_gib = getattr(scenario, "memory_limit_gib", None)
+    job = MultiRankJob(
+        script=script, argv=list(argv), nnodes=nn, nproc_per_node=npn, gpu=gpu,
+        compute_model=build_compute_model(model_name, gpu, **options),
+        network=network_timer_for(scenario, npn), host_time=host_time,
+        memory_limit_bytes=int(mem_gib * 2**30) if mem_gib else None,
+    )
+    try:
+        outcome = run_multirank(job)
+    except CoordinatorError as e:
+        print(f"phantora: {e}", file=sys.stderr)
+        return 1
+    if out_dir is not None:
+        write_tables(out_dir, outcome)
+        summary = {"ranks": nn * npn, "nnodes": nn, "nproc_per_node": npn, "script": script, "argv": argv,
+                   "scenario": getattr(scenario, "name", ""), "iteration_ms": outcome.iteration_ms(),
+                   "mean_ms_per_iter_excluding_first": outcome.mean_ms_excluding_first(),
+                   "breakdown": summary_rows(outcome), "wall_s": outcome.wall_s,
+                   "network": type(job.network).__name__}
+        (out_dir / "multirank_summary.json").write_text(json.dumps(summary, indent=2))
+    print_summary(outcome, nn * npn, as_json)
+    return 0

@@ -1,0 +1,133 @@
+"""Run one simulated rank in a child process and bring its :class:`interpose.RankResult` back.
+
+The child is forked from the CLI after torch and the shim are imported (fast start), so the
+script's crashes, ``sys.exit``, ``os.chdir``, monkeypatching and leaked threads cannot touch
+the CLI. It inherits the terminal, so the script's output streams to the user live. The
+result comes back pickled over a pipe; the parent polls the pipe and the child's liveness,
+so a child that dies (signal, ``os._exit``) is reported instead of hanging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+POLL_S = 0.2
+
+
+class RankProcessError(Exception):
+    """The rank process died or timed out without sending a result; ``str()`` is one line."""
+
+
+@dataclass(kw_only=True)
+class RankJob:
+    """What the child needs: the script, its argv, and how to build the rank's config."""
+
+    script: str
+    argv: list[str] = field(default_factory=list)
+    gpu: Any
+    compute_model: Any
+    memory_limit_bytes: int | None = None
+    host_time: str = "zero"
+    rank: int = 0
+    world_size: int = 1
+    stdout_to_stderr: bool = False
+    """Send the script's stdout to stderr (``--json`` keeps stdout for machine-readable rows)."""
+
+
+def _child(job: RankJob, conn) -> None:
+    if job.stdout_to_stderr:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+    try:
+        from interpose import RankConfig, run_script
+
+        cfg = RankConfig(rank=job.rank, world_size=job.world_size, local_rank=job.rank,
+                         local_world_size=job.world_size, gpu=job.gpu, compute_model=job.compute_model,
+                         memory_limit_bytes=job.memory_limit_bytes, host_time=job.host_time)  # type: ignore[arg-type]
+        result: Any = run_script(job.script, list(job.argv), cfg)
+        payload: tuple[str, Any] = ("result", result)
+    except BaseException:  # the shim itself failed: still report, never leave the parent waiting
+        payload = ("crash", traceback.format_exc())
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    try:
+        conn.send(payload)
+    except Exception:  # an unpicklable result: send what we can explain
+        with contextlib.suppress(Exception):
+            conn.send(("crash", traceback.format_exc()))
+    conn.close()
+
+
+def prewarm() -> None:
+    """Import the shim (and torch) before forking, so the child starts warm."""
+    import interpose.runner  # noqa: F401
+
+
+def run_rank(job: RankJob, timeout_s: float | None = None) -> Any:
+    """Run ``job`` in a forked child; returns its ``RankResult``.
+
+    Raises :class:`RankProcessError` if the child dies without a result, the shim crashes, or
+    ``timeout_s`` passes (the child is then killed).
+    """
+    prewarm()
+    ctx = mp.get_context("fork")
+    parent_end, child_end = ctx.Pipe(duplex=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    proc = ctx.Process(target=_child, args=(job, child_end), name="phantora-rank0", daemon=True)
+    proc.start()
+    child_end.close()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    try:
+        while True:
+            if parent_end.poll(POLL_S):
+                try:
+                    kind, value = parent_end.recv()
+                except EOFError:
+                    kind, value = "eof", None
+                break
+            if not proc.is_alive():
+                if parent_end.poll(0):
+                    continue
+                kind, value = "eof", None
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                _stop(proc)
+                raise RankProcessError(f"the rank process did not finish within {timeout_s:g} s and was killed")
+    except KeyboardInterrupt:
+        _stop(proc)
+        raise
+    finally:
+        parent_end.close()
+    proc.join(timeout=10)
+    if proc.is_alive():
+        _stop(proc)
+    if kind == "result":
+        return value
+    if kind == "crash":
+        raise RankProcessError(f"the simulator failed inside the rank process:\n{value}")
+    code = proc.exitcode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        raise RankProcessError(f"the rank process died of {name} before reporting a result")
+    raise RankProcessError(f"the rank process exited with code {code} before reporting a result")
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    proc.join(timeout=3)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(timeout=3)

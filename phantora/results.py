@@ -1,0 +1,173 @@
+"""The files a simulated run leaves in its output directory.
+
+* ``summary.json`` — what the run was (scenario, script, argv, versions) and what it measured
+  (simulated ms per iteration, mean excluding the warm-up iteration, GPU busy %, peak memory,
+  how much GPU time each timing source covered, wall seconds of the simulation);
+* ``ops.parquet`` — every GPU op: rank, stream, op, shapes, dtype, start_us, dur_us, source;
+* ``trace.json`` — a Chrome/Perfetto trace (``ui.perfetto.dev`` or ``chrome://tracing``): one
+  process per rank, one thread per stream plus a ``host`` thread holding the iterations.
+
+Functions take ``{rank: RankResult}`` so single- and multi-rank runs share them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from phantora.breakdown import covered, merge
+
+OPS_COLUMNS = ["rank", "stream", "op", "shapes", "dtype", "start_us", "dur_us", "source"]
+HOST_TID = 0
+"""Thread id of each rank's host thread in the trace; stream ``s`` is thread ``s + 1``."""
+
+
+def iteration_ms(result: Any) -> list[float]:
+    """Simulated milliseconds of each iteration of one rank."""
+    return [(b - a) / 1e3 for a, b in getattr(result, "iterations", [])]
+
+
+def mean_excluding_first(ms: list[float]) -> float | None:
+    """Mean of ``ms`` without the first (warm-up) entry; the only entry if there is one."""
+    if not ms:
+        return None
+    rest = ms[1:] or ms
+    return sum(rest) / len(rest)
+
+
+def gpu_busy_pct(result: Any) -> float | None:
+    """Percent of steady-state time (iterations after the first; else the whole run) in which
+    some kernel runs on some stream of the rank."""
+    ops = getattr(result, "ops", [])
+    busy = merge((o.start_us, o.start_us + o.dur_us) for o in ops if o.source != "external")
+    iters = list(getattr(result, "iterations", []))
+    spans = iters[1:] or iters
+    if not spans:
+        end = float(getattr(result, "end_time_us", 0.0) or 0.0)
+        spans = [(0.0, end)] if end > 0 else []
+    total = sum(b - a for a, b in spans)
+    if total <= 0:
+        return None
+    return 100.0 * sum(covered(busy, a, b) for a, b in spans) / total
+
+
+def coverage_by_source(results: Mapping[int, Any]) -> dict[str, dict[str, float]]:
+    """Ops and GPU time per timing source (``profile``/``roofline``/``copy``/``external``...), so a
+    reader sees how much of the estimate came from measured kernels and how much from a model."""
+    by: dict[str, dict[str, float]] = {}
+    total = 0.0
+    for r in results.values():
+        for o in getattr(r, "ops", []):
+            e = by.setdefault(o.source, {"ops": 0, "dur_us": 0.0})
+            e["ops"] += 1
+            e["dur_us"] += o.dur_us
+            total += o.dur_us
+    for e in by.values():
+        e["dur_pct"] = round(100.0 * e["dur_us"] / total, 2) if total > 0 else 0.0
+        e["dur_us"] = round(e["dur_us"], 3)
+    return dict(sorted(by.items()))
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("phantora", "torch"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, argv: list[str],
+                  host_time: str, wall_s: float) -> dict[str, Any]:
+    """The content of ``summary.json``. Multi-rank: iteration times are the slowest rank's."""
+    ranks = sorted(results)
+    per_rank = [iteration_ms(results[r]) for r in ranks]
+    n = min((len(m) for m in per_rank), default=0)
+    iters = [round(max(m[i] for m in per_rank), 6) for i in range(n)]
+    busy = [b for b in (gpu_busy_pct(results[r]) for r in ranks) if b is not None]
+    first = results[ranks[0]] if ranks else None
+    return {
+        "scenario": scenario.model_dump() if hasattr(scenario, "model_dump") else scenario,
+        "script": script,
+        "argv": list(argv),
+        "host_time": host_time,
+        "ranks": len(ranks),
+        "iterations": n,
+        "iteration_ms": iters,
+        "mean_ms_per_iter_excluding_first": mean_excluding_first(iters),
+        "gpu_busy_pct": round(sum(busy) / len(busy), 3) if busy else None,
+        "peak_allocated_bytes": max((getattr(results[r], "peak_allocated_bytes", 0) for r in ranks), default=0),
+        "peak_reserved_bytes": max((getattr(results[r], "peak_reserved_bytes", 0) for r in ranks), default=0),
+        "end_time_us": max((getattr(results[r], "end_time_us", 0.0) for r in ranks), default=0.0),
+        "ops": sum(len(getattr(results[r], "ops", [])) for r in ranks),
+        "syncs": sum(getattr(results[r], "syncs", 0) for r in ranks),
+        "coverage": coverage_by_source(results),
+        "exit_code": getattr(first, "exit_code", 0) if first is not None else 0,
+        "oom": any(getattr(results[r], "oom", False) for r in ranks),
+        "error": getattr(first, "error", None) if first is not None else None,
+        "wall_s": round(wall_s, 3),
+        "versions": versions(),
+    }
+
+
+def ops_frame(results: Mapping[int, Any]):
+    """All ranks' ops as a pandas DataFrame with :data:`OPS_COLUMNS`."""
+    import pandas as pd
+
+    rows = [(o.rank, o.stream, o.op, o.shapes, o.dtype, o.start_us, o.dur_us, o.source)
+            for r in sorted(results) for o in getattr(results[r], "ops", [])]
+    df = pd.DataFrame(rows, columns=OPS_COLUMNS)
+    return df.astype({"rank": "int32", "stream": "int64", "op": "string", "shapes": "string",
+                      "dtype": "string", "start_us": "float64", "dur_us": "float64", "source": "string"})
+
+
+def trace_events(results: Mapping[int, Any]) -> list[dict[str, Any]]:
+    """Chrome trace events: metadata naming processes/threads, then complete ("X") events."""
+    events: list[dict[str, Any]] = []
+    for rank in sorted(results):
+        res = results[rank]
+        events.append({"ph": "M", "name": "process_name", "pid": rank, "tid": HOST_TID,
+                       "args": {"name": f"rank {rank}"}})
+        events.append({"ph": "M", "name": "process_sort_index", "pid": rank, "tid": HOST_TID,
+                       "args": {"sort_index": rank}})
+        events.append({"ph": "M", "name": "thread_name", "pid": rank, "tid": HOST_TID,
+                       "args": {"name": "host"}})
+        ops = getattr(res, "ops", [])
+        for s in sorted({o.stream for o in ops}):
+            events.append({"ph": "M", "name": "thread_name", "pid": rank, "tid": s + 1,
+                           "args": {"name": f"stream {s}"}})
+        for i, (a, b) in enumerate(getattr(res, "iterations", [])):
+            events.append({"ph": "X", "name": f"iteration {i}", "cat": "iteration", "pid": rank,
+                           "tid": HOST_TID, "ts": a, "dur": max(0.0, b - a)})
+        for o in ops:
+            events.append({"ph": "X", "name": o.op, "cat": o.source, "pid": rank, "tid": o.stream + 1,
+                           "ts": o.start_us, "dur": o.dur_us, "args": {"shapes": o.shapes, "dtype": o.dtype}})
+    return events
+
+
+def write_results(out_dir: Path, *, results: Mapping[int, Any], scenario: Any, script: str,
+                  argv: list[str], host_time: str, wall_s: float) -> dict[str, Any]:
+    """Write ``summary.json``, ``ops.parquet`` and ``trace.json`` into ``out_dir``; returns the summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = build_summary(results=results, scenario=scenario, script=script, argv=argv,
+                            host_time=host_time, wall_s=wall_s)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    ops_frame(results).to_parquet(out_dir / "ops.parquet", index=False)
+    with open(out_dir / "trace.json", "w") as f:
+        json.dump({"traceEvents": trace_events(results), "displayTimeUnit": "ms",
+                   "otherData": {"script": script, "scenario": summary["scenario"].get("name", "")
+                                 if isinstance(summary["scenario"], dict) else str(scenario)}}, f)
+    return summary
+
+
+def load_summary(out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / "summary.json").read_text())
+
+
+__all__ = ["OPS_COLUMNS", "build_summary", "load_summary", "ops_frame", "trace_events", "write_results"]

@@ -1,0 +1,163 @@
+"""Scenario files: which GPUs, how many, which compute-time model, which network.
+
+A scenario is a small YAML file (see ``scenarios/``) validated by pydantic so that a typo
+becomes ONE line naming the file and the field, e.g.
+``scenarios/bad.yaml: gpu: unknown GPU 'h900'; valid: h100, h200``.
+Other commands reuse :func:`load_scenario` and print :class:`ScenarioError` as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from netsim.config import NetworkConfig
+from netsim.registry import UnknownVariantError
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+"""The repository's ``scenarios/`` folder (present in a source checkout / editable install)."""
+
+DEFAULT_SCENARIO_NAME = "h100x1"
+
+# Used when the package is installed without the repository's scenarios/ folder.
+_EMBEDDED_DEFAULT = """
+name: h100x1
+gpu: h100
+hosts: 1
+gpus_per_host: 1
+compute:
+  model: roofline
+"""
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot be used; ``str()`` is the one line to show the user."""
+
+
+class ComputeSection(BaseModel):
+    """Which compute-time model times GPU ops (a name in ``profiles.COMPUTE_MODELS``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "roofline"
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword options passed to the model's factory."""
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from profiles import COMPUTE_MODELS
+
+        if v not in COMPUTE_MODELS:
+            raise ValueError(f"unknown compute model {v!r}; valid: {', '.join(COMPUTE_MODELS.names())}")
+        return v
+
+
+class Scenario(BaseModel):
+    """A simulated cluster: ``hosts`` × ``gpus_per_host`` GPUs of one kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    gpu: str
+    """Key into ``profiles.gpus`` (``h100``, ``h200``)."""
+    hosts: int = Field(1, ge=1)
+    gpus_per_host: int = Field(1, ge=1)
+    compute: ComputeSection = Field(default_factory=ComputeSection)
+    memory_limit_gib: float | None = Field(None, gt=0)
+    """Override of the GPU's memory (GiB); default: the GPU's ``total_memory_bytes``."""
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    """Network description (netsim.config.NetworkConfig); default: an H100/H200 cluster."""
+
+    @field_validator("gpu")
+    @classmethod
+    def _known_gpu(cls, v: str) -> str:
+        from profiles.gpus import GPUS
+
+        key = v.lower()
+        if key not in GPUS:
+            raise ValueError(f"unknown GPU {v!r}; valid: {', '.join(GPUS.names())}")
+        return key
+
+    @property
+    def world_size(self) -> int:
+        return self.hosts * self.gpus_per_host
+
+    def gpu_spec(self):
+        """The :class:`profiles.gpus.GpuSpec` of this scenario's GPU."""
+        from profiles.gpus import get_gpu
+
+        return get_gpu(self.gpu)
+
+    def memory_limit_bytes(self) -> int | None:
+        return None if self.memory_limit_gib is None else int(self.memory_limit_gib * 2**30)
+
+    def build_compute_model(self):
+        """The scenario's :class:`profiles.compute.ComputeModel` (bad options → :class:`ScenarioError`)."""
+        from profiles import build_compute_model
+
+        try:
+            return build_compute_model(self.compute.model, self.gpu_spec(), **self.compute.options)
+        except (TypeError, ValueError, UnknownVariantError) as e:
+            raise ScenarioError(f"{self.name}: compute.options: {e}") from None
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field"
+    more = len(err.errors()) - 1
+    return f"{source}: {loc}: {msg}" + (f" (and {more} more)" if more else "")
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Validate YAML ``text``; errors name ``source`` and the field in one line."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ScenarioError(f"{source}: YAML syntax error at {where}{problem}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: expected a mapping of fields at the top level")
+    return scenario_from_dict(data, source)
+
+
+def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
+    """Validate an already-parsed (and composed) scenario mapping; errors name ``source``."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        raise ScenarioError(_format_validation_error(source, e)) from None
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Load and validate a scenario file; ``None`` gives the default (``scenarios/h100x1.yaml``).
+
+    A bare name (``h200x8``) is looked up in the repository's ``scenarios/`` folder.
+    """
+    if path is None:
+        default = SCENARIO_DIR / f"{DEFAULT_SCENARIO_NAME}.yaml"
+        if default.is_file():
+            path = default
+        else:
+            return parse_scenario(_EMBEDDED_DEFAULT, f"<embedded {DEFAULT_SCENARIO_NAME}>")
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and (SCENARIO_DIR / f"{p.name}.yaml").is_file():
+        p = SCENARIO_DIR / f"{p.name}.yaml"
+    from phantora.compose import ComposeError, resolve_scenario_dict
+
+    try:  # `extends:` chains and their overrides (phantora/compose.py)
+        data = resolve_scenario_dict(p, source=str(path))
+    except ComposeError as e:
+        raise ScenarioError(str(e)) from None
+    return scenario_from_dict(data, str(path))

@@ -1,0 +1,344 @@
+"""Record kernel timings of a real run: a dispatch mode that times every distinct op signature.
+
+:class:`KernelRecorder` sits below autograd and autocast (a
+``TorchDispatchMode``), so it sees exactly the aten ops that launch kernels —
+the same ops, with the same :func:`~profiles.compute.signature_of` keys, that
+the simulator's shim sees on fake tensors. For each op it
+
+1. runs the op normally, so the script proceeds unchanged;
+2. the first time a signature is seen, re-runs it ``warmup`` times and then
+   ``repeats`` times between CUDA events on the same inputs (in-place and
+   ``out=`` arguments are cloned first so the script's state is untouched) and
+   keeps the median, p10 and p90. A ``torch.cuda._sleep`` kernel queued ahead
+   keeps the GPU busy while the timed launches are queued, so the events
+   measure GPU time, not launch gaps;
+3. records host time: ``launch_us`` is the dispatch call's own host time (median
+   over the warm-up calls, GPU idle), ``host_gap_us`` the median time the script
+   spent between the previous kernel-launching op and this one (its Python work,
+   views included), with the mode's own per-op cost (calibrated at start)
+   subtracted and waits longer than ``max_gap_us`` (data loading, explicit
+   synchronisation) left out.
+
+:func:`time_call` and :func:`profile_specs` are also what ``--kernels-only``
+and the replay model's on-demand profiling use.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import statistics
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
+
+from profiles.compute import OpSignature, signature_of
+from profiles.cost import family_of, op_bytes, op_flops, tensors_of
+from profiles.roofline import is_kernel_free
+from profiles.store import ProfileEntry, ProfileHeader
+
+_NAMESPACES = ("aten",)
+"""Only aten ops are kernels we can time; c10d/functional collectives are the network's business."""
+
+
+_cuda_sync = torch.cuda.synchronize
+"""The real synchronize (the recorder wraps ``torch.cuda.synchronize`` while a script runs)."""
+
+
+@dataclass(slots=True)
+class Timing:
+    dur_us: float
+    p10_us: float
+    p90_us: float
+    n: int
+    launch_us: float
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def mutated_inputs(func: torch._ops.OpOverload) -> tuple[set[int], set[str]]:
+    """Positions and names of the arguments the op writes to (in-place ``self``, ``out=``)."""
+    pos: set[int] = set()
+    names: set[str] = set()
+    for i, a in enumerate(func._schema.arguments):
+        if a.alias_info is not None and a.alias_info.is_write:
+            pos.add(i)
+            names.add(a.name)
+    return pos, names
+
+
+def _clone(x: Any) -> Any:
+    return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, x)
+
+
+def _safe_inputs(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    pos, names = mutated_inputs(func)
+    if not pos:
+        return args, kwargs
+    args = tuple(_clone(a) if i in pos else a for i, a in enumerate(args))
+    kwargs = {k: _clone(v) if k in names else v for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def _sleep_cycles_per_us() -> float:
+    try:
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).clock_rate / 1e3  # kHz -> per µs
+    except Exception:
+        return 1980.0
+
+
+def time_call(
+    func: torch._ops.OpOverload, args: tuple, kwargs: dict, *, repeats: int = 7, warmup: int = 2
+) -> Timing:
+    """Median GPU time (CUDA events; host clock on a CPU-only machine) of one op on these inputs."""
+    args, kwargs = _safe_inputs(func, args, kwargs)
+    cuda = any(t.is_cuda for t in tensors_of((args, kwargs))) or _factory_on_cuda(kwargs)
+    host: list[float] = []
+    for _ in range(max(1, warmup)):
+        if cuda:
+            _cuda_sync()
+        t0 = time.perf_counter()
+        func(*args, **kwargs)
+        host.append((time.perf_counter() - t0) * 1e6)
+    launch_us = statistics.median(host)
+    durs: list[float] = []
+    if cuda:
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        _cuda_sync()
+        ahead_us = min(50_000.0, repeats * (launch_us + 15.0) + 100.0)
+        torch.cuda._sleep(int(ahead_us * _sleep_cycles_per_us()))
+        for s, e in zip(starts, ends, strict=True):
+            s.record()
+            func(*args, **kwargs)
+            e.record()
+        _cuda_sync()
+        durs = [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends, strict=True)]
+    else:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            func(*args, **kwargs)
+            durs.append((time.perf_counter() - t0) * 1e6)
+    return Timing(statistics.median(durs), _quantile(durs, 0.1), _quantile(durs, 0.9), len(durs), launch_us)
+
+
+def _factory_on_cuda(kwargs: dict) -> bool:
+    dev = kwargs.get("device")
+    return dev is not None and torch.device(dev).type == "cuda"
+
+
+def make_entry(
+    sig: OpSignature, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any, timing: Timing
+) -> ProfileEntry:
+    """A profile entry for one measured signature, with the FLOPs/bytes the fitted fallback needs."""
+    outs = tensors_of(out)
+    dtype = sig.dtypes[0] if sig.dtypes else (str(outs[0].dtype).removeprefix("torch.") if outs else "")
+    shapes = ";".join("x".join(map(str, s)) for s in sig.shapes[:8]) + (";..." if len(sig.shapes) > 8 else "")
+    return ProfileEntry(
+        key=sig.key(),
+        op=sig.op,
+        family=family_of(sig.op),
+        dtype=dtype,
+        shapes=shapes,
+        flops=op_flops(func, args, kwargs, out),
+        bytes=float(op_bytes(args, kwargs, out)),
+        n_tensors=len(sig.shapes) + len(outs),
+        dur_us=timing.dur_us,
+        p10_us=timing.p10_us,
+        p90_us=timing.p90_us,
+        n=timing.n,
+        launch_us=timing.launch_us,
+    )
+
+
+@dataclass
+class _Seen:
+    entry: ProfileEntry | None
+    gaps_us: list[float] = field(default_factory=list)
+    calls: int = 0
+
+
+class KernelRecorder(TorchDispatchMode):
+    """Times every distinct op signature that launches a kernel on ``device_type`` (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        device_type: str = "cuda",
+        repeats: int = 7,
+        warmup: int = 2,
+        max_gap_us: float = 2000.0,
+    ) -> None:
+        super().__init__()
+        self.device_type = device_type
+        self.repeats = repeats
+        self.warmup = warmup
+        self.max_gap_us = max_gap_us
+        self.seen: dict[str, _Seen] = {}
+        self.trace: list[str] = []
+        """Keys of every kernel-launching op in call order (for :func:`profiles.timeline.replay_trace`)."""
+        self.failures: dict[str, str] = {}
+        self.mode_overhead_us = 0.0
+        self._t_exit = 0.0
+        self._pending_us = 0.0
+        self._calibrating = False
+
+    # -- the mode ------------------------------------------------------------------------------
+    def __enter__(self):
+        # The script's own torch.cuda.synchronize() waits are GPU time, not host work: leave them out of gaps.
+        self._real_sync = torch.cuda.synchronize
+
+        def sync(device=None) -> None:
+            t0 = time.perf_counter()
+            self._real_sync(device)
+            self._pending_us -= (time.perf_counter() - t0) * 1e6
+
+        torch.cuda.synchronize = sync
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        torch.cuda.synchronize = self._real_sync
+        return super().__exit__(*exc)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        t_enter = time.perf_counter()
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        t_done = time.perf_counter()
+        if self._t_exit:
+            self._pending_us += (t_enter - self._t_exit) * 1e6 - self.mode_overhead_us
+        if self._calibrating or not self._launches_kernel(func, args, kwargs, out):
+            self._pending_us += (t_done - t_enter) * 1e6
+            self._t_exit = time.perf_counter()
+            return out
+        gap = max(0.0, self._pending_us)
+        self._pending_us = 0.0
+        self._observe(func, args, kwargs, out, gap)
+        self._t_exit = time.perf_counter()
+        return out
+
+    def _launches_kernel(self, func, args, kwargs, out) -> bool:
+        if func.namespace not in _NAMESPACES or is_kernel_free(func):
+            return False
+        ts = tensors_of((args, kwargs)) + tensors_of(out)
+        return any(t.device.type == self.device_type for t in ts)
+
+    def _observe(self, func, args, kwargs, out, gap_us: float) -> None:
+        sig = signature_of(func, args, kwargs)
+        key = sig.key()
+        seen = self.seen.get(key)
+        if seen is None:
+            entry = None
+            if key not in self.failures:
+                try:
+                    timing = time_call(func, args, kwargs, repeats=self.repeats, warmup=self.warmup)
+                    entry = make_entry(sig, func, args, kwargs, out, timing)
+                except Exception as e:  # an op that cannot be re-run on these inputs: report, don't break the script
+                    self.failures[key] = f"{type(e).__name__}: {e}"[:300]
+            seen = self.seen[key] = _Seen(entry)
+        seen.calls += 1
+        self.trace.append(key)
+        if gap_us <= self.max_gap_us:
+            seen.gaps_us.append(gap_us)
+
+    # -- results -------------------------------------------------------------------------------
+    def calibrate(self, n: int = 300) -> float:
+        """Measure the mode's own host cost per dispatched op (subtracted from ``host_gap_us``)."""
+        x = torch.ones(4, device=self.device_type)
+        view = torch.ops.aten.view.default
+
+        def loop() -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                view(x, [4])
+            return (time.perf_counter() - t0) * 1e6 / n
+
+        bare = min(loop() for _ in range(3))
+        self._calibrating = True
+        try:
+            with self:
+                moded = min(loop() for _ in range(3))
+        finally:
+            self._calibrating = False
+            self._t_exit = 0.0
+            self._pending_us = 0.0
+        self.mode_overhead_us = max(0.0, moded - bare)
+        return self.mode_overhead_us
+
+    def entries(self) -> list[ProfileEntry]:
+        out = []
+        for seen in self.seen.values():
+            if seen.entry is None:
+                continue
+            seen.entry.calls = seen.calls
+            seen.entry.host_gap_us = statistics.median(seen.gaps_us) if seen.gaps_us else None
+            out.append(seen.entry)
+        return out
+
+
+def profile_specs(
+    specs: Iterable[dict[str, Any]], *, device: str = "cuda", repeats: int = 7, warmup: int = 2
+) -> tuple[list[ProfileEntry], dict[str, str]]:
+    """Time missing-signature specs (``--kernels-only``) on random inputs; returns entries and failures.
+
+    Each entry keeps the key the simulator computed (from the spec), so it
+    matches at replay even where the rebuilt call would key slightly differently.
+    """
+    from profiles.argspec import materialize
+
+    entries: list[ProfileEntry] = []
+    failures: dict[str, str] = {}
+    for spec in specs:
+        key = spec.get("key", "?")
+        try:
+            func, args, kwargs = materialize(spec, device)
+            out = func(*args, **kwargs)
+            timing = time_call(func, args, kwargs, repeats=repeats, warmup=warmup)
+            entry = make_entry(signature_of(func, args, kwargs), func, args, kwargs, out, timing)
+            entry.key = key
+            entries.append(entry)
+        except Exception as e:
+            failures[key] = f"{type(e).__name__}: {e}"[:300]
+        finally:
+            if device == "cuda":
+                torch.cuda.empty_cache()
+    return entries, failures
+
+
+def _smi(query: str) -> str:
+    try:
+        r = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        return r.stdout.strip().splitlines()[0] if r.returncode == 0 and r.stdout.strip() else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def environment_header(gpu: str, source: str) -> ProfileHeader:
+    """Header for a profile measured here: GPU, torch/CUDA/driver versions, clocks, date."""
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    clocks: dict[str, Any] = {}
+    smi = _smi("clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem")
+    if smi:
+        keys = ("sm_mhz", "mem_mhz", "max_sm_mhz", "max_mem_mhz")
+        clocks = {k: v.strip() for k, v in zip(keys, smi.split(","), strict=False)}
+    return ProfileHeader(
+        gpu=gpu,
+        gpu_name=name,
+        torch=torch.__version__,
+        cuda=str(torch.version.cuda or ""),
+        driver=_smi("driver_version"),
+        clocks=clocks,
+        date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        source=source,
+    )
