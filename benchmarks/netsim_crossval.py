@@ -28,9 +28,9 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, busbw_factor  # noqa: E402
-from netsim.ns3.fluid import FluidParams, calibrated_params, simulate_fluid  # noqa: E402
-from netsim.ns3.spec import FabricSpec, TransportSpec  # noqa: E402
+from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, busbw_factor
+from netsim.ns3.fluid import FluidParams, calibrated_params, simulate_fluid
+from netsim.ns3.spec import FabricSpec, TransportSpec
 
 MIB = 1 << 20
 

@@ -11,6 +11,8 @@ at tensor *types* or need a driver:
 - ``tolist`` reads data directly: it syncs and returns zeros;
 - ``record_stream`` takes a C stream object: a no-op (the allocator model
   ignores cross-stream lifetimes);
+- ``module.to(dtype)``/``.half()`` on a fake-cuda model keeps the parameter objects
+  (a failed ``swap_tensors`` falls back to ``.data =``);
 - ``torch.save`` stores fake tensors as meta tensors; ``f"{t:.3f}"`` of a 0-dim
   fake tensor formats the placeholder value; ``torch.Generator("cuda")`` works;
 - ``torch.compile`` returns the eager module/function (documented limitation:
@@ -102,6 +104,23 @@ class _CudaGenerator(torch._C.Generator, metaclass=_GeneratorMeta):
         return self._sim_device
 
 
+def _make_swap_tensors(orig):
+    def swap_tensors(t1, t2):
+        """``Module._apply`` swaps fake parameters (``.to(dtype)``, ``.half()``); the swap
+        refuses tensors that FakeTensorMode's converter holds weak references to, so
+        fall back to the ``.data =`` path a real GPU's parameters take."""
+        try:
+            return orig(t1, t2)
+        except RuntimeError:
+            if not (isinstance(t1, FakeTensor) and isinstance(t2, FakeTensor)):
+                raise
+            with torch.no_grad():
+                t1.data = t2.detach()
+            return None
+
+    return swap_tensors
+
+
 def _compile(model: Any = None, **kwargs: Any) -> Any:
     """``torch.compile`` stand-in: eager execution (decorator and call forms)."""
     if model is None:
@@ -119,6 +138,7 @@ def install_fake_cuda(p: Patcher) -> None:
     p.set(FakeTensor, "__format__", _fake_format)
     p.set(torch, "save", _make_save(torch.save))
     p.set(torch, "Generator", _CudaGenerator)
+    p.set(torch.utils, "swap_tensors", _make_swap_tensors(torch.utils.swap_tensors))
     for types in _foreach_type_lists():
         if FakeTensor not in types:
             types.append(FakeTensor)

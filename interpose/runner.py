@@ -86,8 +86,8 @@ def install(cfg: RankConfig) -> RankRuntime:
 def _patch_backward(p: Patcher, rt: RankRuntime) -> None:
     """Count the autograd engine's own host time as shim time.
 
-    On fake tensors the C++ engine spends ~1 ms per backward call outside any
-    op (measured on this 2-core machine); on a GPU its per-node cost is a few us
+    On fake tensors the C++ engine spent ~1 ms per backward call outside any
+    op (a linear layer's backward under cProfile on the 2-core dev machine); on a GPU its per-node cost is a few us
     and is covered by the per-op launch overhead, so ``measured`` host time
     should not charge it to the script. Python hooks run during backward are
     excluded with it.

@@ -85,10 +85,10 @@ class CollectivesConfig(_Strict):
     """Connections per peer pair for send/recv and all-to-all."""
     protocol: Literal["LL", "LL128", "Simple", "auto"] = "auto"
     """NCCL protocol (latency vs bandwidth efficiency); ``auto`` picks the fastest per size."""
-    launch_latency_us: float = Field(20.0, ge=0)
+    launch_latency_us: float = Field(10.0, ge=0)
     """Fixed cost of one collective call (kernel launch, proxy handshake), added once."""
     nvlink_efficiency: dict[str, float] = Field(default_factory=lambda: {
-        "all_reduce": 0.71, "all_gather": 0.52, "reduce_scatter": 0.56, "all_to_all": 0.66,
+        "all_reduce": 0.70, "all_gather": 0.50, "reduce_scatter": 0.57, "all_to_all": 0.68,
     })
     """Fraction of NVLink bandwidth NCCL's kernels reach per collective kind (measured on 2x H200,
     docs/validation.md); kinds not listed use ``default_nvlink_efficiency``."""

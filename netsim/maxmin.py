@@ -42,7 +42,7 @@ def max_min_rates(entry_flow: np.ndarray, entry_link: np.ndarray, entry_weight: 
         if tight.any():
             hit = ea & tight[entry_link]
             frozen[entry_flow[hit]] = True
-        frozen |= active & (cap - level <= 1e-12 * np.maximum(cap, 1.0))
+        frozen |= active & np.isfinite(cap) & (cap - level <= 1e-12 * np.maximum(cap, 1.0))
         frozen &= active
         if not frozen.any():  # numerical safety: freeze the most constrained flows
             frozen = active & ~touches if (active & ~touches).any() else active

@@ -240,12 +240,12 @@ def print_summary(outcome: MultiRankOutcome, world: int, as_json: bool) -> None:
                       f"collectives: {len(outcome.collectives)}   wall: {outcome.wall_s:.1f} s")
 
 
-def network_timer_for(scenario, gpus_per_host: int) -> NetworkTimer:
+def network_timer_for(scenario, gpus_per_host: int, hosts: int | None = None) -> NetworkTimer:
     """The network model a scenario asks for: netsim's flow engine when available, else the
     analytic ring model with the GPU's NVLink bandwidth (and a 400 Gb/s NIC per GPU)."""
     from phantora.coordinator import netsim_timer
 
-    timer = netsim_timer.build(scenario, gpus_per_host)
+    timer = netsim_timer.build(scenario, gpus_per_host, hosts)
     if timer is not None:
         return timer
     from phantora.coordinator.network import AlphaBetaTimer
@@ -271,14 +271,16 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
     gpu = get_gpu(str(scenario.gpu))
     nn = nnodes or int(getattr(scenario, "hosts", 1))
     npn = nproc_per_node or int(getattr(scenario, "gpus_per_host", 1))
-    compute = getattr(scenario, "compute", None)
-    model_name = getattr(compute, "model", "roofline") if compute is not None else "roofline"
-    options = dict(getattr(compute, "options", None) or {}) if compute is not None else {}
+    if hasattr(scenario, "build_compute_model"):
+        compute_model = scenario.build_compute_model()
+    else:
+        compute = getattr(scenario, "compute", None)
+        compute_model = build_compute_model(getattr(compute, "model", "roofline"), gpu,
+                                            **dict(getattr(compute, "options", None) or {}))
     mem_gib = getattr(scenario, "memory_limit_gib", None)
     job = MultiRankJob(
-        script=script, argv=list(argv), nnodes=nn, nproc_per_node=npn, gpu=gpu,
-        compute_model=build_compute_model(model_name, gpu, **options),
-        network=network_timer_for(scenario, npn), host_time=host_time,
+        script=script, argv=list(argv), nnodes=nn, nproc_per_node=npn, gpu=gpu, compute_model=compute_model,
+        network=network_timer_for(scenario, npn, nn), host_time=host_time,
         memory_limit_bytes=int(mem_gib * 2**30) if mem_gib else None,
     )
     try:
@@ -286,13 +288,16 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
     except CoordinatorError as e:
         print(f"phantora: {e}", file=sys.stderr)
         return 1
+    extra = {"nnodes": nn, "nproc_per_node": npn, "network_model": type(job.network).__name__,
+             "collectives": len(outcome.collectives), "breakdown": summary_rows(outcome)}
     if out_dir is not None:
+        from phantora.results import write_results
+
+        summary = write_results(out_dir, results=outcome.results, scenario=scenario, script=script, argv=argv,
+                                host_time=host_time, wall_s=outcome.wall_s)
+        summary.update(extra)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_tables(out_dir, outcome)
-        summary = {"ranks": nn * npn, "nnodes": nn, "nproc_per_node": npn, "script": script, "argv": argv,
-                   "scenario": getattr(scenario, "name", ""), "iteration_ms": outcome.iteration_ms(),
-                   "mean_ms_per_iter_excluding_first": outcome.mean_ms_excluding_first(),
-                   "breakdown": summary_rows(outcome), "wall_s": outcome.wall_s,
-                   "network": type(job.network).__name__}
-        (out_dir / "multirank_summary.json").write_text(json.dumps(summary, indent=2))
     print_summary(outcome, nn * npn, as_json)
-    return 0
+    failed = {r: res for r, res in outcome.results.items() if getattr(res, "exit_code", 0)}
+    return int(next(iter(failed.values())).exit_code) if failed else 0

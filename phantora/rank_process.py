@@ -68,8 +68,10 @@ def _child(job: RankJob, conn) -> None:
 
 
 def prewarm() -> None:
-    """Import the shim (and torch) before forking, so the child starts warm."""
+    """Import the shim, torch and ``torch._dynamo`` (FakeTensorMode imports it on first use,
+    ~5 s) before forking, so the child starts warm and later forks pay nothing."""
     import interpose.runner  # noqa: F401
+    import torch._dynamo  # noqa: F401
 
 
 def run_rank(job: RankJob, timeout_s: float | None = None) -> Any:

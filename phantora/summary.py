@@ -38,7 +38,7 @@ def print_summary(summary: dict[str, Any], *, as_json: bool, out_dir: str | None
     from rich.table import Table
 
     scen = summary["scenario"].get("name", "") if isinstance(summary["scenario"], dict) else ""
-    iters = Table(title=f"simulated iterations ({scen}, host time: {summary['host_time']})")
+    iters = Table(title="simulated iterations", caption=f"{scen}, host time {summary['host_time']}")
     iters.add_column("iteration", justify="right")
     iters.add_column("sim ms", justify="right")
     for r in rows[:-1]:

@@ -117,7 +117,13 @@ class Point:
         return point_id(self.overrides)
 
     def label(self) -> str:
-        return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in self.overrides.items())
+        return ", ".join(f"{short_name(k)}={v}" for k, v in self.overrides.items())
+
+
+def short_name(dotted: str) -> str:
+    """``network.fabric.oversubscription`` → ``oversubscription``; ``network.transport.name`` → ``transport``."""
+    parts = dotted.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
 
 
 def point_id(overrides: dict[str, Any]) -> str:
@@ -363,13 +369,37 @@ class RunKind(PointKind):
 
 
 class NetbenchKind(PointKind):
-    """A ``phantora netbench`` (network only, no script); one row per message size."""
+    """A ``phantora netbench`` (network only, no script); one row per message size and transport.
+
+    Unless the study's ``args`` name ``--transports``, only the point's own transport
+    (``network.transport.name``) is measured, so sweeping the transport works like any field.
+    """
 
     def argv(self, study: Study, scenario_path: Path, out_dir: Path) -> list[str]:
-        return ["netbench", "--scenario", str(scenario_path), "--json", *study.spec.study.args]
+        args = list(study.spec.study.args)
+        if not any(a == "--transports" or a.startswith("--transports=") for a in args):
+            scen = yaml.safe_load(scenario_path.read_text()) or {}
+            name = ((scen.get("network") or {}).get("transport") or {}).get("name", "single_path")
+            args += ["--transports", str(name)]
+        return ["netbench", "--scenario", str(scenario_path), "--json", *args]
 
     def rows(self, stdout: str, out_dir: Path) -> list[dict[str, Any]]:
-        rows = [_scalars(r) for r in json_lines(stdout)]
+        rows = []
+        for wide in json_lines(stdout):
+            # netbench prints one row per size with <transport>_<metric> columns: make it tidy
+            per: dict[str, dict[str, Any]] = {}
+            common: dict[str, Any] = {}
+            for k, v in _scalars(wide).items():
+                for metric in ("time_us", "algbw_gbps", "busbw_gbps"):
+                    if k.endswith("_" + metric):
+                        per.setdefault(k[: -len(metric) - 1], {})[metric] = v
+                        break
+                else:
+                    common[k] = v
+            if per:
+                rows.extend({**common, "transport": t, **m} for t, m in per.items())
+            else:
+                rows.append(common)
         if not rows:
             raise SweepError("no JSON result lines in the output of 'phantora netbench --json'")
         return rows

@@ -42,8 +42,9 @@ from profiles.cost import family_of, op_bytes, op_flops, tensors_of
 from profiles.roofline import is_kernel_free
 from profiles.store import ProfileEntry, ProfileHeader
 
-_NAMESPACES = ("aten",)
-"""Only aten ops are kernels we can time; c10d/functional collectives are the network's business."""
+_SKIP_NAMESPACES = frozenset({"c10d", "_c10d_functional", "c10d_functional", "_c10d_functional_autograd", "prim"})
+"""Collectives are the network simulator's business; ``prim`` ops (``prim.device``) launch nothing.
+Custom ops of other namespaces (FSDP2's ``fsdp.all_gather_copy_in``/``chunk_cat``/``split_with_sizes_copy``) are timed."""
 
 
 _cuda_sync = torch.cuda.synchronize
@@ -226,7 +227,7 @@ class KernelRecorder(TorchDispatchMode):
         return out
 
     def _launches_kernel(self, func, args, kwargs, out) -> bool:
-        if func.namespace not in _NAMESPACES or is_kernel_free(func):
+        if func.namespace in _SKIP_NAMESPACES or is_kernel_free(func):
             return False
         ts = tensors_of((args, kwargs)) + tensors_of(out)
         return any(t.device.type == self.device_type for t in ts)

@@ -145,6 +145,10 @@ _CUDNN_FWD = "aten._scaled_dot_product_cudnn_attention.default"
 _CUDNN_BWD = "aten._scaled_dot_product_cudnn_attention_backward.default"
 
 
+_TWIN_OP = {_FLASH_FWD: _CUDNN_FWD, _FLASH_BWD: _CUDNN_BWD}
+"""Op whose fitted model answers for an unseen signature of the key op (same work, the kernel a real GPU runs)."""
+
+
 def equivalent_keys(sig: OpSignature) -> list[str]:
     """Keys of the kernels a real GPU may run instead of ``sig`` for the same SDPA call.
 
@@ -284,7 +288,7 @@ class ReplayModel(ComputeModel):
         dtype = sig.dtypes[0] if sig.dtypes else (str(outs[0].dtype).removeprefix("torch.") if outs else "")
         cdtype = compute_dtype(spec["key"], dtype)
         dur = self.fits.predict(
-            sig.op, family, cdtype, op_flops(func, args, kwargs, out), op_bytes(args, kwargs, out), len(sig.shapes) + len(outs)
+            _TWIN_OP.get(sig.op, sig.op), family, cdtype, op_flops(func, args, kwargs, out), op_bytes(args, kwargs, out), len(sig.shapes) + len(outs)
         )
         if dur is None:
             t = self._roofline.time_signature(sig, func, args, kwargs, out)

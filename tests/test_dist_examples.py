@@ -51,20 +51,21 @@ def test_fsdp2_and_tp2d_run(repo_root):
 @pytest.mark.slow
 def test_run_from_cli_writes_tables_and_json(repo_root, tmp_path, capsys):
     import json
-    from types import SimpleNamespace
 
     import pandas as pd
 
     from phantora.multirank import run_from_cli
+    from phantora.scenario import scenario_from_dict
 
-    scenario = SimpleNamespace(name="t", gpu="h100", hosts=1, gpus_per_host=2,
-                               compute=SimpleNamespace(model="roofline", options={}), memory_limit_gib=None,
-                               network=None)
+    scenario = scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2})
     code = run_from_cli(script=str(repo_root / "examples/ddp/train.py"), argv=TINY, scenario=scenario,
                         nnodes=None, nproc_per_node=None, out_dir=tmp_path, as_json=True)
     assert code == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert [r["iteration"] for r in lines if "iteration" in r] == [0, 1, 2]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["ranks"] == 2 and len(summary["breakdown"]) == 3
+    assert (tmp_path / "trace.json").exists() and (tmp_path / "ops.parquet").exists()
     assert lines[-1]["ranks"] == 2 and lines[-1]["mean_ms_per_iter_excluding_first"] > 0
     coll = pd.read_parquet(tmp_path / "collectives.parquet")
     assert {"kind", "bytes", "group", "start_us", "end_us", "busbw_gbps", "transport"} <= set(coll.columns)
@@ -74,12 +75,10 @@ def test_run_from_cli_writes_tables_and_json(repo_root, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_run_from_cli_reports_failing_rank(repo_root, tmp_path, capsys):
-    from types import SimpleNamespace
-
     from phantora.multirank import run_from_cli
+    from phantora.scenario import scenario_from_dict
 
-    scenario = SimpleNamespace(name="t", gpu="h100", hosts=1, gpus_per_host=2, compute=None,
-                               memory_limit_gib=None, network=None)
+    scenario = scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2})
     code = run_from_cli(script=str(repo_root / "tests/data/multirank/raises.py"), argv=[], scenario=scenario,
                         nnodes=None, nproc_per_node=None, out_dir=None, as_json=False)
     assert code == 1

@@ -58,6 +58,10 @@ def test_tensor_and_module_entry_points(cfg):
         assert all(p.is_cuda for p in m.parameters())
         m2 = nn.Linear(8, 8).to("cuda", dtype=torch.bfloat16)
         assert m2.weight.dtype == torch.bfloat16 and m2.weight.is_cuda
+        w = m[0].weight
+        m.bfloat16()  # dtype change of an already-cuda model keeps the Parameter objects
+        assert m[0].weight is w and w.dtype == torch.bfloat16 and isinstance(w, nn.Parameter)
+        m.float()
         pinned = c.pin_memory()
         assert pinned.is_pinned()
         back = m(torch.randn(2, 8).cuda()).cpu()

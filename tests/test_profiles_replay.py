@@ -113,3 +113,57 @@ def test_default_profiles_and_wrong_gpu_file(profile_dir):
     build_compute_model("replay", get_gpu("h200"))  # shipped profiles (or none) load without error
     with pytest.raises(ProfileFormatError, match="field 'gpu'"):
         build_compute_model("replay", get_gpu("h200"), profiles=[profile_dir / "mm.jsonl"])
+
+
+def test_flash_attention_call_matches_its_measured_cudnn_twin(tmp_path):
+    from profiles.replay import equivalent_keys
+
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        q = torch.empty(8, 12, 1024, 64, device="cuda", dtype=torch.bfloat16)
+        flash = signature_of(aten._scaled_dot_product_flash_attention.default, (q, q, q, 0.0, True), {"scale": 0.125})
+    twin = ("aten._scaled_dot_product_cudnn_attention.default|8x12x1024x64;8x12x1024x64;8x12x1024x64"
+            "|bfloat16,bfloat16,bfloat16|ccc|compute_log_sumexp=True,is_causal=True")  # fmt: skip
+    assert equivalent_keys(flash)[0] == twin
+    e = ProfileEntry(key=twin, op="aten._scaled_dot_product_cudnn_attention.default", family="attention",
+                     dtype="bfloat16", dur_us=48.8, launch_us=9.0)  # fmt: skip
+    write_profile(tmp_path / "a.jsonl", ProfileHeader(gpu="h100"), [e])
+    model = build_compute_model("replay", H100, profiles=[tmp_path / "a.jsonl"])
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        q = torch.empty(8, 12, 1024, 64, device="cuda", dtype=torch.bfloat16)
+        out = aten._scaled_dot_product_flash_attention.default(q, q, q, 0.0, True, scale=0.125)
+        t = model.time_op(aten._scaled_dot_product_flash_attention.default, (q, q, q, 0.0, True), {"scale": 0.125}, out)
+    assert t.source == "profile" and t.dur_us == 48.8
+
+
+def test_op_level_fit_is_preferred_and_launch_is_the_per_op_median(tmp_path):
+    from profiles.replay import FitTable, op_launch_us
+
+    mms = synthetic_mm(overhead=4.0, eff=0.6)
+    for e, launch in zip(mms, [10.0, 20.0, 30.0, 40.0, 500.0], strict=True):
+        e.launch_us = launch
+    # another matmul op with very different behaviour must not leak into aten.mm's fit
+    bmm = [ProfileEntry(key=f"aten.bmm.default|{i}", op="aten.bmm.default", family="matmul", dtype="bfloat16",
+                        flops=1e9 * i, bytes=1e6, n_tensors=3, dur_us=100.0 * i) for i in (1, 2, 3)]  # fmt: skip
+    entries = {e.key: e for e in [*mms, *bmm]}
+    table = FitTable(H100, entries)
+    probe = mm_entry(3000, 4096, 4096, 0.0)
+    expect = 4.0 + ideal_us(H100, "matmul", "bfloat16", probe.flops, probe.bytes) / 0.6
+    assert table.predict_entry(probe) == pytest.approx(expect, rel=1e-3)
+    assert op_launch_us(entries)["aten.mm.default"] == 30.0
+    write_profile(tmp_path / "m.jsonl", ProfileHeader(gpu="h100"), entries.values())
+    model = build_compute_model("replay", H100, profiles=[tmp_path / "m.jsonl"])
+    entry_model = build_compute_model("replay", H100, profiles=[tmp_path / "m.jsonl"], launch="entry")
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        a = torch.empty(4096, 4096, device="cuda", dtype=torch.bfloat16)
+        assert model.time_op(aten.mm.default, (a, a), {}, a).launch_us == 30.0
+        assert entry_model.time_op(aten.mm.default, (a, a), {}, a).launch_us == 30.0  # its own entry: the 3rd
+    with pytest.raises(ValueError, match="launch"):
+        build_compute_model("replay", H100, profiles=[tmp_path / "m.jsonl"], launch="nope")
+
+
+def test_fp32_matmul_peak_depends_on_tf32():
+    from profiles.cost import peak_tflops
+
+    assert peak_tflops(H100, "matmul", "float32") == H100.vector_tflops["float32"]
+    assert peak_tflops(H100, "matmul", "tf32") == H100.tensor_tflops["float32"]
+    assert peak_tflops(H100, "matmul", "bfloat16") == H100.tensor_tflops["bfloat16"]

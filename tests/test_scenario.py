@@ -81,9 +81,10 @@ def test_top_level_not_mapping() -> None:
     assert "mapping" in _error("- a\n- b\n")
 
 
-def test_network_section_is_free_form() -> None:
-    s = parse_scenario(GOOD + "network:\n  nic_gbps: 400\n")
-    assert s.network == {"nic_gbps": 400}
+def test_network_section_validated_by_netsim() -> None:
+    assert parse_scenario(GOOD).network is not None  # netsim's default network
+    assert _error(GOOD + "network:\n  no_such_knob: 400\n") == (
+        "scenarios/bad.yaml: network.no_such_knob: unknown field")
 
 
 def test_missing_file_one_line(tmp_path: Path) -> None:

@@ -316,9 +316,11 @@ def install(sink: CollectiveSink | None = None) -> None:
             store = dist.HashStore()
         if timeout is None:
             timeout = timedelta(minutes=10)
+        # device_id only binds NCCL communicators eagerly (and fails the accelerator check of a
+        # CPU build of torch); the simulated backend has nothing to bind, so it is dropped.
         return orig["init"](backend=backend, init_method=None if store is not None else init_method,
                             timeout=timeout, world_size=world_size, rank=rank, store=store,
-                            group_name=group_name, pg_options=pg_options, device_id=device_id, **kw)
+                            group_name=group_name, pg_options=pg_options, device_id=None, **kw)
 
     c10d._new_process_group_helper = helper
     c10d.init_process_group = init_process_group

@@ -108,6 +108,20 @@ class FlowDriver
                               "UseHardDrop", BooleanValue(false),
                               "MeanPktSize", UintegerValue(mtuBytes));
 
+        // Host NICs serve their queue pairs round-robin, as RDMA NICs arbitrate between QPs
+        // (a FIFO would let one connection's whole window pass before the next one's). Fair
+        // queueing per 5-tuple does that; it ECN-marks above a sojourn time equal to
+        // ecnMinPackets full frames at NIC rate (DCTCP's K), and keeps ACK flows sparse.
+        TrafficControlHelper hostTch;
+        hostTch.SetRootQueueDisc(
+            "ns3::FqCoDelQueueDisc",
+            "MaxSize", QueueSizeValue(QueueSize(std::to_string(queuePackets) + "p")),
+            "UseEcn", BooleanValue(useEcn),
+            "Flows", UintegerValue(4096),
+            "Target", StringValue("100ms"),
+            "Interval", StringValue("1000ms"),
+            "CeThreshold", TimeValue(NanoSeconds(int64_t(ecnMinPackets * mtuBytes * 8 / nicGbps))));
+
         auto link = [&](Ptr<Node> a, Ptr<Node> b, double gbps) {
             PointToPointHelper p2p;
             p2p.SetDeviceAttribute("DataRate", DataRateValue(DataRate(uint64_t(gbps * 1e9))));
@@ -115,7 +129,9 @@ class FlowDriver
             p2p.SetChannelAttribute("Delay", TimeValue(NanoSeconds(hopLatencyNs)));
             p2p.SetQueue("ns3::DropTailQueue<Packet>", "MaxSize", StringValue("2p"));
             NetDeviceContainer devs = p2p.Install(a, b);
-            tch.Install(devs);
+            bool hostSide = a->GetId() < m_hosts.GetN() && m_hosts.Get(a->GetId()) == a;
+            (hostSide ? hostTch : tch).Install(devs.Get(0));
+            tch.Install(devs.Get(1));
             Ipv4AddressHelper addr;
             uint32_t base = 0xAC100000u + 4u * m_nLinks++; // 172.16.0.0/12, one /30 per link
             addr.SetBase(Ipv4Address(base), Ipv4Mask("255.255.255.252"));

@@ -35,6 +35,16 @@ def mix64(*values: int) -> int:
     return h
 
 
+def mix64_many(prefix: int, values: np.ndarray) -> np.ndarray:
+    """``mix64(*prefix_values, v)`` for every ``v``, vectorised (``prefix = mix64(*prefix_values)``)."""
+    with np.errstate(over="ignore"):
+        h = np.uint64(prefix) ^ values.astype(np.uint64)
+        h = h + np.uint64(0x9E3779B97F4A7C15)
+        z = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 class Transport:
     """Base transport. ``message_latency_ns`` is added per collective step (per message);
     ``chunk_bytes``/``chunk_header_bytes`` inflate the bytes on the wire by the per-chunk header."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from netsim.topologies.base import Route
-from netsim.transports.base import TRANSPORTS, Transport, mix64
+from netsim.transports.base import TRANSPORTS, Transport, mix64, mix64_many
 
 
 @TRANSPORTS.register("single_path")
@@ -23,6 +23,6 @@ class SinglePath(Transport):
 
     def path_weights(self, route: Route, conn: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         p = route.n_paths
-        idx = np.array([mix64(self.seed, *conn, q) % p for q in range(self.qps)])
+        idx = mix64_many(mix64(self.seed, *conn), np.arange(self.qps)) % np.uint64(p)
         paths, counts = np.unique(idx, return_counts=True)
         return paths, counts / self.qps

@@ -74,7 +74,7 @@ def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time
 
 def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool, host_time: str,
              timeout_s: float | None) -> int:
-    from phantora.rank_process import RankJob, RankProcessError, run_rank
+    from phantora.rank_process import RankJob, RankProcessError, prewarm, run_rank
     from phantora.results import write_results
     from phantora.summary import print_summary
 
@@ -88,6 +88,7 @@ def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool
     if sys.stderr.isatty():
         click.echo(f"phantora: simulating {script} on {scenario.name} (1 rank, host time {host_time})",
                    err=True)
+    prewarm()  # imports are not simulation time
     t0 = time.perf_counter()
     try:
         result = run_rank(job, timeout_s=timeout_s)

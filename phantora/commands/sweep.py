@@ -72,8 +72,14 @@ def sweep(study_file: Path, out_dir: Path | None, jobs: int | None, ray_address:
                                    f"(see {out}/points/<id>/stderr.txt)")
 
 
+PREFERRED = ("size_bytes", "transport", "time_us", "busbw_gbps", "iteration_ms", "compute_ms",
+             "exposed_comm_ms", "idle_ms", "ranks", "status", "point_wall_s")
+
+
 def _print_table(out: Path, as_json: bool) -> None:
     import pandas as pd
+
+    from phantora.sweep import short_name
 
     df = pd.read_parquet(out / "sweep.parquet")
     if as_json:
@@ -83,11 +89,12 @@ def _print_table(out: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    hidden = {"error"}
-    cols = [c for c in df.columns if c not in hidden][:12]
+    meta = json.loads((out / "points.json").read_text()) if (out / "points.json").is_file() else {}
+    swept = [c for c in meta.get("swept", []) if c in df]
+    cols = ["point_id", *swept, *(c for c in PREFERRED if c in df and c not in swept)]
     table = Table(title=str(out / "sweep.parquet"))
     for c in cols:
-        table.add_column(c, justify="right")
+        table.add_column(short_name(c), justify="right")
     for rec in df[cols].itertuples(index=False):
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in rec))
     Console().print(table)

@@ -1,47 +1,74 @@
-"""Adapter: netsim's incremental flow engine as the coordinator's :class:`NetworkTimer`.
+"""Adapter: a netsim :class:`~netsim.backend.NetworkBackend` as the coordinator's :class:`NetworkTimer`.
 
 netsim works in integer nanoseconds with per-rank start times; the coordinator in float
-microseconds with one start per collective (the latest member's arrival). Completions
-are reported at the latest member's end time.
+microseconds with one start per collective (the latest member's arrival). A collective
+completes, for the coordinator, when its last member's part ends. c10d kinds netsim does
+not model are mapped onto the nearest one it does (a barrier is a 4-byte all-reduce).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from interpose.protocol import CollectiveCall
 from phantora.coordinator.network import Completion, NetworkTimer
 
+_KIND_MAP = {
+    "send": "send_recv",
+    "recv": "send_recv",
+    "barrier": "all_reduce",
+    "gather": "all_gather",
+    "scatter": "broadcast",
+    "all_gather_object": "all_gather",
+    "gather_object": "all_gather",
+    "broadcast_object": "broadcast",
+    "scatter_object": "broadcast",
+}
 
-def build(scenario, gpus_per_host: int) -> NetworkTimer | None:
-    """A netsim-backed timer for ``scenario``, or ``None`` when netsim's engine is not available."""
+
+def build(scenario: Any, gpus_per_host: int, hosts: int | None = None) -> NetworkTimer | None:
+    """A netsim-backed timer for ``scenario``'s network, or ``None`` when netsim cannot build one."""
     try:
-        import netsim.coordinator_api as api  # type: ignore[import-not-found]
+        from netsim import build_backend  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return NetsimTimer(api.build_network(scenario), gpus_per_host)  # pragma: no cover
+    network = getattr(scenario, "network", None)
+    if network is None:
+        return None
+    backend = build_backend(hosts=hosts or int(getattr(scenario, "hosts", 1)), gpus_per_host=gpus_per_host,
+                            network=network)
+    return NetsimTimer(backend)
 
 
-class NetsimTimer(NetworkTimer):  # pragma: no cover - exercised once netsim lands
-    def __init__(self, sim, gpus_per_host: int) -> None:
-        self.sim = sim
-        self.gpus_per_host = gpus_per_host
-        self._handles: dict[object, str] = {}
+class NetsimTimer(NetworkTimer):
+    """Drives a :class:`netsim.backend.NetworkBackend`."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self._keys: dict[int, str] = {}
+
+    def _kind(self, call: CollectiveCall) -> str:
+        kind = _KIND_MAP.get(call.kind, call.kind)
+        if not self.backend.supports(kind):
+            kind = "all_reduce"
+        return kind
 
     def submit(self, call: CollectiveCall, start_us: float) -> None:
-        start_ns = round(start_us * 1e3)
-        kind = "send_recv" if call.kind in ("send", "recv") else call.kind
-        h = self.sim.submit_collective(kind, list(call.ranks), call.nbytes,
-                                       {r: start_ns for r in call.ranks}, tag=call.key)
-        self._handles[h] = call.key
+        start_ns = max(round(start_us * 1e3), int(self.backend.now_ns))
+        nbytes = max(call.nbytes, 4) if call.kind == "barrier" else call.nbytes
+        h = self.backend.submit_collective(self._kind(call), list(call.ranks), nbytes, start_ns, tag=call.key)
+        self._keys[h] = call.key
 
     def next_event_us(self) -> float | None:
-        t = self.sim.next_event_ns()
+        t = self.backend.next_event_ns()
         return None if t is None else t / 1e3
 
     def pop_until(self, t_us: float) -> list[Completion]:
-        done = self.sim.run_until(round(t_us * 1e3))
         out = []
-        for h in done:
-            key = self._handles.pop(h)
-            ends = self.sim.result(h)
-            out.append(Completion(key, max(ends.values()) / 1e3, getattr(self.sim, "transport_name", "")))
+        for h in self.backend.run_until(round(t_us * 1e3)):
+            key = self._keys.pop(h, None)
+            if key is None:
+                continue
+            ends = self.backend.result(h)
+            out.append(Completion(key, max(ends.values()) / 1e3, self.backend.transport_name))
         return sorted(out, key=lambda c: (c.end_us, c.key))

@@ -1,0 +1,127 @@
+"""Shared machinery: a :class:`Plan` (one collective call in context) and the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netsim.collectives.protocols import PROTOCOLS, Protocol
+from netsim.config import NetworkConfig
+from netsim.flows import FlowSpec, merge_incidence
+from netsim.registry import Registry
+from netsim.topologies.base import Topology
+from netsim.transports.base import Transport
+
+
+def bus_factor(kind: str, n: int) -> float:
+    """nccl-tests busbw / algbw: 2(n-1)/n all-reduce; (n-1)/n all-gather, reduce-scatter,
+    all-to-all; 1 broadcast, reduce, send/recv."""
+    if n <= 1:
+        return 0.0 if kind != "send_recv" else 1.0
+    if kind == "all_reduce":
+        return 2.0 * (n - 1) / n
+    if kind in ("all_gather", "reduce_scatter", "all_to_all"):
+        return (n - 1) / n
+    return 1.0
+
+
+@dataclass
+class Plan:
+    """One collective call: what decompositions read. ``nbytes`` is the nccl-tests size."""
+
+    kind: str
+    ranks: list[int]
+    nbytes: float
+    start_ns: dict[int, int]
+    topology: Topology
+    transport: Transport
+    config: NetworkConfig
+    conn_cache: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    algorithm: str | None = None
+    protocol: str | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.ranks)
+
+    @property
+    def channels(self) -> int:
+        return self.config.collectives.channels
+
+    def hop(self, src: int, dst: int, channel: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(links, weights, latency_ns)`` of connection (src, dst, channel); cached so a
+        connection keeps its paths across calls, as NCCL's do."""
+        key = (src, dst, channel)
+        hit = self.conn_cache.get(key)
+        route = self.topology.route(src, dst)
+        if hit is None:
+            hit = self.conn_cache[key] = self.transport.spread(route, key)
+        return hit[0], hit[1], route.latency_ns + self.transport.message_latency_ns
+
+    def is_intra_host(self) -> bool:
+        hosts = {self.topology.host_of(r) for r in self.ranks}
+        return len(hosts) == 1
+
+    def choose_protocol(self, steps: int, bus_bytes: float) -> Protocol:
+        """The configured protocol, or (``auto``) the one with the least modelled time."""
+        name = self.protocol or self.config.collectives.protocol
+        if name != "auto":
+            return PROTOCOLS.get(name)
+        intra = self.is_intra_host()
+        bw = (self.config.intra_host.nvlink_gbps_per_direction if intra else self.config.nic.gbit / 8.0)
+        def est(p: Protocol) -> float:
+            step = p.step_latency_nvlink_us if intra else p.step_latency_net_us
+            return p.base_latency_us + steps * step + bus_bytes / (bw * 1e3 * p.bandwidth_efficiency)
+        return min((PROTOCOLS.get(n) for n in ("LL", "LL128", "Simple")), key=est)
+
+    def launch_ns(self, p: Protocol) -> int:
+        return round((self.config.collectives.launch_latency_us + p.base_latency_us) * 1e3)
+
+    def nvlink_cap_gbps(self, flows_sharing: int) -> float:
+        """Per-flow rate cap on NVLink: NCCL's kernels for this kind reach only a fraction of it."""
+        c = self.config.collectives
+        eff = c.nvlink_efficiency.get(self.kind, c.default_nvlink_efficiency)
+        return eff * self.config.intra_host.nvlink_gbps_per_direction / max(1, flows_sharing)
+
+    def start_of(self, ranks: Sequence[int]) -> int:
+        return max(self.start_ns[r] for r in ranks)
+
+    def path_flow(self, hops: Sequence[tuple[int, int]], channel: int, nbytes: float, ranks: Sequence[int],
+                  steps: int, p: Protocol, flows_sharing_nvlink: int) -> FlowSpec:
+        """One pipelined flow over ``hops`` (ring, chain or tree edges)."""
+        links, weights, lat_sum = [], [], 0
+        for s, d in hops:
+            lk, w, hop_lat = self.hop(s, d, channel)
+            links.append(lk)
+            weights.append(w)
+            intra = self.topology.host_of(s) == self.topology.host_of(d)
+            lat_sum += hop_lat + round(1e3 * (p.step_latency_nvlink_us if intra else p.step_latency_net_us))
+        lk, w = merge_incidence(links, weights)
+        on_nvlink = bool(self.topology.nvlink_links[lk].any())
+        cap = self.nvlink_cap_gbps(flows_sharing_nvlink) if on_nvlink else float("inf")
+        wire = nbytes * self.transport.wire_factor / p.bandwidth_efficiency
+        # pipeline fill: each step crosses one hop; the steps go round the hops evenly
+        tail = round(steps * lat_sum / max(1, len(hops)))
+        return FlowSpec(lk, w, wire, self.start_of(ranks) + self.launch_ns(p), tuple(ranks), tail, cap)
+
+
+Decomposer = Callable[[Plan], list[FlowSpec]]
+COLLECTIVES: Registry[Decomposer] = Registry("collective")
+
+
+def decompose(kind: str, ranks: Sequence[int], nbytes: float, start_ns: Mapping[int, int] | int, *,
+              topology: Topology, transport: Transport, config: NetworkConfig,
+              conn_cache: dict | None = None, algorithm: str | None = None,
+              protocol: str | None = None) -> list[FlowSpec]:
+    """The flows of one collective call (``kind`` in :data:`COLLECTIVES`)."""
+    fn = COLLECTIVES.get(kind)
+    ranks = list(ranks)
+    if len(set(ranks)) != len(ranks) or not ranks:
+        raise ValueError(f"{kind}: ranks must be distinct and non-empty")
+    starts = {r: int(start_ns) for r in ranks} if isinstance(start_ns, int | float) else {
+        r: int(start_ns[r]) for r in ranks}
+    plan = Plan(kind, ranks, float(nbytes), starts, topology, transport, config,
+                conn_cache if conn_cache is not None else {}, algorithm, protocol)
+    return fn(plan)

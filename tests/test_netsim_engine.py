@@ -1,0 +1,128 @@
+"""Analytic checks of the flow engine, max-min sharing, and event ordering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netsim.config import NetworkConfig
+from netsim.engine import FlowNetwork, simulate_collectives
+from netsim.events import EventQueue, Priority
+from netsim.flows import FlowSpec
+from netsim.maxmin import max_min_rates
+
+
+def _net(hosts: int = 1, gpus: int = 2, **kw) -> FlowNetwork:
+    return FlowNetwork.build(hosts, gpus, NetworkConfig(**kw))
+
+
+def test_simultaneous_events_ordered_by_priority_then_seq():
+    q = EventQueue()
+    q.push(5, Priority.ADMIT, "admit-a")
+    q.push(5, Priority.FLOW_DONE, "done")
+    q.push(5, Priority.ADMIT, "admit-b")
+    q.push(3, Priority.ADMIT, "early")
+    q.push(5, Priority.COLLECTIVE_DONE, "coll")
+    assert [q.pop()[2] for _ in range(5)] == ["early", "done", "coll", "admit-a", "admit-b"]
+
+
+def test_one_flow_gets_line_rate():
+    net = _net()
+    link = net.topology.nvl_up[0]
+    cap = net.capacity[link]
+    h = net.submit_flows([FlowSpec(np.array([link]), np.array([1.0]), cap * 1e6, 0, (0,))])
+    net.run()
+    assert net.result(h)[0] == 1_000_000  # bytes / (bytes/ns)
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_n_flows_share_a_link_equally(n):
+    net = _net()
+    link = net.topology.nvl_up[0]
+    cap = net.capacity[link]
+    hs = [net.submit_flows([FlowSpec(np.array([link]), np.array([1.0]), cap * 1e5, 0, (i,))]) for i in range(n)]
+    net.run()
+    assert all(net.result(h)[i] == pytest.approx(n * 100_000, abs=1) for i, h in enumerate(hs))
+
+
+def test_maxmin_weighted_and_bottlenecks():
+    # flow 0 on links 0,1; flow 1 on link 1; flow 2 on link 0 at weight 0.5. caps 10, 4
+    rates = max_min_rates(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), np.array([1, 1, 1, 0.5]), 3,
+                          np.array([10.0, 4.0]))
+    assert rates[0] == pytest.approx(2.0) and rates[1] == pytest.approx(2.0)
+    assert rates[2] == pytest.approx(16.0)  # 0.5 * r + 2 = 10
+
+
+def test_ring_all_reduce_matches_formula():
+    """t = launch + 2(n-1)/n·S/B_eff + latency terms, with B_eff the efficiency-capped NVLink rate."""
+    cfg = NetworkConfig()
+    n, size = 8, 1 << 30
+    net = FlowNetwork.build(1, n, cfg)
+    h = net.submit_collective("all_reduce", list(range(n)), size, 0, protocol="Simple")
+    net.run()
+    t = max(net.result(h).values())
+    bw = cfg.intra_host.nvlink_gbps_per_direction * cfg.collectives.nvlink_efficiency["all_reduce"]
+    bw_term = 2 * (n - 1) / n * size / bw
+    lat = (cfg.collectives.launch_latency_us + 8.4) * 1e3 + 2 * (n - 1) * (4.0e3 + cfg.intra_host.nvlink_latency_ns)
+    assert t == pytest.approx(bw_term + lat, rel=1e-6, abs=2)
+
+
+def test_network_ring_limited_by_nic():
+    cfg = NetworkConfig()
+    cfg.collectives.channels = 1
+    net = FlowNetwork.build(2, 1, cfg)  # two hosts, one GPU each: ring over NICs
+    h = net.submit_collective("all_reduce", [0, 1], 1 << 30, 0, protocol="Simple")
+    net.run()
+    t = max(net.result(h).values())
+    assert t == pytest.approx((1 << 30) / (cfg.nic.gbit / 8), rel=0.01)
+
+
+def test_late_rank_delays_start_and_contention_slows():
+    net = _net(2, 2)
+    a = net.submit_collective("all_gather", [0, 1, 2, 3], 1 << 26, {0: 0, 1: 0, 2: 0, 3: 50_000})
+    net.run()
+    alone = max(net.result(a).values())
+    assert min(net.result(a).values()) > 50_000
+    net2 = _net(2, 2)
+    b = net2.submit_collective("all_gather", [0, 1, 2, 3], 1 << 26, {0: 0, 1: 0, 2: 0, 3: 50_000})
+    net2.submit_collective("all_to_all", [0, 1, 2, 3], 1 << 28, 0)
+    net2.run()
+    assert max(net2.result(b).values()) > alone
+
+
+def test_incremental_api_and_determinism():
+    def go():
+        net = _net(4, 2, fabric={"hosts_per_leaf": 1, "spines": 2})
+        hs = [net.submit_collective("all_reduce", list(range(8)), 1 << 24, i * 1000) for i in range(3)]
+        hs.append(net.submit_collective("send_recv", [0, 7], 1 << 20, 0))
+        done = []
+        while (t := net.next_event_ns()) is not None:
+            done += net.run_until(t)
+        return [net.result(h) for h in hs], done
+    r1, d1 = go()
+    r2, d2 = go()
+    assert r1 == r2 and d1 == d2 and sorted(d1) == [0, 1, 2, 3]
+
+
+def test_result_before_done_raises():
+    net = _net()
+    h = net.submit_collective("all_reduce", [0, 1], 1 << 20, 0)
+    with pytest.raises(RuntimeError):
+        net.result(h)
+
+
+def test_simulate_collectives_batch_and_single_rank():
+    res = simulate_collectives([{"kind": "broadcast", "ranks": [0, 1, 2], "nbytes": 1 << 20},
+                                {"kind": "all_reduce", "ranks": [3], "nbytes": 1 << 20}], hosts=1, gpus_per_host=4)
+    assert set(res[0]) == {0, 1, 2} and set(res[1]) == {3}
+    assert res[1][3] < res[0][0]
+
+
+def test_tree_all_reduce_runs_and_differs_from_ring():
+    out = {}
+    for algo in ("ring", "tree"):
+        net = _net(8, 1, fabric={"hosts_per_leaf": 8})
+        h = net.submit_collective("all_reduce", list(range(8)), 1 << 16, 0, algorithm=algo)
+        net.run()
+        out[algo] = max(net.result(h).values())
+    assert out["tree"] < out["ring"]  # small message: fewer latency steps
