@@ -1,7 +1,8 @@
 """Virtual host clock and the ``time`` module patches that expose it.
 
-The host clock advances by (a) the script's own CPU time between shim calls
-(``host_time="measured"``; the shim's own time is excluded) or nothing
+The host clock advances by (a) the script's own CPU time (main thread,
+``time.thread_time``) between shim calls (``host_time="measured"``; the shim's
+own time and a calibrated per-call cost of reaching the shim are excluded) or nothing
 (``"zero"``), (b) each GPU op's launch overhead, and (c) waits at sync points.
 ``time.time/perf_counter/monotonic`` (and ``_ns``) return it; ``time.sleep`` on
 the main thread advances it without sleeping. Other threads (tqdm monitors,
@@ -16,6 +17,10 @@ import time as _time
 real_perf_counter = _time.perf_counter
 real_time = _time.time
 real_sleep = _time.sleep
+cpu_time = _time.thread_time
+"""The main thread's CPU time: what ``measured`` host time counts. CPU time, not wall
+time, so other processes on a busy machine (or being descheduled) do not inflate
+the script's host time; a script blocked on I/O is not charged either."""
 
 _PATCHED = ("time", "time_ns", "perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "sleep")
 
@@ -23,26 +28,32 @@ _PATCHED = ("time", "time_ns", "perf_counter", "perf_counter_ns", "monotonic", "
 class VirtualClock:
     """Simulated host time in microseconds, plus the bookkeeping for measured mode."""
 
-    __slots__ = ("_depth", "_mark", "epoch_s", "host_us", "measured", "pending_calls", "per_call_us")
+    __slots__ = (
+        "_depth", "_mark", "epoch_s", "host_us", "measured", "pending_calls", "per_call_us", "per_entry_us",
+    )  # fmt: skip
 
     def __init__(self, measured: bool, start_us: float = 0.0) -> None:
         self.measured = measured
         self.host_us = start_us
         self.epoch_s = real_time()
         """Wall-clock time that simulated time 0 maps to, for ``time.time``."""
-        self._mark = real_perf_counter()
+        self._mark = cpu_time()
         self._depth = 0
         self.per_call_us = 0.0
         """Host cost of one C++ -> Python dispatch round trip that happens outside
         ``enter``/``leave`` (calibrated at install); not the script's time."""
         self.pending_calls = 0
         """Dispatch round trips since the last ``enter``."""
+        self.per_entry_us = 0.0
+        """Host cost, outside ``enter``/``leave``, of reaching the shim from a tensor call
+        (C++ dispatcher, autograd and FakeTensor wrapping, Python<->C++ argument
+        conversion) beyond ``per_call_us``; calibrated at install, not the script's time."""
 
     def enter(self) -> None:
         """Entering the shim: bank the script's CPU time since the last exit."""
         if self._depth == 0 and self.measured:
-            now = real_perf_counter()
-            delta = (now - self._mark) * 1e6 - (self.pending_calls + 1) * self.per_call_us
+            now = cpu_time()
+            delta = (now - self._mark) * 1e6 - (self.pending_calls + 1) * self.per_call_us - self.per_entry_us
             self.pending_calls = 0
             if delta > 0:
                 self.host_us += delta
@@ -50,12 +61,12 @@ class VirtualClock:
 
     def leave(self) -> None:
         self._depth -= 1
-        if self._depth == 0:
-            self._mark = real_perf_counter()
+        if self._depth == 0 and self.measured:
+            self._mark = cpu_time()
 
     def leave_mark(self) -> None:
         """Start counting the script's CPU time from now."""
-        self._mark = real_perf_counter()
+        self._mark = cpu_time()
 
     def now_us(self) -> float:
         self.enter()

@@ -75,3 +75,5 @@ class RankResult:
     """True when the script died of a simulated ``torch.cuda.OutOfMemoryError``."""
     syncs: int = 0
     """Host-device synchronisations (``.item()``, ``synchronize`` ...)."""
+    missing_signatures: list[dict] = field(default_factory=list)
+    """Op signatures the compute model had no measurement for (input of ``phantora profile --kernels-only``)."""

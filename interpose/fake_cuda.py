@@ -11,8 +11,8 @@ at tensor *types* or need a driver:
 - ``tolist`` reads data directly: it syncs and returns zeros;
 - ``record_stream`` takes a C stream object: a no-op (the allocator model
   ignores cross-stream lifetimes);
-- ``module.to(dtype)``/``.half()`` on a fake-cuda model keeps the parameter objects
-  (a failed ``swap_tensors`` falls back to ``.data =``);
+- ``module.cuda()``/``.to("cuda")``/``.to(dtype)``/``.half()`` keep the Parameter
+  objects (an optimizer built before ``.cuda()`` sees the cuda parameters), as on a GPU;
 - ``torch.save`` stores fake tensors as meta tensors; ``f"{t:.3f}"`` of a 0-dim
   fake tensor formats the placeholder value; ``torch.Generator("cuda")`` works;
 - ``torch.compile`` returns the eager module/function (documented limitation:
@@ -21,6 +21,7 @@ at tensor *types* or need a driver:
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -104,21 +105,61 @@ class _CudaGenerator(torch._C.Generator, metaclass=_GeneratorMeta):
         return self._sim_device
 
 
+def _drop_memo_refs(t: torch.Tensor) -> None:
+    """Forget FakeTensorMode's memo entries for ``t`` (weak values keyed by the meta tensor
+    each op output was built from; never looked up again once the op returned)."""
+    if not isinstance(t, FakeTensor):
+        return
+    memo = t.fake_mode.fake_tensor_converter.tensor_memo
+    for r in weakref.getweakrefs(t):
+        if isinstance(r, weakref.KeyedRef) and memo.get(r.key) is t:
+            del memo[r.key]
+
+
 def _make_swap_tensors(orig):
     def swap_tensors(t1, t2):
-        """``Module._apply`` swaps fake parameters (``.to(dtype)``, ``.half()``); the swap
-        refuses tensors that FakeTensorMode's converter holds weak references to, so
-        fall back to the ``.data =`` path a real GPU's parameters take."""
+        """``Module._apply`` swaps parameters under the shim (see ``_make_module_apply``);
+        the swap refuses tensors something holds weak references to (FakeTensorMode's
+        converter, user code), so fall back to the ``.data =`` path a real GPU's
+        parameters take whenever the two tensor types allow it."""
+        _drop_memo_refs(t1)
+        _drop_memo_refs(t2)
         try:
             return orig(t1, t2)
         except RuntimeError:
-            if not (isinstance(t1, FakeTensor) and isinstance(t2, FakeTensor)):
+            same_kind = isinstance(t1, FakeTensor) == isinstance(t2, FakeTensor)
+            if not same_kind or not torch._has_compatible_shallow_copy_type(t1, t2):
                 raise
             with torch.no_grad():
                 t1.data = t2.detach()
+            if isinstance(t2, torch.nn.Parameter) and not isinstance(t1, torch.nn.Parameter):
+                t1._is_param = True  # type: ignore[attr-defined]
             return None
 
     return swap_tensors
+
+
+def _make_module_apply(orig):
+    def _apply(self, fn, recurse=True):
+        """``Module._apply`` keeping parameter identity across ``.cuda()``/``.to("cuda")``.
+
+        On a GPU build a CPU parameter and its cuda copy have compatible tensor
+        types, so ``_apply`` does ``param.data = cuda_copy`` and the Parameter
+        objects an optimizer already holds become cuda ones. A fake tensor is a
+        Python subclass, so ``_apply`` would create new Parameters instead; swap
+        the new fake tensor into the old Parameter object (the path PyTorch takes
+        under ``set_swap_module_params_on_conversion(True)``). The
+        ``get_overwrite_module_params_on_conversion()`` opt-out keeps new objects."""
+        fut = torch.__future__
+        if fut.get_overwrite_module_params_on_conversion() or fut.get_swap_module_params_on_conversion():
+            return orig(self, fn, recurse)
+        fut.set_swap_module_params_on_conversion(True)
+        try:
+            return orig(self, fn, recurse)
+        finally:
+            fut.set_swap_module_params_on_conversion(False)
+
+    return _apply
 
 
 def _compile(model: Any = None, **kwargs: Any) -> Any:
@@ -139,6 +180,7 @@ def install_fake_cuda(p: Patcher) -> None:
     p.set(torch, "save", _make_save(torch.save))
     p.set(torch, "Generator", _CudaGenerator)
     p.set(torch.utils, "swap_tensors", _make_swap_tensors(torch.utils.swap_tensors))
+    p.set(torch.nn.Module, "_apply", _make_module_apply(torch.nn.Module._apply))
     for types in _foreach_type_lists():
         if FakeTensor not in types:
             types.append(FakeTensor)

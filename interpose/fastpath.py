@@ -98,8 +98,8 @@ class OutputCache:
         ok = self._eligible.get(func)
         if ok is None:
             ok = self._eligible[func] = _functional(func)
-        if not ok:
-            return None
+        if not ok or (ok == "view" and torch.is_inference_mode_enabled()):
+            return None  # a view made in inference_mode must share its base's version counter
         try:
             k = (func, tuple(_desc(a) for a in args))
             if kwargs:

@@ -78,6 +78,8 @@ def install(cfg: RankConfig) -> RankRuntime:
     tp = TimePatch(rt.clock)
     tp.install()
     mode.__enter__()
+    if cfg.host_time == "measured":
+        rt.clock.per_entry_us = mode.calibrate_entry()
     rt.clock.leave_mark()
     _state = _Installed(rt, mode, patcher, tp, hook, lift_cpu_only, autograd_threads)
     return rt
@@ -180,4 +182,6 @@ def run_script(script_path: str, argv: list[str], cfg: RankConfig) -> RankResult
         uninstall()
         sys.argv, sys.path[:] = saved_argv, saved_path
     result.exit_code, result.error, result.oom = exit_code, error, oom
+    missing = getattr(cfg.compute_model, "missing_signatures", None)
+    result.missing_signatures = list(missing()) if callable(missing) else []
     return result

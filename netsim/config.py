@@ -59,8 +59,9 @@ class NicConfig(_Strict):
 class FabricConfig(_Strict):
     """Switches between hosts."""
 
-    kind: Literal["leaf_spine"] = "leaf_spine"
-    """Topology family (``netsim.topologies``)."""
+    kind: Literal["leaf_spine", "fat_tree"] = "leaf_spine"
+    """Topology family (``netsim.topologies``): 2-tier ``leaf_spine``, or 3-tier ``fat_tree`` (pods of
+    leaf-spine under a core layer)."""
     hosts_per_leaf: int = Field(4, ge=1)
     """Hosts under one leaf (ToR) switch; with ``rail_optimized``, hosts per rail group."""
     spines: int = Field(8, ge=1)
@@ -70,6 +71,12 @@ class FabricConfig(_Strict):
     """Per switch hop (switching + propagation)."""
     oversubscription: float = Field(1.0, ge=1.0)
     """Leaf downlink capacity / uplink capacity (1 = non-blocking)."""
+    leaves_per_pod: int = Field(4, ge=1)
+    """``fat_tree`` only: leaves (and their ``spines`` aggregation switches) per pod."""
+    cores: int = Field(8, ge=1)
+    """``fat_tree`` only: core switches above the pods."""
+    core_oversubscription: float = Field(1.0, ge=1.0)
+    """``fat_tree`` only: a pod's leaf-uplink capacity / its core-uplink capacity."""
     rail_optimized: bool = False
     """NIC i of every host in a group goes to leaf (group, i): same-rail traffic never reaches a spine."""
 
@@ -85,6 +92,10 @@ class CollectivesConfig(_Strict):
     """Connections per peer pair for send/recv and all-to-all."""
     protocol: Literal["LL", "LL128", "Simple", "auto"] = "auto"
     """NCCL protocol (latency vs bandwidth efficiency); ``auto`` picks the fastest per size."""
+    pxn: bool = True
+    """On a ``rail_optimized`` fabric, move a cross-rail inter-host hop over NVLink to the sending
+    host's GPU on the receiver's rail first (NCCL's PXN, on by default since NCCL 2.12), so the
+    network hop stays on one rail; ``False``: the sender's own NIC, through a spine."""
     launch_latency_us: float = Field(10.0, ge=0)
     """Fixed cost of one collective call (kernel launch, proxy handshake), added once."""
     nvlink_efficiency: dict[str, float] = Field(default_factory=lambda: {

@@ -42,41 +42,61 @@ class EngineStats:
     events: int = 0
     flows: int = 0
     rate_recomputes: int = 0
+    flows_recomputed: int = 0
+    """Sum over recomputations of the flows whose rates were recomputed (all active ones when
+    ``incremental`` is off): the engine's real work."""
 
 
 class FlowNetwork(NetworkBackend):
-    """Flow-level :class:`NetworkBackend` over a topology and a transport."""
+    """Flow-level :class:`NetworkBackend` over a topology and a transport.
+
+    ``incremental`` (default): after an event only the flows connected, through shared links
+    and transitively, to the links of the flows that finished or started are re-rated. Max-min
+    fairness decomposes over connected components, so the rates equal a full recomputation's
+    up to float rounding; ``incremental=False`` recomputes every active flow (the reference).
+    """
 
     def __init__(self, topology: Topology, transport: Transport, config: NetworkConfig,
-                 transport_name: str = "") -> None:
+                 transport_name: str = "", *, incremental: bool = True) -> None:
         self.topology = topology
         self.transport = transport
         self.config = config
         self.transport_name = transport_name or getattr(transport, "name", "")
         self.capacity = topology.capacity_gbps.astype(float)  # GB/s == bytes/ns
+        self.incremental = incremental
         self._now = 0
         self._events = EventQueue()
         self._jobs: dict[int, _Job] = {}
         self._conn_cache: dict = {}
         self.stats = EngineStats()
-        # active flows
+        # flow slots in admission order; finished ones stay (rate 0, not alive) until compaction
         self._specs: list[FlowSpec] = []
         self._owner: list[int] = []
+        self._alive = np.zeros(0, dtype=bool)
         self._remaining = np.zeros(0)
         self._rates = np.zeros(0)
+        self._nlinks = np.zeros(0, dtype=np.int64)
+        self._caps = np.zeros(0)
+        self._n_dead = 0
+        # incidence entries (slot, link, weight) of every slot, in slot order
+        self._e_flow = np.zeros(0, dtype=np.int64)
+        self._e_link = np.zeros(0, dtype=np.int64)
+        self._e_w = np.zeros(0)
+        self._touched: list[np.ndarray] = []
         self._dirty = False
         self._admitted: list[tuple[int, FlowSpec]] = []
 
     # ---- construction -------------------------------------------------------------
     @classmethod
     def build(cls, hosts: int, gpus_per_host: int, config: NetworkConfig | None = None,
-              transport: str | None = None) -> FlowNetwork:
+              transport: str | None = None, *, incremental: bool = True) -> FlowNetwork:
         """A network for ``hosts x gpus_per_host`` GPUs; ``transport`` overrides the config's."""
         config = config or NetworkConfig()
         name = transport or config.transport.name
         opts = config.transport.options if name == config.transport.name else {}
         return cls(build_topology(hosts, gpus_per_host, config),
-                   build_transport(name, seed=config.seed, options=opts), config, name)
+                   build_transport(name, seed=config.seed, options=opts), config, name,
+                   incremental=incremental)
 
     @property
     def now_ns(self) -> int:
@@ -112,7 +132,7 @@ class FlowNetwork(NetworkBackend):
     def _next_flow_done(self) -> int | None:
         if not len(self._remaining):
             return None
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             dt = np.where(self._rates > 0, self._remaining / self._rates, np.inf).min()
         if not np.isfinite(dt):
             return None
@@ -130,7 +150,7 @@ class FlowNetwork(NetworkBackend):
                 break
             self._advance(t)
             self._complete_flows()
-            while self._events.peek_time() == t:
+            while self._events.peek_time() == t:  # every event of this instant, one recomputation
                 _, prio, payload = self._events.pop()
                 self.stats.events += 1
                 if prio == Priority.ADMIT:
@@ -155,6 +175,12 @@ class FlowNetwork(NetworkBackend):
     def tag(self, handle: int) -> Any:
         return self._jobs[handle].tag
 
+    def link_load_gbps(self) -> np.ndarray:
+        """Current load per link (GB/s) of the active flows."""
+        keep = self._alive[self._e_flow]
+        return np.bincount(self._e_link[keep], weights=(self._rates[self._e_flow] * self._e_w)[keep],
+                           minlength=len(self.capacity))
+
     # ---- internals ----------------------------------------------------------------
     def _advance(self, t: int) -> None:
         if len(self._remaining):
@@ -170,21 +196,34 @@ class FlowNetwork(NetworkBackend):
         """Append the flows admitted at this instant in one array operation."""
         if not self._admitted:
             return
+        new = [s for _, s in self._admitted]
+        base = len(self._specs)
+        nl = np.array([len(s.links) for s in new], dtype=np.int64)
         self._owner += [h for h, _ in self._admitted]
-        self._specs += [s for _, s in self._admitted]
-        self._remaining = np.concatenate([self._remaining, [s.nbytes for _, s in self._admitted]])
-        self._rates = np.concatenate([self._rates, np.zeros(len(self._admitted))])
+        self._specs += new
+        self._nlinks = np.concatenate([self._nlinks, nl])
+        self._caps = np.concatenate([self._caps, [s.max_rate_gbps for s in new]])
+        self._remaining = np.concatenate([self._remaining, [s.nbytes for s in new]])
+        self._rates = np.concatenate([self._rates, np.zeros(len(new))])
+        self._alive = np.concatenate([self._alive, np.ones(len(new), dtype=bool)])
+        if nl.sum():
+            links = [np.asarray(s.links, dtype=np.int64) for s in new]
+            self._e_flow = np.concatenate([self._e_flow, np.repeat(np.arange(base, base + len(new)), nl)])
+            self._e_link = np.concatenate([self._e_link, *links])
+            self._e_w = np.concatenate([self._e_w, *[np.asarray(s.weights, dtype=float) for s in new]])
+            self._touched += links
         self._admitted = []
 
     def _complete_flows(self) -> None:
         if not len(self._remaining):
             return
-        empty = np.fromiter((len(s.links) == 0 for s in self._specs), bool, len(self._specs))
+        empty = self._nlinks == 0
         # done: no bytes left (sub-ns remainder counts as done, times are integer ns)
-        done = (self._remaining <= np.maximum(self._rates, 1e-9) * 1e-6) | (self._remaining <= 1e-9) | empty
+        done = self._alive & ((self._remaining <= np.maximum(self._rates, 1e-9) * 1e-6)
+                              | (self._remaining <= 1e-9) | empty)
         if not done.any():
             return
-        for i in np.flatnonzero(done):
+        for i in np.flatnonzero(done):  # each flow passes here once
             spec, h = self._specs[i], self._owner[i]
             job = self._jobs[h]
             end = self._now + spec.tail_ns
@@ -194,25 +233,71 @@ class FlowNetwork(NetworkBackend):
             if job.pending == 0:
                 self._events.push(max(job.end_ns.values(), default=self._now), Priority.COLLECTIVE_DONE, h)
             self.stats.events += 1
-        keep = ~done
-        self._specs = [s for s, k in zip(self._specs, keep, strict=True) if k]
-        self._owner = [o for o, k in zip(self._owner, keep, strict=True) if k]
+            if len(spec.links):
+                self._touched.append(np.asarray(spec.links, dtype=np.int64))
+        self._alive[done] = False
+        self._rates[done] = 0.0
+        self._remaining[done] = 0.0
+        self._n_dead += int(done.sum())
+        self._dirty = True
+        if self._n_dead > max(64, len(self._specs) // 2):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop finished slots (amortised O(1) per flow; keeps admission order)."""
+        keep = self._alive
+        idx = np.flatnonzero(keep)
+        self._specs = [self._specs[i] for i in idx]
+        self._owner = [self._owner[i] for i in idx]
+        remap = np.cumsum(keep) - 1
+        ek = keep[self._e_flow]
+        self._e_flow = remap[self._e_flow[ek]]
+        self._e_link = self._e_link[ek]
+        self._e_w = self._e_w[ek]
         self._remaining = self._remaining[keep]
         self._rates = self._rates[keep]
-        self._dirty = True
+        self._nlinks = self._nlinks[keep]
+        self._caps = self._caps[keep]
+        self._alive = self._alive[keep]
+        self._n_dead = 0
+
+    def _component(self, seed_links: np.ndarray) -> np.ndarray:
+        """Mask of the active flows reachable from ``seed_links`` through shared links."""
+        n = len(self._specs)
+        live = self._alive[self._e_flow]
+        e_flow, e_link = self._e_flow[live], self._e_link[live]
+        on = np.zeros(len(self.capacity), dtype=bool)
+        on[seed_links] = True
+        flows = np.zeros(n, dtype=bool)
+        while True:
+            flows[e_flow[on[e_link]]] = True
+            grown = np.zeros_like(on)
+            grown[e_link[flows[e_flow]]] = True
+            if not (grown & ~on).any():
+                return flows
+            on |= grown
 
     def _recompute(self) -> None:
         self._dirty = False
-        n = len(self._specs)
-        if n == 0:
+        touched, self._touched = self._touched, []
+        if not self._alive.any():
             return
-        lens = np.fromiter((len(s.links) for s in self._specs), np.int64, n)
-        entry_flow = np.repeat(np.arange(n), lens)
-        entry_link = np.concatenate([s.links for s in self._specs])
-        entry_w = np.concatenate([s.weights for s in self._specs])
-        cap = np.fromiter((s.max_rate_gbps for s in self._specs), float, n)
-        self._rates = max_min_rates(entry_flow, entry_link, entry_w, n, self.capacity, cap)
+        if self.incremental:
+            if not touched:
+                return
+            affected = self._component(np.concatenate(touched))
+        else:
+            affected = self._alive
+        idx = np.flatnonzero(affected)
+        if not len(idx):
+            return
+        remap = np.full(len(self._specs), -1, dtype=np.int64)
+        remap[idx] = np.arange(len(idx))
+        sel = affected[self._e_flow]
+        self._rates[idx] = max_min_rates(remap[self._e_flow[sel]], self._e_link[sel], self._e_w[sel],
+                                         len(idx), self.capacity, self._caps[idx])
         self.stats.rate_recomputes += 1
+        self.stats.flows_recomputed += len(idx)
 
 
 def simulate_collectives(calls: Sequence[Mapping[str, Any]], *, hosts: int, gpus_per_host: int,

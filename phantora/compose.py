@@ -138,3 +138,10 @@ def apply_overrides(
     for dotted, value in overrides.items():
         set_dotted(out, dotted, value, source=source, where=where)
     return out
+
+
+def short_name(dotted: str) -> str:
+    """Display name of a dotted field: ``network.fabric.oversubscription`` → ``oversubscription``,
+    ``network.transport.name`` → ``transport``."""
+    parts = dotted.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]

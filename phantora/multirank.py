@@ -56,7 +56,8 @@ def plain(script: str, argv: list[str]):
     return partial(plain_rank_main, script=script, argv=argv)
 
 
-def interposed_rank_main(rank: int, ch: Channel, *, script: str, argv: list[str], make_cfg) -> tuple[object, str | None]:
+def interposed_rank_main(rank: int, ch: Channel, *, script: str, argv: list[str], make_cfg,
+                         stdout_to_stderr: bool = False) -> tuple[object, str | None]:
     """Run ``script`` under the interpose shim; collectives go to the coordinator via ``ch``.
 
     ``make_cfg(rank)`` builds the rank's :class:`interpose.RankConfig` (forked, so the compute
@@ -65,6 +66,9 @@ def interposed_rank_main(rank: int, ch: Channel, *, script: str, argv: list[str]
     from interpose import run_script
     from interpose.distributed.runtime_link import RuntimeTimeline
 
+    if stdout_to_stderr:
+        sys.stdout.flush()
+        os.dup2(2, 1)
     tl = RuntimeTimeline()
     sink = CoordinatedSink(rank, ch, tl)
     tl.sink = sink
@@ -104,6 +108,8 @@ class MultiRankJob:
     network: NetworkTimer
     host_time: str = "zero"
     memory_limit_bytes: int | None = None
+    stdout_to_stderr: bool = False
+    """Send the ranks' stdout to stderr (``--json`` keeps stdout for the summary rows)."""
 
 
 @dataclass
@@ -149,12 +155,52 @@ def prewarm() -> None:
             importlib.import_module(name)
 
 
-def run_multirank(job: MultiRankJob, on_start=None) -> MultiRankOutcome:
+def _fresh_driver(job: MultiRankJob, conn) -> None:
+    from phantora.coordinator.core import CoordinatorError
+
+    try:
+        conn.send(("ok", run_multirank(job, isolate=False)))
+    except CoordinatorError as e:
+        conn.send(("error", e.kind, str(e)))
+    except BaseException:
+        conn.send(("error", "launcher", traceback.format_exc()))
+    conn.close()
+
+
+def _run_in_fresh_process(job: MultiRankJob) -> MultiRankOutcome:
+    """Run the whole launch in a newly spawned (single-threaded) process and return its outcome."""
+    import multiprocessing as mp
+
+    from phantora.coordinator.core import CoordinatorError
+
+    ctx = mp.get_context("spawn")
+    here, there = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_fresh_driver, args=(job, there), name="phantora-launcher")
+    p.start()
+    there.close()
+    try:
+        reply = here.recv()
+    except EOFError:
+        raise CoordinatorError("launcher", "the launcher process died without reporting") from None
+    finally:
+        p.join()
+    if reply[0] == "ok":
+        return reply[1]
+    raise CoordinatorError(reply[1], reply[2])
+
+
+def run_multirank(job: MultiRankJob, on_start=None, isolate: bool = True) -> MultiRankOutcome:
     """Fork the ranks under the shim, coordinate them, and gather their results.
 
+    Ranks are forked from the calling process only with ``isolate=False`` (the CLI, which has
+    run no autograd: autograd's worker threads do not survive a fork). By default the launch
+    runs in a freshly spawned process, so tests and notebooks can call this safely.
     Raises :class:`~phantora.coordinator.core.CoordinatorError` on a failed rank, mismatch or deadlock.
     """
     import time
+
+    if isolate and on_start is None:
+        return _run_in_fresh_process(job)
 
     from interpose import RankConfig
 
@@ -169,7 +215,8 @@ def run_multirank(job: MultiRankJob, on_start=None) -> MultiRankOutcome:
 
     prewarm()
     t0 = time.perf_counter()
-    body = partial(interposed_rank_main, script=job.script, argv=job.argv, make_cfg=make_cfg)
+    body = partial(interposed_rank_main, script=job.script, argv=job.argv, make_cfg=make_cfg,
+                   stdout_to_stderr=job.stdout_to_stderr)
     res = launch(LaunchSpec(job.nnodes, job.nproc_per_node), body, job.network, on_start=on_start)
     wall = time.perf_counter() - t0
     rows: list[dict] = []
@@ -212,32 +259,37 @@ def summary_rows(outcome: MultiRankOutcome) -> list[dict]:
     return rows
 
 
-def print_summary(outcome: MultiRankOutcome, world: int, as_json: bool) -> None:
-    """Rich table (or JSON lines with ``as_json``) of the per-iteration rows, then the mean."""
+def print_summary(summary: dict, outcome: MultiRankOutcome, as_json: bool, out_dir: str | None = None) -> None:
+    """The one-rank summary (``phantora.summary``) plus the per-iteration breakdown: with ``as_json``,
+    iteration rows gain ``compute_ms``/``exposed_comm_ms``/``idle_ms`` and the summary row ``ranks``
+    and ``collectives``; otherwise a second table shows the breakdown."""
     import json
 
-    rows = summary_rows(outcome)
-    mean = outcome.mean_ms_excluding_first()
+    from phantora import summary as one_rank
+
+    rows = one_rank.summary_rows(summary)
+    breakdown = {r["iteration"]: r for r in summary_rows(outcome)}
     if as_json:
         for r in rows:
-            print(json.dumps(r))
-        print(json.dumps({"ranks": world, "mean_ms_per_iter_excluding_first": mean,
-                          "collectives": len(outcome.collectives), "wall_s": round(outcome.wall_s, 2)}))
+            if r.get("row") == "iteration" and r["iteration"] in breakdown:
+                b = breakdown[r["iteration"]]
+                r.update({k: b[k] for k in ("compute_ms", "exposed_comm_ms", "idle_ms")})
+            elif r.get("row") == "summary":
+                r.update({"ranks": summary["ranks"], "collectives": len(outcome.collectives)})
+            print(json.dumps(r), flush=True)
         return
+    one_rank.print_summary(summary, as_json=False, out_dir=out_dir)
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"simulated iterations ({world} ranks; breakdown = mean over ranks)")
+    table = Table(title=f"time per iteration, mean over {summary['ranks']} ranks "
+                        f"({len(outcome.collectives)} collectives)")
     for col in ("iteration", "sim ms", "compute ms", "exposed comm ms", "idle ms"):
         table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(str(r["iteration"]), f"{r['sim_ms']:.3f}", f"{r['compute_ms']:.3f}",
-                      f"{r['exposed_comm_ms']:.3f}", f"{r['idle_ms']:.3f}")
-    console = Console(stderr=False)
-    console.print(table)
-    if mean is not None:
-        console.print(f"mean simulated ms/iter (excluding first): {mean:.3f}   "
-                      f"collectives: {len(outcome.collectives)}   wall: {outcome.wall_s:.1f} s")
+    for b in breakdown.values():
+        table.add_row(str(b["iteration"]), f"{b['sim_ms']:.3f}", f"{b['compute_ms']:.3f}",
+                      f"{b['exposed_comm_ms']:.3f}", f"{b['idle_ms']:.3f}")
+    Console().print(table)
 
 
 def network_timer_for(scenario, gpus_per_host: int, hosts: int | None = None) -> NetworkTimer:
@@ -256,7 +308,7 @@ def network_timer_for(scenario, gpus_per_host: int, hosts: int | None = None) ->
 
 
 def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, nproc_per_node: int | None,
-                 out_dir: Path | None, as_json: bool, host_time: str = "zero") -> int:
+                 out_dir: Path | None, as_json: bool, host_time: str = "zero", isolate: bool = False) -> int:
     """What ``phantora run`` does for more than one rank; returns the exit code.
 
     ``scenario`` is a loaded :class:`phantora.scenario.Scenario` (fields ``gpu``, ``hosts``,
@@ -281,23 +333,26 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
     job = MultiRankJob(
         script=script, argv=list(argv), nnodes=nn, nproc_per_node=npn, gpu=gpu, compute_model=compute_model,
         network=network_timer_for(scenario, npn, nn), host_time=host_time,
-        memory_limit_bytes=int(mem_gib * 2**30) if mem_gib else None,
+        memory_limit_bytes=int(mem_gib * 2**30) if mem_gib else None, stdout_to_stderr=as_json,
     )
     try:
-        outcome = run_multirank(job)
+        outcome = run_multirank(job, isolate=isolate)
     except CoordinatorError as e:
         print(f"phantora: {e}", file=sys.stderr)
         return 1
+    from phantora.results import build_summary, write_results
+
     extra = {"nnodes": nn, "nproc_per_node": npn, "network_model": type(job.network).__name__,
              "collectives": len(outcome.collectives), "breakdown": summary_rows(outcome)}
     if out_dir is not None:
-        from phantora.results import write_results
-
         summary = write_results(out_dir, results=outcome.results, scenario=scenario, script=script, argv=argv,
                                 host_time=host_time, wall_s=outcome.wall_s)
         summary.update(extra)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_tables(out_dir, outcome)
-    print_summary(outcome, nn * npn, as_json)
+    else:
+        summary = build_summary(results=outcome.results, scenario=scenario, script=script, argv=argv,
+                                host_time=host_time, wall_s=outcome.wall_s)
+    print_summary(summary, outcome, as_json, None if out_dir is None else str(out_dir))
     failed = {r: res for r, res in outcome.results.items() if getattr(res, "exit_code", 0)}
     return int(next(iter(failed.values())).exit_code) if failed else 0

@@ -14,10 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -30,7 +26,7 @@ LABELS = {"compute_ms": "compute", "exposed_comm_ms": "exposed communication", "
 
 def short(name: str) -> str:
     """``network.fabric.oversubscription`` → ``oversubscription`` (for axis labels)."""
-    from phantora.sweep import short_name
+    from phantora.compose import short_name
 
     return short_name(name)
 
@@ -68,7 +64,8 @@ def load_run(path: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def point_labels(df: pd.DataFrame, swept: Sequence[str]) -> list[str]:
-    return [", ".join(f"{short(c)}={r[c]}" for c in swept) for _, r in df.iterrows()]
+    """One short label per row: the swept values, in field order (the axis names the fields)."""
+    return [", ".join(str(r[c]) for c in swept) for _, r in df.iterrows()]
 
 
 # ----------------------------------------------------------------------------- sweep plots
@@ -79,7 +76,7 @@ def plot_breakdown_per_point(df: pd.DataFrame, swept: Sequence[str]) -> Figure:
     ok = df[df["status"] == "ok"] if "status" in df else df
     ok = ok.sort_values(list(swept)) if swept else ok
     labels = point_labels(ok, swept)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(ok) + 2), 4.8))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(ok) + 3.5), 4.8))
     bottom = np.zeros(len(ok))
     x = np.arange(len(ok))
     for col in BREAKDOWN_COLS:
@@ -89,10 +86,11 @@ def plot_breakdown_per_point(df: pd.DataFrame, swept: Sequence[str]) -> Figure:
     if "iteration_ms" in ok:
         ax.scatter(x, ok["iteration_ms"], marker="_", s=200, color="black", label="iteration (slowest rank)",
                    zorder=3)
-    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("simulated ms per iteration (mean over ranks)")
-    ax.set_title("Iteration time breakdown per sweep point")
-    ax.legend(fontsize=8)
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel(", ".join(short(c) for c in swept))
+    ax.set_ylabel("simulated ms / iteration")
+    ax.set_title("Iteration time breakdown per sweep point (steady state, mean over ranks)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 

@@ -48,7 +48,14 @@ def _child(job: RankJob, conn) -> None:
         os.dup2(2, 1)
     try:
         from interpose import RankConfig, run_script
+        from interpose.distributed import install as install_distributed
+        from phantora.launcher import LaunchSpec, torchrun_env
 
+        # torchrun-style scripts run with one rank too: torchrun's environment and the simulated
+        # "nccl" backend, whose collectives on a group of one end at once
+        for k, v in torchrun_env(job.rank, LaunchSpec(1, job.world_size)).items():
+            os.environ.setdefault(k, v)
+        install_distributed()
         cfg = RankConfig(rank=job.rank, world_size=job.world_size, local_rank=job.rank,
                          local_world_size=job.world_size, gpu=job.gpu, compute_model=job.compute_model,
                          memory_limit_bytes=job.memory_limit_bytes, host_time=job.host_time)  # type: ignore[arg-type]
@@ -70,8 +77,9 @@ def _child(job: RankJob, conn) -> None:
 def prewarm() -> None:
     """Import the shim, torch and ``torch._dynamo`` (FakeTensorMode imports it on first use,
     ~5 s) before forking, so the child starts warm and later forks pay nothing."""
-    import interpose.runner  # noqa: F401
     import torch._dynamo  # noqa: F401
+
+    import interpose.runner  # noqa: F401
 
 
 def run_rank(job: RankJob, timeout_s: float | None = None) -> Any:

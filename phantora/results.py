@@ -5,7 +5,9 @@
   how much GPU time each timing source covered, wall seconds of the simulation);
 * ``ops.parquet`` — every GPU op: rank, stream, op, shapes, dtype, start_us, dur_us, source;
 * ``trace.json`` — a Chrome/Perfetto trace (``ui.perfetto.dev`` or ``chrome://tracing``): one
-  process per rank, one thread per stream plus a ``host`` thread holding the iterations.
+  process per rank, one thread per stream plus a ``host`` thread holding the iterations;
+* ``missing_signatures.jsonl`` — ops the compute model had no measurement for, as input for
+  ``phantora profile --kernels-only`` on a machine with that GPU.
 
 Functions take ``{rank: RankResult}`` so single- and multi-rank runs share them.
 """
@@ -71,6 +73,18 @@ def coverage_by_source(results: Mapping[int, Any]) -> dict[str, dict[str, float]
     return dict(sorted(by.items()))
 
 
+MODEL_SOURCES = ("profile", "fitted", "roofline")
+"""Timing sources of the compute-time model; copies and collectives are timed elsewhere."""
+
+
+def exact_coverage_pct(coverage: Mapping[str, Mapping[str, float]]) -> float | None:
+    """Share of the compute model's GPU time that came from exact profile entries (issue 5's metric)."""
+    model = sum(coverage[s]["dur_us"] for s in MODEL_SOURCES if s in coverage)
+    if model <= 0:
+        return None
+    return round(100.0 * coverage.get("profile", {}).get("dur_us", 0.0) / model, 2)
+
+
 def versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -92,6 +106,7 @@ def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, arg
     iters = [round(max(m[i] for m in per_rank), 6) for i in range(n)]
     busy = [b for b in (gpu_busy_pct(results[r]) for r in ranks) if b is not None]
     first = results[ranks[0]] if ranks else None
+    coverage = coverage_by_source(results)
     return {
         "scenario": scenario.model_dump() if hasattr(scenario, "model_dump") else scenario,
         "script": script,
@@ -107,7 +122,8 @@ def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, arg
         "end_time_us": max((getattr(results[r], "end_time_us", 0.0) for r in ranks), default=0.0),
         "ops": sum(len(getattr(results[r], "ops", [])) for r in ranks),
         "syncs": sum(getattr(results[r], "syncs", 0) for r in ranks),
-        "coverage": coverage_by_source(results),
+        "coverage": coverage,
+        "exact_coverage_pct": exact_coverage_pct(coverage),
         "exit_code": getattr(first, "exit_code", 0) if first is not None else 0,
         "oom": any(getattr(results[r], "oom", False) for r in ranks),
         "error": getattr(first, "error", None) if first is not None else None,
@@ -151,6 +167,19 @@ def trace_events(results: Mapping[int, Any]) -> list[dict[str, Any]]:
     return events
 
 
+def write_missing_signatures(path: Path, results: Mapping[int, Any]) -> int:
+    """All ranks' unmeasured op signatures, once each, sorted: the input of
+    ``phantora profile --kernels-only`` on a machine with the GPU."""
+    specs: dict[str, dict] = {}
+    for r in results.values():
+        for spec in getattr(r, "missing_signatures", None) or []:
+            specs.setdefault(json.dumps(spec, sort_keys=True), spec)
+    with open(path, "w", encoding="utf-8") as f:
+        for key in sorted(specs):
+            f.write(json.dumps(specs[key], separators=(",", ":")) + "\n")
+    return len(specs)
+
+
 def write_results(out_dir: Path, *, results: Mapping[int, Any], scenario: Any, script: str,
                   argv: list[str], host_time: str, wall_s: float) -> dict[str, Any]:
     """Write ``summary.json``, ``ops.parquet`` and ``trace.json`` into ``out_dir``; returns the summary."""
@@ -158,6 +187,7 @@ def write_results(out_dir: Path, *, results: Mapping[int, Any], scenario: Any, s
     summary = build_summary(results=results, scenario=scenario, script=script, argv=argv,
                             host_time=host_time, wall_s=wall_s)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_missing_signatures(out_dir / "missing_signatures.jsonl", results)
     ops_frame(results).to_parquet(out_dir / "ops.parquet", index=False)
     with open(out_dir / "trace.json", "w") as f:
         json.dump({"traceEvents": trace_events(results), "displayTimeUnit": "ms",

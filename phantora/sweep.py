@@ -36,6 +36,7 @@ from phantora.compose import (
     check_no_conflicts,
     read_yaml_mapping,
     resolve_scenario_dict,
+    short_name,
 )
 
 RESULT_FILE = "result.json"
@@ -118,12 +119,6 @@ class Point:
 
     def label(self) -> str:
         return ", ".join(f"{short_name(k)}={v}" for k, v in self.overrides.items())
-
-
-def short_name(dotted: str) -> str:
-    """``network.fabric.oversubscription`` → ``oversubscription``; ``network.transport.name`` → ``transport``."""
-    parts = dotted.split(".")
-    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
 
 
 def point_id(overrides: dict[str, Any]) -> str:
@@ -265,7 +260,10 @@ def load_study(path: str | Path) -> Study:
         scen.setdefault("name", spec.study.name)
         scen["name"] = f"{scen['name']}[{', '.join(f'{k}={v}' for k, v in combo.items())}]"
         _validate_point(scen, combo, source, where)
-        points.append(Point(combo, scen))
+        pt = Point(combo, scen)
+        if any(q.id == pt.id for q in points):
+            raise SweepError(f"{source}: {where}: the point {combo} appears twice")
+        points.append(pt)
     study = Study(p, spec, points, swept)
     study.kind.check(study)
     return study
@@ -331,6 +329,11 @@ def _scalars(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
+SUMMARY_FIELDS = ("network_model", "nnodes", "nproc_per_node", "gpu_busy_pct", "peak_allocated_bytes",
+                  "peak_reserved_bytes", "iterations", "oom")
+"""Scalars copied from a run's ``summary.json`` into its sweep row."""
+
+
 class RunKind(PointKind):
     """A full simulated ``phantora run`` of the study's script; one row per point."""
 
@@ -361,6 +364,15 @@ class RunKind(PointKind):
                     name = "iteration_ms" if key == "sim_ms" else key
                     row[name] = sum(vals) / len(vals)
             row["iterations"] = len(iters)
+        summary = out_dir / "summary.json"  # run facts the JSON lines leave out (network model, memory)
+        if summary.is_file():
+            try:
+                facts = json.loads(summary.read_text())
+            except json.JSONDecodeError:
+                facts = {}
+            for key in SUMMARY_FIELDS:
+                if key not in row and isinstance(facts.get(key), (int, float, str, bool)):
+                    row[key] = facts[key]
         if "iteration_ms" not in row and isinstance(row.get("mean_ms_per_iter_excluding_first"), (int, float)):
             row["iteration_ms"] = row["mean_ms_per_iter_excluding_first"]
         if not row:

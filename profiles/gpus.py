@@ -50,7 +50,7 @@ H100 = _add(
     GpuSpec(
         key="h100",
         name="NVIDIA H100 80GB HBM3",
-        total_memory_bytes=81559 * 2**20,
+        total_memory_bytes=85_017_493_504,  # torch 2.11 on the device tool's H100
         sm_count=132,
         capability=(9, 0),
         l2_cache_bytes=50 * 2**20,
@@ -62,12 +62,12 @@ H100 = _add(
 )
 
 # NVIDIA H200 SXM 141GB datasheet: same compute as H100 SXM, 4.8 TB/s HBM3e,
-# 141 GB; the device tool's H200 reports 143771 MiB and 60 MB of L2.
+# 141 GB; nvidia-smi on the device tool's H200 shows 143771 MiB, torch 143155 MiB, and 60 MB of L2.
 H200 = _add(
     GpuSpec(
         key="h200",
         name="NVIDIA H200",
-        total_memory_bytes=143771 * 2**20,
+        total_memory_bytes=150_109_880_320,  # torch 2.11 on the device tool's H200
         sm_count=132,
         capability=(9, 0),
         l2_cache_bytes=60 * 2**20,

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures and test ordering."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Modules that run `phantora run` in-process, so the rank is os.fork()ed from the pytest process.
+# A forked child cannot run autograd once the parent has started autograd's worker threads
+# ("Unable to handle autograd's threading in combination with fork-based multiprocessing"), and
+# many other tests run backward in-process. The CLI itself never runs backward before forking,
+# so only the test process is affected: run these modules first.
+FORK_FIRST = ("test_run_cli.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in FORK_FIRST)  # stable: order kept otherwise
 
 
 @pytest.fixture

@@ -59,10 +59,12 @@ def test_run_from_cli_writes_tables_and_json(repo_root, tmp_path, capsys):
 
     scenario = scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2})
     code = run_from_cli(script=str(repo_root / "examples/ddp/train.py"), argv=TINY, scenario=scenario,
-                        nnodes=None, nproc_per_node=None, out_dir=tmp_path, as_json=True)
+                        nnodes=None, nproc_per_node=None, out_dir=tmp_path, as_json=True, isolate=True)
     assert code == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    assert [r["iteration"] for r in lines if "iteration" in r] == [0, 1, 2]
+    its = [r for r in lines if r.get("row") == "iteration"]
+    assert [r["iteration"] for r in its] == [0, 1, 2]
+    assert all({"sim_ms", "compute_ms", "exposed_comm_ms", "idle_ms"} <= set(r) for r in its)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["ranks"] == 2 and len(summary["breakdown"]) == 3
     assert (tmp_path / "trace.json").exists() and (tmp_path / "ops.parquet").exists()
@@ -80,7 +82,7 @@ def test_run_from_cli_reports_failing_rank(repo_root, tmp_path, capsys):
 
     scenario = scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2})
     code = run_from_cli(script=str(repo_root / "tests/data/multirank/raises.py"), argv=[], scenario=scenario,
-                        nnodes=None, nproc_per_node=None, out_dir=None, as_json=False)
+                        nnodes=None, nproc_per_node=None, out_dir=None, as_json=False, isolate=True)
     assert code == 1
     err = capsys.readouterr().err
     assert "rank 1 failed" in err and "ValueError: boom on rank 1" in err

@@ -46,3 +46,21 @@ def test_build_network_from_scenario_like_object():
     while (t := net.next_event_ns()) is not None:
         done += net.run_until(t)
     assert done == [h] and set(net.result(h)) == {0, 1, 2, 3}
+
+
+def test_coordinator_adapter_uses_flow_engine():
+    from interpose.protocol import CollectiveCall
+    from phantora.coordinator import netsim_timer
+    from phantora.scenario import load_scenario
+
+    timer = netsim_timer.build(load_scenario("scenarios/h200x2.yaml"), 2)
+    assert timer is not None
+    timer.submit(CollectiveCall(key="g#0", kind="all_reduce", group="g", ranks=(0, 1), nbytes=1 << 26,
+                                dtype="float32"), 100.0)
+    timer.submit(CollectiveCall(key="p2p#0", kind="send", group="p2p", ranks=(0, 1), nbytes=1 << 20,
+                                dtype="float32"), 100.0)
+    done = []
+    while (t := timer.next_event_us()) is not None:
+        done += timer.pop_until(t)
+    assert sorted(c.key for c in done) == ["g#0", "p2p#0"]
+    assert all(c.end_us > 100.0 for c in done)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+
+matplotlib.use("Agg")
 
 from phantora import plots
 from phantora.cli import main
@@ -61,7 +64,8 @@ def test_sweep_figures_have_one_bar_or_line_per_point() -> None:
     fig = plots.plot_breakdown_per_point(df, SWEPT)
     ax = fig.axes[0]
     assert len(ax.patches) == 3 * len(df)  # three stacked parts per point
-    assert [t.get_text() for t in ax.get_xticklabels()][0] == "transport=single_path, oversubscription=1, hosts=4"
+    assert ax.get_xticklabels()[0].get_text() == "single_path, 1, 4"
+    assert ax.get_xlabel() == "transport, oversubscription, hosts"
     fig = plots.plot_metric_vs(df, SWEPT, "iteration_ms", "hosts", "network.transport.name")
     assert len(fig.axes) == 2 and all(len(ax.lines) == 2 for ax in fig.axes)  # panels per oversubscription
     fig = plots.plot_busbw_vs_size(netbench_table(), ["network.transport.name", "hosts"])

@@ -106,3 +106,23 @@ def test_multi_rank_slowest_rank_per_iteration() -> None:
                       wall_s=0.0)
     assert s["ranks"] == 2
     assert s["iteration_ms"] == [0.15, 0.1, 0.1]
+
+
+def test_exact_coverage_counts_only_compute_model_time():
+    from phantora.results import exact_coverage_pct
+
+    cov = {"profile": {"dur_us": 90.0}, "fitted": {"dur_us": 10.0}, "copy": {"dur_us": 500.0}}
+    assert exact_coverage_pct(cov) == 90.0
+    assert exact_coverage_pct({"copy": {"dur_us": 5.0}}) is None
+
+
+def test_missing_signatures_merged_across_ranks(tmp_path):
+    from types import SimpleNamespace
+
+    from phantora.results import write_missing_signatures
+
+    a, b = {"op": "aten.mm.default", "shapes": [[2, 3]]}, {"op": "aten.add.Tensor", "shapes": [[4]]}
+    results = {0: SimpleNamespace(missing_signatures=[a, b]), 1: SimpleNamespace(missing_signatures=[a])}
+    assert write_missing_signatures(tmp_path / "m.jsonl", results) == 2
+    rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert sorted(r["op"] for r in rows) == ["aten.add.Tensor", "aten.mm.default"]

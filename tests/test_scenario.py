@@ -12,7 +12,8 @@ GOOD = "name: t\ngpu: h100\nhosts: 1\ngpus_per_host: 1\ncompute:\n  model: roofl
 
 
 @pytest.mark.parametrize("name,world,gpu", [("h100x1", 1, "h100"), ("h200x1", 1, "h200"),
-                                            ("h200x2", 2, "h200"), ("h200x8", 8, "h200")])
+                                            ("h200x2", 2, "h200"), ("h200x8", 8, "h200"),
+                                            ("h100x1-roofline", 1, "h100")])
 def test_shipped_scenarios_load(repo_root: Path, name: str, world: int, gpu: str) -> None:
     s = load_scenario(repo_root / "scenarios" / f"{name}.yaml")
     assert s.name == name

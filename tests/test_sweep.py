@@ -146,6 +146,11 @@ def test_conflicting_overrides(tmp_path: Path) -> None:
     assert "sweep.grid.network.fabric: conflicts with override of 'network.fabric.oversubscription'" in msg
 
 
+def test_duplicate_points_are_refused(tmp_path: Path) -> None:
+    msg = sweep_error(tmp_path, STUDY.replace("hosts: [4, 16]", "hosts: [4, 4]"))
+    assert "sweep.grid: the point" in msg and "appears twice" in msg
+
+
 def test_unknown_study_field_and_command(tmp_path: Path) -> None:
     assert sweep_error(tmp_path, STUDY.replace("command: fake", "command: fake\n  scrpt: x.py")).endswith(
         "study.scrpt: unknown field")

@@ -255,6 +255,9 @@ class _QuietDdpLogger(dist.Logger):
         return None
 
 
+STORE_TIMEOUT_S = 30
+"""How long a rank's private rendezvous store waits for a key before raising."""
+
 BACKEND_NAME = "phantora"
 """Name under which the backend is registered; ``nccl`` and ``gloo`` requests are routed to it."""
 
@@ -314,6 +317,8 @@ def install(sink: CollectiveSink | None = None) -> None:
             world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size == -1 else world_size
             rank = int(os.environ.get("RANK", 0)) if rank == -1 else rank
             store = dist.HashStore()
+            # a key only another rank would set never appears: fail in seconds rather than hang
+            store.set_timeout(timedelta(seconds=STORE_TIMEOUT_S))
         if timeout is None:
             timeout = timedelta(minutes=10)
         # device_id only binds NCCL communicators eagerly (and fails the accelerator check of a

@@ -55,10 +55,32 @@ class Plan:
         connection keeps its paths across calls, as NCCL's do."""
         key = (src, dst, channel)
         hit = self.conn_cache.get(key)
-        route = self.topology.route(src, dst)
-        if hit is None:
-            hit = self.conn_cache[key] = self.transport.spread(route, key)
-        return hit[0], hit[1], route.latency_ns + self.transport.message_latency_ns
+        proxy = self.pxn_proxy(src, dst)
+        if proxy is None:
+            route = self.topology.route(src, dst)
+            latency = route.latency_ns
+            if hit is None:
+                hit = self.conn_cache[key] = self.transport.spread(route, key)
+        else:  # NVLink to the GPU on the peer's rail, then that GPU's NIC to the peer's NIC
+            nvl, net = self.topology.route(src, proxy), self.topology.route(proxy, dst)
+            latency = nvl.latency_ns + net.latency_ns
+            if hit is None:
+                (l1, w1), (l2, w2) = self.transport.spread(nvl, key), self.transport.spread(net, key)
+                hit = self.conn_cache[key] = merge_incidence([l1, l2], [w1, w2])
+        return hit[0], hit[1], latency + self.transport.message_latency_ns
+
+    def pxn_proxy(self, src: int, dst: int) -> int | None:
+        """NCCL's PXN on a rail-optimized fabric: the GPU on ``src``'s host whose NIC is on
+        ``dst``'s rail, when ``src``'s own NIC is not; ``None`` when the hop goes direct."""
+        topo = self.topology
+        if not (self.config.fabric.rail_optimized and self.config.collectives.pxn):
+            return None
+        host_s, local_s = divmod(src, topo.gpus_per_host)
+        host_d, local_d = divmod(dst, topo.gpus_per_host)
+        rails = getattr(topo, "nics_per_host", topo.gpus_per_host)
+        if host_s == host_d or local_s % rails == local_d % rails:
+            return None
+        return host_s * topo.gpus_per_host + local_d % rails
 
     def is_intra_host(self) -> bool:
         hosts = {self.topology.host_of(r) for r in self.ranks}

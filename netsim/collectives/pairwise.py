@@ -36,3 +36,32 @@ def all_to_all(plan: Plan) -> list[FlowSpec]:
             if s != d:
                 out += _pair_flows(plan, s, d, share)
     return out
+
+
+@COLLECTIVES.register("gather")
+def gather(plan: Plan) -> list[FlowSpec]:
+    """Every other rank sends ``nbytes / n`` to the root (``ranks[0]``)."""
+    from netsim.collectives.ring import _noop
+
+    root, share = plan.ranks[0], plan.nbytes / plan.n
+    out = [f for r in plan.ranks[1:] for f in _pair_flows(plan, r, root, share)]
+    return out or _noop(plan)
+
+
+@COLLECTIVES.register("scatter")
+def scatter(plan: Plan) -> list[FlowSpec]:
+    """The root (``ranks[0]``) sends ``nbytes / n`` to every other rank."""
+    from netsim.collectives.ring import _noop
+
+    root, share = plan.ranks[0], plan.nbytes / plan.n
+    out = [f for r in plan.ranks[1:] for f in _pair_flows(plan, root, r, share)]
+    return out or _noop(plan)
+
+
+@COLLECTIVES.register("barrier")
+def barrier(plan: Plan) -> list[FlowSpec]:
+    """A tiny all-reduce (NCCL barriers are a 1-element all-reduce)."""
+    from netsim.collectives.ring import ring_flows
+
+    n = plan.n
+    return ring_flows(plan, 2.0 * (n - 1) / n * min(plan.nbytes, 8.0), 2 * (n - 1))

@@ -11,26 +11,19 @@ a long live job: it is a validation backend, not the default.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS
+from netsim.backend import NetworkBackend
+from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, ecmp_spine
 from netsim.ns3.spec import FabricSpec, FlowResult, PacketFlow, PacketRun, TransportSpec
 
 #: Transport names of the flow-level engine and whether each sprays over every spine.
 MULTIPATH_TRANSPORTS = {"single_path": False, "uccl_multipath": True, "ideal": True}
 
 
-@dataclass(frozen=True, slots=True)
-class CollectiveHandle:
-    """Names one submitted collective; ``result`` maps it to per-rank completion times."""
-
-    index: int
-    tag: str
-
-
-class Ns3Network:
-    """Packet-level network with the flow engine's submit/run/result shape.
+class Ns3Network(NetworkBackend):
+    """Packet-level :class:`~netsim.backend.NetworkBackend` (same calls as the flow engine).
 
     Ranks are hosts (one GPU and one NIC per host): intra-host NVLink traffic is not on
     the fabric and is not modelled here.
@@ -53,13 +46,35 @@ class Ns3Network:
         self.seed = seed
         self.in_subprocess = in_subprocess
         self._flows: list[PacketFlow] = []
-        self._groups: list[tuple[str, list[int], dict[int, list[int]]]] = []  # tag, ranks, rank -> flow ids
+        self._groups: list[tuple[Any, list[int], dict[int, list[int]]]] = []  # tag, ranks, rank -> flow ids
+        self._reported: set[int] = set()
+        self.transport_name = "uccl_multipath" if multipath else "single_path"
         self._run: PacketRun | None = None
         self._by_id: dict[int, FlowResult] = {}
         self._now_ns = 0
 
     # ---- submission ---------------------------------------------------------------------------
-    def submit_flows(self, flows: Sequence[PacketFlow], tag: str = "flows") -> CollectiveHandle:
+    @classmethod
+    def build(
+        cls, hosts: int, gpus_per_host: int, config: Any = None, transport: str | None = None, scale: float = 1.0
+    ) -> Ns3Network:
+        """The ns-3 backend for a scenario's ``network`` block (netsim ``NetworkConfig``)."""
+        if gpus_per_host != 1:
+            raise ValueError("network.backend ns3: models one GPU and one NIC per host; set gpus_per_host: 1")
+        name = transport or (config.transport.name if config is not None else "single_path")
+        if name not in MULTIPATH_TRANSPORTS:
+            valid = ", ".join(sorted(MULTIPATH_TRANSPORTS))
+            raise ValueError(f"network.transport.name {name!r}: not available with backend ns3; valid: {valid}")
+        colls = getattr(config, "collectives", None)
+        return cls(
+            fabric_from_network(hosts, config, scale), multipath=MULTIPATH_TRANSPORTS[name],
+            channels=int(getattr(colls, "channels", 2)), seed=int(getattr(config, "seed", 0)),
+        )  # fmt: skip
+
+    def supports(self, kind: str) -> bool:
+        return kind in COLLECTIVE_FLOWSETS
+
+    def submit_flows(self, flows: Sequence[PacketFlow], tag: Any = None) -> int:
         """Add raw flows (ids are renumbered; deps refer to ids within ``flows``)."""
         base = len(self._flows)
         remap = {f.flow_id: base + i for i, f in enumerate(flows)}
@@ -71,16 +86,16 @@ class Ns3Network:
             owned.setdefault(f.src_host, []).append(g.flow_id)
         self._groups.append((tag, sorted(owned), owned))
         self._run = None
-        return CollectiveHandle(len(self._groups) - 1, tag)
+        return len(self._groups) - 1
 
     def submit_collective(
         self,
         kind: str,
         ranks: Sequence[int],
         nbytes: int,
-        start_ns_per_rank: Mapping[int, int] | Sequence[int] | None = None,
-        tag: str = "",
-    ) -> CollectiveHandle:
+        start_ns: Mapping[int, int] | Sequence[int] | int = 0,
+        tag: Any = None,
+    ) -> int:
         """A collective over hosts ``ranks`` (nccl-tests' size ``nbytes``); see :mod:`flowsets`."""
         try:
             build = COLLECTIVE_FLOWSETS[kind]
@@ -90,12 +105,12 @@ class Ns3Network:
         ranks = list(ranks)
         if len(set(ranks)) != len(ranks) or any(not 0 <= r < self.fabric.n_hosts for r in ranks):
             raise ValueError(f"ns3 backend: ranks must be distinct hosts in 0..{self.fabric.n_hosts - 1}")
-        if start_ns_per_rank is None:
-            starts = [0] * len(ranks)
-        elif isinstance(start_ns_per_rank, Mapping):
-            starts = [int(start_ns_per_rank[r]) for r in ranks]
+        if isinstance(start_ns, int):
+            starts = [start_ns] * len(ranks)
+        elif isinstance(start_ns, Mapping):
+            starts = [int(start_ns[r]) for r in ranks]
         else:
-            starts = [int(t) for t in start_ns_per_rank]
+            starts = [int(t) for t in start_ns]
         sub = replace(self.fabric, n_hosts=len(ranks), hosts_per_leaf=len(ranks))  # logical ring order
         local = build(sub, nbytes, channels=self.channels, multipath=self.multipath, seed=self.seed)
         flows = []
@@ -104,17 +119,12 @@ class Ns3Network:
             spines = (
                 tuple(range(self.fabric.n_spines))
                 if self.multipath
-                else (self._ecmp(src, dst, f.qp),)
+                else (ecmp_spine(src, dst, f.qp, self.fabric.n_spines, self.seed),)
             )
             flows.append(
                 replace(f, src_host=src, dst_host=dst, spines=spines, start_ns=max(f.start_ns, starts[f.src_host]))
             )
-        return self.submit_flows(flows, tag or kind)
-
-    def _ecmp(self, src: int, dst: int, qp: int) -> int:
-        from netsim.ns3.flowsets import ecmp_spine
-
-        return ecmp_spine(src, dst, qp, self.fabric.n_spines, self.seed)
+        return self.submit_flows(flows, tag if tag is not None else kind)
 
     # ---- time and results -----------------------------------------------------------------------
     def _simulate(self) -> PacketRun:
@@ -131,20 +141,34 @@ class Ns3Network:
         """Earliest completion still ahead of ``now_ns`` (None when nothing is pending)."""
         run = self._simulate()
         ahead = [r.finish_ns for r in run.flows if r.finish_ns > self._now_ns]
+        if not ahead and any(h not in self._reported for h in range(len(self._groups))):
+            return self._now_ns
         return min(ahead) if ahead else None
 
-    def run_until(self, t_ns: int) -> None:
+    def run_until(self, t_ns: int) -> list[int]:
+        """Advance to ``t_ns``; handles of collectives that ended by then, in end order."""
         self._simulate()
         self._now_ns = max(self._now_ns, int(t_ns))
+        ends = {h: max(self.result_unchecked(h).values(), default=0) for h in range(len(self._groups))}
+        done = sorted((e, h) for h, e in ends.items() if e <= self._now_ns and h not in self._reported)
+        self._reported.update(h for _, h in done)
+        return [h for _, h in done]
 
     @property
     def now_ns(self) -> int:
         return self._now_ns
 
-    def result(self, handle: CollectiveHandle) -> dict[int, int]:
-        """Per-rank completion time: when the rank's last send or receive of the collective ended."""
+    def result(self, handle: int) -> dict[int, int]:
+        """Per-rank end time: when the rank's last send or receive of the collective ended."""
+        ends = self.result_unchecked(handle)
+        if max(ends.values(), default=0) > self._now_ns:
+            raise RuntimeError(f"collective {handle} has not finished by t={self._now_ns} ns")
+        return ends
+
+    def result_unchecked(self, handle: int) -> dict[int, int]:
+        """Per-rank end times from the packet-level run, whatever ``now_ns`` is."""
         self._simulate()
-        _, ranks, owned = self._groups[handle.index]
+        _, ranks, owned = self._groups[handle]
         return {r: max(self._by_id[i].finish_ns for i in owned[r]) for r in ranks}
 
     @property
@@ -155,18 +179,18 @@ class Ns3Network:
 def fabric_from_network(hosts: int, network: Any, scale: float = 1.0) -> FabricSpec:
     """Build the ns-3 fabric from a scenario's ``network`` block (netsim ``NetworkConfig``).
 
-    Reads ``nic.gbps``, ``fabric.hosts_per_leaf``, ``fabric.spines``, ``fabric.link_gbps``,
-    ``fabric.oversubscription`` and ``fabric.hop_latency_ns`` when present (one NIC per
-    host); ``scale`` divides link rates, as the cross-validation does.
+    Reads ``nic.gbit``, ``fabric.hosts_per_leaf``, ``fabric.spines``, ``fabric.link_gbit``,
+    ``fabric.oversubscription`` and ``fabric.hop_latency_ns`` (one NIC per host; the
+    leaf-spine link rate is ``link_gbit / oversubscription``); ``scale`` divides link
+    rates, as the cross-validation does.
     """
     nic = getattr(network, "nic", None)
     fab = getattr(network, "fabric", None)
-    nic_gbps = float(getattr(nic, "gbps", 400.0)) / scale
+    nic_gbps = float(getattr(nic, "gbit", 400.0)) / scale
     hpl = int(getattr(fab, "hosts_per_leaf", hosts) or hosts)
     spines = int(getattr(fab, "spines", 1) or 1)
     over = float(getattr(fab, "oversubscription", 1.0) or 1.0)
-    link = getattr(fab, "link_gbps", None)
-    uplink = float(link) / scale if link else nic_gbps * min(hpl, hosts) / (spines * over)
+    uplink = float(getattr(fab, "link_gbit", nic_gbps * scale)) / scale / over
     return FabricSpec(
         n_hosts=hosts, hosts_per_leaf=min(hpl, hosts), n_spines=spines, nic_gbps=nic_gbps, uplink_gbps=uplink,
         hop_latency_ns=int(getattr(fab, "hop_latency_ns", 1000)),

@@ -38,6 +38,7 @@ struct Connection
     uint16_t port;
     ns3::Ptr<ns3::Socket> tx;
     bool connected = false;
+    bool pumping = false; // Send() can call back into Pump(); the outer loop keeps going
     std::deque<std::pair<uint32_t, uint64_t>> sendQueue; // (flow, bytes not yet in the socket)
     std::deque<std::pair<uint32_t, uint64_t>> recvQueue; // (flow, bytes not yet received)
     std::vector<uint32_t> spraying;                      // multipath flows that may claim chunks here
@@ -427,10 +428,18 @@ class FlowDriver
     void Pump(uint32_t c)
     {
         Connection& conn = m_conns[c];
-        if (!conn.connected)
+        if (!conn.connected || conn.pumping)
         {
             return;
         }
+        conn.pumping = true;
+        PumpLoop(c);
+        conn.pumping = false;
+    }
+
+    void PumpLoop(uint32_t c)
+    {
+        Connection& conn = m_conns[c];
         while (true)
         {
             if (conn.sendQueue.empty() && !Claim(c))

@@ -12,21 +12,25 @@ and as the fallback, following NCCL's Simple protocol at host granularity:
 
 Each step flow is split over ``channels`` queue pairs. Single-path pins each queue pair to
 the spine chosen by :func:`ecmp_spine` (a seeded 5-tuple-like hash, so the same pairs
-collide on every run); multipath sprays each queue pair over every spine.
+collide on every run, and the same ones as in the flow engine); multipath sprays each queue
+pair over every spine.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
+import numpy as np
+
 from netsim.ns3.spec import FabricSpec, PacketFlow
+from netsim.transports.base import mix64, mix64_many
 
 
 def ecmp_spine(src: int, dst: int, channel: int, n_spines: int, seed: int = 0) -> int:
-    """Deterministic per-flow ECMP choice: hash of (seed, src, dst, channel) modulo spines."""
-    digest = hashlib.blake2b(f"{seed}:{src}:{dst}:{channel}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") % n_spines
+    """Per-queue-pair ECMP choice, with the flow engine's own hash (``single_path`` with one QP
+    per connection, keyed by (src, dst, channel)), so the same pairs collide in both backends."""
+    idx = mix64_many(mix64(seed, src, dst, channel), np.arange(1)) % np.uint64(n_spines)
+    return int(idx[0])
 
 
 def _paths(fabric: FabricSpec, src: int, dst: int, channel: int, multipath: bool, seed: int) -> tuple[int, ...]:
@@ -61,7 +65,7 @@ def _ring(
                     PacketFlow(
                         flow_id=fid(step, rank, ch), src_host=rank, dst_host=nxt, size_bytes=part,
                         spines=_paths(fabric, rank, nxt, ch, multipath, seed), deps=deps, qp=ch,
-                    )  # fmt: skip
+                    )
                 )
     return flows
 
@@ -92,7 +96,7 @@ def all_to_all(
                     PacketFlow(
                         flow_id=len(flows), src_host=src, dst_host=dst, size_bytes=part,
                         spines=_paths(fabric, src, dst, ch, multipath, seed), qp=ch,
-                    )  # fmt: skip
+                    )
                 )
     return flows
 

@@ -69,7 +69,7 @@ def _path(fabric: FabricSpec, index: dict[tuple[str, int, int], int], f: PacketF
 
 def max_min_rates(caps: np.ndarray, incidence: np.ndarray) -> np.ndarray:
     """Progressive filling: ``incidence`` is links x flows (0/1); returns each flow's rate."""
-    n_links, n_flows = incidence.shape
+    n_flows = incidence.shape[1]
     rates = np.zeros(n_flows)
     frozen = np.zeros(n_flows, dtype=bool)
     left = caps.astype(float).copy()

@@ -32,9 +32,8 @@ class Ns3Error(RuntimeError):
 @cache
 def _ns() -> Any:
     """Import ns-3 and JIT the flow driver once per process."""
-    from ns import ns  # ~12 s the first time
-
     import cppyy
+    from ns import ns  # ~12 s the first time
 
     cppyy.cppdef(_DRIVER_CPP.read_text())
     return ns
@@ -122,7 +121,10 @@ def simulate(
         if unfinished < 0:
             raise Ns3Error(f"queue pairs did not connect within the {warmup_ns} ns warm-up")
         if unfinished:
-            raise Ns3Error(f"{unfinished} of {len(flows)} flows did not finish within {stop_ns} ns")
+            raise Ns3Error(
+                f"{unfinished} of {len(flows)} flows did not finish within {stop_ns} ns"
+                f" ({int(driver.Drops())} packets dropped)"
+            )
         results = [
             FlowResult(f.flow_id, int(driver.StartedNs(index[f.flow_id])), int(driver.FinishedNs(index[f.flow_id])))
             for f in flows

@@ -29,7 +29,8 @@ class LeafSpine(Topology):
         nic_gbps = nic.gbit / 8.0
         self.nic_up = self._add_links([f"nic_up{i}" for i in range(n_nics)], nic_gbps)
         self.nic_down = self._add_links([f"nic_dn{i}" for i in range(n_nics)], nic_gbps)
-        self.pcie_up = self.pcie_down = None
+        self.pcie_up: np.ndarray | None = None
+        self.pcie_down: np.ndarray | None = None
         if not nic.per_gpu:  # GPUs share a NIC over PCIe
             self.pcie_up = self._add_links([f"pcie_up{i}" for i in range(g)], ih.pcie_gbps)
             self.pcie_down = self._add_links([f"pcie_dn{i}" for i in range(g)], ih.pcie_gbps)
@@ -70,12 +71,13 @@ class LeafSpine(Topology):
         if self.host_of(src) == self.host_of(dst):
             fixed = np.array([self.nvl_up[src], self.nvl_down[dst]])
             return Route(fixed, empty, cfg.intra_host.nvlink_latency_ns, -1, -1)
-        fixed = [self.nic_up[self.nic_of(src)], self.nic_down[self.nic_of(dst)]]
-        if self.pcie_up is not None:
-            fixed += [self.pcie_up[src], self.pcie_down[dst]]
+        nic_links = [self.nic_up[self.nic_of(src)], self.nic_down[self.nic_of(dst)]]
+        if self.pcie_up is not None and self.pcie_down is not None:
+            nic_links += [self.pcie_up[src], self.pcie_down[dst]]
+        fixed = np.array(nic_links)
         a, b = self.leaf_of(src), self.leaf_of(dst)
         lat = 2 * cfg.nic.latency_ns
         if a == b:
-            return Route(np.array(fixed), empty, lat + cfg.fabric.hop_latency_ns, a, b)
+            return Route(fixed, empty, lat + cfg.fabric.hop_latency_ns, a, b)
         choices = np.stack([self.leaf_up[a, self._path_up], self.leaf_down[b, self._path_down]], axis=1)
-        return Route(np.array(fixed), choices, lat + 3 * cfg.fabric.hop_latency_ns, a, b)
+        return Route(fixed, choices, lat + 3 * cfg.fabric.hop_latency_ns, a, b)

@@ -129,4 +129,5 @@ def netbench(scenario_path: str, op: str, min_bytes: str, max_bytes: str, step_f
         if "multipath_over_single" in r:
             cells.append(f"{r['multipath_over_single']:.2f}x")
         table.add_row(*cells)
-    Console().print(table)
+    # wide enough for every column even when stdout is not a terminal (rich then assumes 80)
+    Console(width=max(Console().width, 24 + 34 * len(names))).print(table)

@@ -23,6 +23,9 @@ import click
 def report(results_dir: Path, out_dir: Path | None, formats: str, point: str | None, link_bytes: int,
            no_links: bool, as_json: bool) -> None:
     """Plot RESULTS_DIR: a `phantora sweep` folder (sweep.parquet) or a `phantora run` folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
     from phantora import plots
 
     out = out_dir or results_dir / "plots"

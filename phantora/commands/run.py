@@ -47,7 +47,7 @@ def _fail(msg: str, code: int = 2) -> None:
 @click.option("--nproc-per-node", type=click.IntRange(min=1), default=None,
               help="Ranks per host (overrides the scenario).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Kill the simulation after this many wall seconds.")
+              help="Kill a one-rank simulation after this many wall seconds.")
 @click.argument("script", type=click.Path(exists=True, dir_okay=False))
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time: str, nnodes: int | None,
@@ -99,7 +99,7 @@ def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool
     wall_s = time.perf_counter() - t0
     summary = write_results(out, results={0: result}, scenario=scenario, script=script, argv=argv,
                             host_time=host_time, wall_s=wall_s)
-    code = int(result.exit_code or 0)
+    code = result.exit_code if isinstance(result.exit_code, int) else 1
     if result.error:
         click.echo(result.error.rstrip(), err=True)
         what = "ran out of simulated GPU memory" if result.oom else "raised an exception"

@@ -79,7 +79,7 @@ PREFERRED = ("size_bytes", "transport", "time_us", "busbw_gbps", "iteration_ms",
 def _print_table(out: Path, as_json: bool) -> None:
     import pandas as pd
 
-    from phantora.sweep import short_name
+    from phantora.compose import short_name
 
     df = pd.read_parquet(out / "sweep.parquet")
     if as_json:

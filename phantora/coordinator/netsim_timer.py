@@ -3,7 +3,7 @@
 netsim works in integer nanoseconds with per-rank start times; the coordinator in float
 microseconds with one start per collective (the latest member's arrival). A collective
 completes, for the coordinator, when its last member's part ends. c10d kinds netsim does
-not model are mapped onto the nearest one it does (a barrier is a 4-byte all-reduce).
+not model are mapped onto the nearest one it does (object collectives become all-gathers and broadcasts).
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from phantora.coordinator.network import Completion, NetworkTimer
 _KIND_MAP = {
     "send": "send_recv",
     "recv": "send_recv",
-    "barrier": "all_reduce",
-    "gather": "all_gather",
-    "scatter": "broadcast",
     "all_gather_object": "all_gather",
     "gather_object": "all_gather",
     "broadcast_object": "broadcast",
@@ -29,14 +26,14 @@ _KIND_MAP = {
 def build(scenario: Any, gpus_per_host: int, hosts: int | None = None) -> NetworkTimer | None:
     """A netsim-backed timer for ``scenario``'s network, or ``None`` when netsim cannot build one."""
     try:
-        from netsim import build_backend  # type: ignore[attr-defined]
+        from netsim.coordinator_api import build_network
     except ImportError:
         return None
-    network = getattr(scenario, "network", None)
-    if network is None:
+    try:
+        backend = build_network(scenario, hosts=hosts or int(getattr(scenario, "hosts", 1)),
+                                gpus_per_host=gpus_per_host)
+    except ValueError:  # e.g. network.backend: ns3, which the coordinator cannot drive yet
         return None
-    backend = build_backend(hosts=hosts or int(getattr(scenario, "hosts", 1)), gpus_per_host=gpus_per_host,
-                            network=network)
     return NetsimTimer(backend)
 
 
