@@ -26,6 +26,14 @@ class ComposeError(ValueError):
     """A scenario that cannot be composed; ``str()`` is the one line to show the user."""
 
 
+
+def yaml_error_text(e: yaml.YAMLError) -> str:
+    """A YAML parse error as one line with its position: ``YAML syntax error at line L, column C: ...``."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return f"YAML syntax error at {where}{problem}"
+
 def read_yaml_mapping(path: Path, source: str | None = None) -> dict[str, Any]:
     """Parse ``path`` as a YAML mapping; errors name ``source`` (default: the path)."""
     src = source or str(path)
@@ -36,10 +44,7 @@ def read_yaml_mapping(path: Path, source: str | None = None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ComposeError(f"{src}: YAML syntax error at {where}{problem}") from None
+        raise ComposeError(f"{src}: {yaml_error_text(e)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

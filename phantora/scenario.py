@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from netsim.config import NetworkConfig
 from netsim.registry import UnknownVariantError
+from phantora.compose import yaml_error_text
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 """The repository's ``scenarios/`` folder (present in a source checkout / editable install)."""
@@ -123,10 +124,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ScenarioError(f"{source}: YAML syntax error at {where}{problem}") from None
+        raise ScenarioError(f"{source}: {yaml_error_text(e)}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: expected a mapping of fields at the top level")
     return scenario_from_dict(data, source)
