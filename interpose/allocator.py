@@ -196,17 +196,11 @@ class CachingAllocator:
         nxt = block.next
         if nxt is not None and nxt.free:
             pool.remove(nxt)
-            block.size += nxt.size
-            block.next = nxt.next
-            if nxt.next is not None:
-                nxt.next.prev = block
+            _absorb(block, nxt)
         prv = block.prev
         if prv is not None and prv.free:
             pool.remove(prv)
-            prv.size += block.size
-            prv.next = block.next
-            if block.next is not None:
-                block.next.prev = prv
+            _absorb(prv, block)
             block = prv
         pool.add(block)
 
@@ -235,3 +229,11 @@ class CachingAllocator:
             num_frees=self.num_frees,
             num_ooms=self.num_ooms,
         )
+
+
+def _absorb(left: Block, right: Block) -> None:
+    """Merge the free block ``right`` into its neighbour ``left`` (same segment, adjacent)."""
+    left.size += right.size
+    left.next = right.next
+    if right.next is not None:
+        right.next.prev = left

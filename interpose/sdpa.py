@@ -64,17 +64,12 @@ def make_sdpa(orig):
     def scaled_dot_product_attention(
         query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
     ):
+        def fallback(q, k, v, mask):
+            return orig(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
+                        enable_gqa=enable_gqa)
+
         if not isinstance(query, FakeTensor):
-            return orig(
-                query,
-                key,
-                value,
-                attn_mask=attn_mask,
-                dropout_p=dropout_p,
-                is_causal=is_causal,
-                scale=scale,
-                enable_gqa=enable_gqa,
-            )
+            return fallback(query, key, value, attn_mask)
         if torch.is_autocast_enabled("cuda"):
             dt = torch.get_autocast_dtype("cuda")
             query, key, value = (
@@ -94,15 +89,6 @@ def make_sdpa(orig):
             return aten._scaled_dot_product_efficient_attention(
                 query, key, value, attn_mask, lse, dropout_p, is_causal, scale=scale
             )[0]
-        return orig(
-            query,
-            key,
-            value,
-            attn_mask=attn_mask,
-            dropout_p=dropout_p,
-            is_causal=is_causal,
-            scale=scale,
-            enable_gqa=enable_gqa,
-        )
+        return fallback(query, key, value, attn_mask)
 
     return scaled_dot_product_attention

@@ -9,9 +9,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
 G=$1; BUDGET=${2:-520}; T0=$(date +%s)
 W=/tmp/prof; rm -rf $W; mkdir -p $W/ship
-left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
-lim() { local l; l=$(( $(left) - ${2:-20} )); (( l > $1 )) && l=$1; (( l < 1 )) && l=1; echo $l; }
-pack() { tar -C $W -czf $OUT/prof.tar.gz . ; }
+. "$(dirname "$0")/budget.sh"
 P="python3 -m phantora profile --gpu-name $G"
 DDP=examples/ddp/train.py
 GPTEX=examples/gpt/train.py

@@ -8,9 +8,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
 G=$1; BUDGET=${2:-300}; T0=$(date +%s)
 W=/tmp/prof2; rm -rf $W; mkdir -p $W/ship
-left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
-lim() { local l; l=$(( $(left) - ${2:-20} )); (( l > $1 )) && l=$1; (( l < 1 )) && l=1; echo $l; }
-pack() { tar -C $W -czf $OUT/prof.tar.gz . ; }
+. "$(dirname "$0")/budget.sh"
 P="python3 -m phantora profile --gpu-name $G"
 GPT=examples/gpt/train.py
 CONFIGS=("" "--dtype fp32" "--batch-size 4" "--batch-size 16" "--n-layer 6 --n-embd 1024 --n-head 16 --batch-size 4")
