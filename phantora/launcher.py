@@ -31,6 +31,8 @@ class LaunchSpec:
     nproc_per_node: int
     master_addr: str = "127.0.0.1"
     master_port: int = 29500
+    symmetric: bool = False
+    """Run rank 0 only and fold the others onto it (:mod:`phantora.coordinator.symmetric`)."""
 
     @property
     def world_size(self) -> int:
@@ -95,18 +97,19 @@ def _child(rank: int, spec: LaunchSpec, conn, rank_main: RankMain) -> None:
 
 def launch(spec: LaunchSpec, rank_main: RankMain, network: NetworkTimer,
            on_start: Callable[[list[int]], None] | None = None) -> LaunchResult:
-    """Fork ``spec.world_size`` ranks running ``rank_main`` and coordinate them until all finish.
+    """Fork ``spec.world_size`` ranks (rank 0 only if ``spec.symmetric``) running ``rank_main`` and
+    coordinate them until all finish.
 
     Raises :class:`~phantora.coordinator.core.CoordinatorError` (with the failing rank's
     traceback, the mismatch or the deadlock report) after stopping every rank.
     """
     ctx = mp.get_context("fork")
-    coord = Coordinator(spec.world_size, network)
+    coord = Coordinator(spec.world_size, network, symmetric=spec.symmetric)
     conns = {}
     procs = []
     sys.stdout.flush()
     sys.stderr.flush()
-    for r in range(spec.world_size):
+    for r in sorted(coord.ranks):
         parent_end, child_end = ctx.Pipe(duplex=True)
         p = ctx.Process(target=_child, args=(r, spec, child_end, rank_main), name=f"phantora-rank{r}",
                         daemon=True)
@@ -117,7 +120,8 @@ def launch(spec: LaunchSpec, rank_main: RankMain, network: NetworkTimer,
     if on_start is not None:
         on_start([p.pid for p in procs])
     try:
-        results = serve(coord, conns, alive=lambda r: procs[r].is_alive())
+        by_rank = dict(zip(sorted(coord.ranks), procs, strict=True))
+        results = serve(coord, conns, alive=lambda r: by_rank[r].is_alive())
     finally:
         wait_for_exit(procs)
         for c in conns.values():

@@ -110,6 +110,8 @@ class MultiRankJob:
     memory_limit_bytes: int | None = None
     stdout_to_stderr: bool = False
     """Send the ranks' stdout to stderr (``--json`` keeps stdout for the summary rows)."""
+    symmetric: bool = False
+    """Execute rank 0 only; the other ranks are assumed to do the same (``--symmetric``)."""
 
 
 @dataclass
@@ -217,7 +219,8 @@ def run_multirank(job: MultiRankJob, on_start=None, isolate: bool = True) -> Mul
     t0 = time.perf_counter()
     body = partial(interposed_rank_main, script=job.script, argv=job.argv, make_cfg=make_cfg,
                    stdout_to_stderr=job.stdout_to_stderr)
-    res = launch(LaunchSpec(job.nnodes, job.nproc_per_node), body, job.network, on_start=on_start)
+    res = launch(LaunchSpec(job.nnodes, job.nproc_per_node, symmetric=job.symmetric), body, job.network,
+                 on_start=on_start)
     wall = time.perf_counter() - t0
     rows: list[dict] = []
     for r in sorted(res.results):
@@ -275,15 +278,17 @@ def print_summary(summary: dict, outcome: MultiRankOutcome, as_json: bool, out_d
                 b = breakdown[r["iteration"]]
                 r.update({k: b[k] for k in ("compute_ms", "exposed_comm_ms", "idle_ms")})
             elif r.get("row") == "summary":
-                r.update({"ranks": summary["ranks"], "collectives": len(outcome.collectives)})
+                r.update({k: summary[k] for k in ("ranks", "executed_ranks", "symmetric")})
+                r["collectives"] = len(outcome.collectives)
             print(json.dumps(r), flush=True)
         return
     one_rank.print_summary(summary, as_json=False, out_dir=out_dir)
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"time per iteration, mean over {summary['ranks']} ranks "
-                        f"({len(outcome.collectives)} collectives)")
+    over = (f"rank 0 of {summary['ranks']} (symmetric run)" if summary.get("symmetric")
+            else f"mean over {summary['ranks']} ranks")
+    table = Table(title=f"time per iteration, {over} ({len(outcome.collectives)} collectives)")
     for col in ("iteration", "sim ms", "compute ms", "exposed comm ms", "idle ms"):
         table.add_column(col, justify="right")
     for b in breakdown.values():
@@ -308,7 +313,8 @@ def network_timer_for(scenario, gpus_per_host: int, hosts: int | None = None) ->
 
 
 def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, nproc_per_node: int | None,
-                 out_dir: Path | None, as_json: bool, host_time: str = "zero", isolate: bool = False) -> int:
+                 out_dir: Path | None, as_json: bool, host_time: str = "zero", isolate: bool = False,
+                 symmetric: bool = False) -> int:
     """What ``phantora run`` does for more than one rank; returns the exit code.
 
     ``scenario`` is a loaded :class:`phantora.scenario.Scenario` (fields ``gpu``, ``hosts``,
@@ -334,6 +340,7 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
         script=script, argv=list(argv), nnodes=nn, nproc_per_node=npn, gpu=gpu, compute_model=compute_model,
         network=network_timer_for(scenario, npn, nn), host_time=host_time,
         memory_limit_bytes=int(mem_gib * 2**30) if mem_gib else None, stdout_to_stderr=as_json,
+        symmetric=symmetric,
     )
     try:
         outcome = run_multirank(job, isolate=isolate)
@@ -342,17 +349,20 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
         return 1
     from phantora.results import build_summary, write_results
 
-    extra = {"nnodes": nn, "nproc_per_node": npn, "network_model": type(job.network).__name__,
+    extra = {"nnodes": nn, "nproc_per_node": npn, "world_size": nn * npn, "symmetric": symmetric,
+             "executed_ranks": len(outcome.results), "network_model": type(job.network).__name__,
              "collectives": len(outcome.collectives), "breakdown": summary_rows(outcome)}
     if out_dir is not None:
         summary = write_results(out_dir, results=outcome.results, scenario=scenario, script=script, argv=argv,
                                 host_time=host_time, wall_s=outcome.wall_s)
-        summary.update(extra)
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_tables(out_dir, outcome)
     else:
         summary = build_summary(results=outcome.results, scenario=scenario, script=script, argv=argv,
                                 host_time=host_time, wall_s=outcome.wall_s)
+    summary.update(extra)
+    summary["ranks"] = nn * npn  # simulated ranks; ``executed_ranks`` ran as processes
+    if out_dir is not None:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_tables(out_dir, outcome)
     print_summary(summary, outcome, as_json, None if out_dir is None else str(out_dir))
     failed = {r: res for r, res in outcome.results.items() if getattr(res, "exit_code", 0)}
     return int(next(iter(failed.values())).exit_code) if failed else 0

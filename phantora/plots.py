@@ -129,6 +129,21 @@ def plot_metric_vs(df: pd.DataFrame, swept: Sequence[str], metric: str, x: str, 
     return fig
 
 
+def speedup(df: pd.DataFrame, swept: Sequence[str], metric: str, by: str, baseline: object) -> pd.DataFrame:
+    """``metric`` of the ``by == baseline`` point divided by each point's, at equal other swept fields.
+
+    For a time metric, > 1 means faster than the baseline (e.g. multipath over single-path).
+    Returns the other swept fields, ``by``, ``metric``, ``baseline_<metric>`` and ``speedup``.
+    """
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    rest = [c for c in swept if c != by]
+    base = ok[ok[by] == baseline][[*rest, metric]].rename(columns={metric: f"baseline_{metric}"})
+    out = ok[[*rest, by, metric]].merge(base, on=rest) if rest else ok[[by, metric]].assign(
+        **{f"baseline_{metric}": float(base[f"baseline_{metric}"].iloc[0])})
+    out["speedup"] = out[f"baseline_{metric}"] / out[metric]
+    return out[out[by] != baseline].reset_index(drop=True)
+
+
 def size_column(df: pd.DataFrame) -> str:
     for c in ("size_bytes", "bytes", "size", "nbytes"):
         if c in df:

@@ -329,7 +329,7 @@ def _scalars(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
-SUMMARY_FIELDS = ("network_model", "nnodes", "nproc_per_node", "gpu_busy_pct", "peak_allocated_bytes",
+SUMMARY_FIELDS = ("network_model", "nnodes", "nproc_per_node", "symmetric", "executed_ranks", "gpu_busy_pct", "peak_allocated_bytes",
                   "peak_reserved_bytes", "iterations", "oom")
 """Scalars copied from a run's ``summary.json`` into its sweep row."""
 
@@ -470,6 +470,18 @@ def load_result(out: Path, pid: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("complete") else None
 
 
+def fingerprint(argv: list[str], pdir: Path) -> str:
+    """What a point's result depends on that the sweep can see: its command line and scenario.
+
+    A finished point is reused only while this matches, so editing the study's arguments or
+    the base scenario reruns the affected points instead of mixing old and new results.
+    (Edits to the training script's own code are not tracked: use a new ``--out``.)
+    """
+    scenario = pdir / "scenario.yaml"
+    text = scenario.read_text() if scenario.is_file() else ""
+    return hashlib.sha256(json.dumps([argv, text]).encode()).hexdigest()[:16]
+
+
 def point_command(study: Study, out: Path, pt: Point) -> list[str]:
     d = point_dir(out, pt.id)
     return study.kind.command(study, d / "scenario.yaml", d / "out")
@@ -501,7 +513,8 @@ def run_point(argv: list[str], kind_name: str, pdir: str, pid: str, timeout_s: f
         return PointOutcome(pid, False, [], str(e), wall)
     (d / "error.txt").unlink(missing_ok=True)
     write_atomic(d / RESULT_FILE, json.dumps({"complete": True, "point_id": pid, "wall_s": wall,
-                                              "rows": rows}, indent=1, default=str))
+                                              "fingerprint": fingerprint(argv, d), "rows": rows},
+                                             indent=1, default=str))
     return PointOutcome(pid, True, rows, None, wall)
 
 
@@ -552,7 +565,7 @@ def run_study(
 ) -> list[PointOutcome]:
     """Run every unfinished point of ``study`` into ``out``; write and return the outcomes.
 
-    Finished points (a complete ``result.json``) are reused, not rerun. The table is written
+    Finished points (a complete ``result.json`` with the same :func:`fingerprint`) are reused, not rerun. The table is written
     after every point, so an interrupted sweep still leaves a consistent partial table.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -561,11 +574,12 @@ def run_study(
     todo = []
     for pt in study.points:
         prev = load_result(out, pt.id)
-        if prev is not None:
+        argv = point_command(study, out, pt)
+        if prev is not None and prev.get("fingerprint") == fingerprint(argv, point_dir(out, pt.id)):
             outcomes[pt.id] = PointOutcome(pt.id, True, prev.get("rows", []), None,
                                            float(prev.get("wall_s", 0.0)), reused=True)
         else:
-            todo.append((point_command(study, out, pt), study.spec.study.command,
+            todo.append((argv, study.spec.study.command,
                          str(point_dir(out, pt.id)), pt.id, study.spec.study.timeout_s))
     total = len(study.points)
     if on_progress is not None:

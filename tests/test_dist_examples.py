@@ -95,3 +95,19 @@ def test_object_collectives_relay_real_values(repo_root):
                                      compute_model=build_compute_model("roofline", gpu),
                                      network=AlphaBetaTimer(gpus_per_host=2)))
     assert [c.kind for c in out.collectives] == ["all_gather_object", "broadcast_object", "all_reduce"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("example", "extra"), [("ddp", []), ("fsdp2", []), ("tp2d", ["--tp", "2"])])
+def test_symmetric_run_equals_full_run(repo_root, example, extra):
+    """Executing rank 0 alone (--symmetric) gives the full run's iteration times for SPMD jobs."""
+    from dataclasses import replace
+
+    full = run_multirank(job(repo_root, example, 2, 2, extra))
+    sym = run_multirank(replace(job(repo_root, example, 2, 2, extra), symmetric=True))
+    assert sorted(sym.results) == [0] and sorted(full.results) == [0, 1, 2, 3]
+    assert sym.iteration_ms() == pytest.approx(full.iteration_ms(), rel=1e-9)
+    full_rows = {c.key: (c.start_us, c.end_us) for c in full.collectives}
+    sym_rows = {c.key: (c.start_us, c.end_us) for c in sym.collectives}
+    assert sym_rows and all(full_rows[k] == pytest.approx(v) for k, v in sym_rows.items()), \
+        "rank 0's collectives start and end at the same times"

@@ -104,8 +104,19 @@ def test_report_on_a_sweep_folder(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["report", str(d), "--json", "--format", "png", "--no-links"])
     assert res.exit_code == 0, res.output
     files = [json.loads(ln)["file"] for ln in res.output.splitlines()]
-    assert {Path(f).name for f in files} == {"breakdown_per_point.png", "iteration_ms_vs_hosts.png"}
+    assert {Path(f).name for f in files} == {"breakdown_per_point.png", "iteration_ms_vs_hosts.png",
+                                             "speedup_vs_hosts.png"}
     assert all(Path(f).stat().st_size > 1000 for f in files)
+
+
+def test_speedup_over_single_path_at_equal_other_fields() -> None:
+    from phantora import plots
+
+    sp = plots.speedup(run_sweep_table(), SWEPT, "iteration_ms", "network.transport.name", "single_path")
+    assert set(sp["network.transport.name"]) == {"uccl_multipath"} and len(sp) == 4
+    row = sp[(sp["network.fabric.oversubscription"] == 2) & (sp["hosts"] == 16)].iloc[0]
+    # single-path: 10 + 1 + 32 = 43 ms; multipath: 10 + 1 + 16 = 27 ms
+    assert row["speedup"] == pytest.approx(43 / 27)
 
 
 def test_report_on_a_run_folder(tmp_path: Path) -> None:

@@ -186,6 +186,11 @@ def test_run_writes_table_and_resume_reuses(tmp_path: Path, monkeypatch: pytest.
     assert all(o.ok for o in outcomes) and sum(o.reused for o in outcomes) == 4
     assert len(log.read_text().splitlines()) == 12
     assert (pd.read_parquet(out / "sweep.parquet")["status"] == "ok").all()
+    # a changed study (here: a fixed override, so the same point ids) makes every finished point stale
+    changed = make_study(tmp_path, STUDY.replace("gpus_per_host: 2", "gpus_per_host: 4"))
+    outcomes = run_study(load_study(changed), out, workers=2)
+    assert all(o.ok for o in outcomes) and not any(o.reused for o in outcomes)
+    assert len(log.read_text().splitlines()) == 20
 
 
 RUNNER = """
@@ -243,13 +248,8 @@ def test_cli_dry_run_lists_points(tmp_path: Path) -> None:
     assert len(rows) == 8 and all(Path(r["scenario"]).is_file() for r in rows)
 
 
-def test_ray_missing_is_one_line(tmp_path: Path) -> None:
-    pytest.importorskip("pydantic")
-    try:
-        import ray  # noqa: F401
-        pytest.skip("ray is installed")
-    except ImportError:
-        pass
+def test_ray_missing_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, installed or not
     from phantora.cli import main
 
     res = CliRunner().invoke(main, ["sweep", str(make_study(tmp_path)), "--ray", "--out", str(tmp_path / "o")])

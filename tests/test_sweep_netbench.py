@@ -60,3 +60,25 @@ def test_netbench_sweep_killed_and_resumed(tmp_path: Path) -> None:
     assert df["busbw_gbps"].gt(0).all()
     big = df[df["size_bytes"] == 16 << 20].set_index(["hosts", "transport"])["busbw_gbps"]
     assert big.loc[(4, "uccl_multipath")] >= big.loc[(4, "single_path")] * 0.99
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_results(tmp_path: Path) -> None:
+    """`--ray`: the same points as Ray tasks on a local Ray instance give the local table."""
+    ray = pytest.importorskip("ray")
+    from phantora.sweep import load_study, ray_executor, run_study
+
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "study.yaml").write_text(STUDY)
+    study = load_study(tmp_path / "study.yaml")
+    run_study(study, tmp_path / "local", workers=1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        outcomes = run_study(study, tmp_path / "ray", executor=ray_executor(None))
+    finally:
+        ray.shutdown()
+    assert len(outcomes) == 4 and all(o.ok and not o.reused for o in outcomes)
+    cols = ["point_id", "size_bytes", "transport", "time_us"]
+    local = pd.read_parquet(tmp_path / "local" / "sweep.parquet")[cols].sort_values(cols[:3])
+    remote = pd.read_parquet(tmp_path / "ray" / "sweep.parquet")[cols].sort_values(cols[:3])
+    assert local.reset_index(drop=True).equals(remote.reset_index(drop=True))

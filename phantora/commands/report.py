@@ -58,7 +58,7 @@ def report(results_dir: Path, out_dir: Path | None, formats: str, point: str | N
     table.add_column("file")
     for w in written:
         table.add_row(w["plot"], w["file"])
-    Console().print(table)
+    Console(width=max(Console().width, 120)).print(table)  # piped output is 80 wide otherwise
 
 
 def _scenario_near(run_dir: Path) -> dict | None:
@@ -110,6 +110,12 @@ def _sweep_plots(folder: Path, point: str | None, link_bytes: int, no_links: boo
         if x is not None and "iteration_ms" in ok:
             save(plots.plot_metric_vs(ok, swept, "iteration_ms", x, transport), f"iteration_ms_vs_{plots.short(x)}",
                  f"iteration time vs {plots.short(x)}")
+            if transport is not None and "single_path" in set(ok[transport]) and ok[transport].nunique() > 1:
+                sp = plots.speedup(ok, swept, "iteration_ms", transport, "single_path")
+                rest = [c for c in swept if c != transport]
+                hue = next((c for c in rest if c != x), None)
+                save(plots.plot_metric_vs(sp, [*rest, transport], "speedup", x, hue if hue else transport),
+                     f"speedup_vs_{plots.short(x)}", f"speed-up over single_path vs {plots.short(x)}")
     pid = point or str(ok.iloc[0]["point_id"])
     pdir = folder / "points" / pid
     if not pdir.is_dir():

@@ -46,12 +46,18 @@ def _fail(msg: str, code: int = 2) -> None:
 @click.option("--nnodes", type=click.IntRange(min=1), default=None, help="Hosts (overrides the scenario).")
 @click.option("--nproc-per-node", type=click.IntRange(min=1), default=None,
               help="Ranks per host (overrides the scenario).")
+@click.option("--symmetric", is_flag=True,
+              help="Execute rank 0 only and assume every rank issues the same ops and collectives at the same "
+                   "times (SPMD data/tensor/fully-sharded parallel jobs); the network still carries every "
+                   "rank's traffic. Refused with an error for point-to-point ops or groups that are not "
+                   "translated copies of each other.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Kill a one-rank simulation after this many wall seconds.")
 @click.argument("script", type=click.Path(exists=True, dir_okay=False))
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time: str, nnodes: int | None,
-        nproc_per_node: int | None, timeout_s: float | None, script: str, script_args: tuple[str, ...]) -> None:
+        nproc_per_node: int | None, symmetric: bool, timeout_s: float | None, script: str,
+        script_args: tuple[str, ...]) -> None:
     """Run SCRIPT on simulated GPUs and print simulated ms/iteration and peak memory.
 
     Writes summary.json, ops.parquet and trace.json (Perfetto) into the results directory.
@@ -68,7 +74,7 @@ def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time
 
         sys.exit(run_from_cli(script=script, argv=argv, scenario=scenario, nnodes=nnodes,
                               nproc_per_node=nproc_per_node, out_dir=out, as_json=as_json,
-                              host_time=host_time))
+                              host_time=host_time, symmetric=symmetric))
     sys.exit(_run_one(script, argv, scenario, out, as_json=as_json, host_time=host_time, timeout_s=timeout_s))
 
 

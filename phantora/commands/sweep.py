@@ -97,4 +97,4 @@ def _print_table(out: Path, as_json: bool) -> None:
         table.add_column(short_name(c), justify="right")
     for rec in df[cols].itertuples(index=False):
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in rec))
-    Console().print(table)
+    Console(width=max(Console().width, 15 * len(cols))).print(table)  # piped output is 80 wide otherwise

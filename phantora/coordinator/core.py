@@ -13,7 +13,7 @@ and replies only depend on that state, so results do not depend on message arriv
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from interpose.protocol import (
     Abort,
@@ -28,12 +28,14 @@ from interpose.protocol import (
     Unblock,
 )
 from phantora.coordinator.network import NetworkTimer, bus_factor
+from phantora.coordinator.symmetric import NotSymmetricError, sibling_offsets
 
 INF = math.inf
 
 
 class CoordinatorError(Exception):
-    """The run cannot go on; ``kind`` is ``rank_failed``, ``mismatch``, ``deadlock`` or ``unmatched``."""
+    """The run cannot go on; ``kind`` is ``rank_failed``, ``mismatch``, ``deadlock``, ``unmatched``
+    or ``not_symmetric``."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -92,10 +94,13 @@ _COMPARED = ("kind", "ranks", "dtype", "reduce_op", "root")
 class Coordinator:
     """Feed it rank messages with :meth:`handle`; collect replies from :attr:`outbox`."""
 
-    def __init__(self, world_size: int, network: NetworkTimer) -> None:
+    def __init__(self, world_size: int, network: NetworkTimer, *, symmetric: bool = False) -> None:
+        """``symmetric``: only rank 0 runs; every collective is also put on the network for each
+        sibling group (see :mod:`phantora.coordinator.symmetric`)."""
         self.world_size = world_size
         self.net = network
-        self.ranks = {r: RankState(r) for r in range(world_size)}
+        self.symmetric = symmetric
+        self.ranks = {r: RankState(r) for r in ((0,) if symmetric else range(world_size))}
         self.items: dict[tuple[int, int], Item] = {}
         self.matches: dict[str, Match] = {}
         self.waiting_on: dict[tuple[int, int], list[tuple[int, int]]] = {}
@@ -136,6 +141,8 @@ class Coordinator:
         if msg.rank not in call.ranks:
             raise CoordinatorError("mismatch", f"rank {msg.rank} issued {call.kind} on a group without it "
                                    f"(ranks {list(call.ranks)}) at {call.call_site}")
+        if self.symmetric:
+            self._check_symmetric(call)
         item = Item(msg)
         self.items[(msg.rank, msg.handle)] = item
         m = self.matches.get(call.key)
@@ -147,6 +154,29 @@ class Coordinator:
             raise CoordinatorError("mismatch", f"rank {msg.rank} issued {call.key} twice")
         m.items[msg.rank] = item
         self._try_ready((msg.rank, msg.handle))
+
+    def _check_symmetric(self, call: CollectiveCall) -> None:
+        if call.kind in ("send", "recv"):
+            raise CoordinatorError("not_symmetric", f"--symmetric: {call.kind} at {call.call_site} is "
+                                   "point-to-point, so ranks are not symmetric; run without --symmetric")
+        try:
+            sibling_offsets(call.ranks, self.world_size)
+        except NotSymmetricError as e:
+            raise CoordinatorError("not_symmetric", f"--symmetric: {call.kind} at {call.call_site}: {e}; "
+                                   "run without --symmetric") from None
+
+    def members(self, call: CollectiveCall) -> list[int]:
+        """The group's ranks that run here (all of them, or rank 0 alone in a symmetric run)."""
+        return [r for r in call.ranks if r in self.ranks]
+
+    def _submit(self, call: CollectiveCall, start_us: float) -> None:
+        self.net.submit(call, start_us)
+        if not self.symmetric:
+            return
+        for o in sibling_offsets(call.ranks, self.world_size):
+            root = call.root + o if call.root >= 0 else -1
+            self.net.submit(replace(call, key=f"{call.key}@+{o}", ranks=tuple(r + o for r in call.ranks),
+                                    root=root), start_us)
 
     def _check_same(self, m: Match, msg: Issue) -> None:
         a, b = m.call, msg.call
@@ -180,12 +210,12 @@ class Coordinator:
             ends.append(dep.end_us)
         item.start_us = max([iss.ready_us, *(e + iss.gap_us for e in ends)])
         m = self.matches[iss.call.key]
-        if m.start_us is None and len(m.items) == len(m.call.ranks) and all(i.start_us is not None for i in m.items.values()):
+        if m.start_us is None and len(m.items) == len(self.members(m.call)) and all(i.start_us is not None for i in m.items.values()):
             m.start_us = max(i.start_us for i in m.items.values())  # type: ignore[type-var]
             # a rank resumed from a stream wait may still issue at its older host time; the
             # network never goes back, so such traffic starts at the network's present
             m.start_us = max(m.start_us, self.net_time_us)
-            self.net.submit(m.call, m.start_us)
+            self._submit(m.call, m.start_us)
 
     # --- time ------------------------------------------------------------------
     def horizon_us(self) -> float:
@@ -216,11 +246,15 @@ class Coordinator:
         self._check_deadlock()
 
     def _complete(self, key: str, end_us: float, transport: str) -> None:
-        m = self.matches[key]
+        m = self.matches.get(key)
+        if m is None:  # a sibling group's copy in a symmetric run: it only loads the network
+            return
         m.end_us, m.transport = end_us, transport
         payloads = None
         if any(i.issue.payload is not None for i in m.items.values()):
-            payloads = tuple(m.items[r].issue.payload for r in m.call.ranks)
+            # a symmetric run's absent ranks are assumed to send what the running rank sent
+            first = m.items[min(m.items)]
+            payloads = tuple(m.items.get(r, first).issue.payload for r in m.call.ranks)
         for r in sorted(m.items):
             item = m.items[r]
             item.end_us = end_us
@@ -287,7 +321,7 @@ class Coordinator:
                 continue
             c = item.issue.call
             m = self.matches[c.key]
-            missing = [r for r in c.ranks if r not in m.items]
+            missing = [r for r in self.members(c) if r not in m.items]
             miss = f"; not issued by rank(s) {missing}" if missing else ""
             parts.append(f"{c.kind} on group {c.group} seq {c.key.rsplit('#', 1)[-1]} "
                          f"({c.nbytes} B) issued at {c.call_site}{miss}")
@@ -295,10 +329,10 @@ class Coordinator:
         return f"rank {rank}: blocked at t={st.clock_us:.1f} us{what} waiting for " + ", ".join(parts)
 
     def _check_unmatched(self) -> None:
-        open_ = [m for m in self.matches.values() if len(m.items) < len(m.call.ranks)]
+        open_ = [m for m in self.matches.values() if len(m.items) < len(self.members(m.call))]
         if open_:
             m = open_[0]
-            missing = [r for r in m.call.ranks if r not in m.items]
+            missing = [r for r in self.members(m.call) if r not in m.items]
             raise CoordinatorError(
                 "unmatched",
                 f"{len(open_)} collective(s) never matched; first: {m.call.kind} {m.call.key} issued by "
