@@ -68,3 +68,9 @@ extern "C" int phantora_set_sim_cuda(int on) {
   }
   return at::detail::getCUDAHooks().hasCUDA() ? 1 : 0;
 }
+
+// The current device as C++ sees it (Tensor.cuda(), .to("cuda"), device guards fill a
+// missing index from here): kept equal to torch.cuda.current_device() by cuda_guard.py.
+extern "C" void phantora_set_guard_device(int index) {
+  sim_cuda_guard.uncheckedSetDevice(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index)));
+}

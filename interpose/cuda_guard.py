@@ -82,6 +82,13 @@ def ensure_cuda_guard() -> None:
         raise CudaGuardBuildError("could not switch the CUDA hooks to the simulated ones")
 
 
+def set_guard_device(index: int) -> None:
+    """Make C++'s current CUDA device ``index`` (CPU builds: the fake guard's; it fills the
+    index of ``Tensor.cuda()`` / ``.to("cuda")``). No-op before the guard is installed."""
+    if _lib is not None and not torch.backends.cuda.is_built():
+        _lib.phantora_set_guard_device(int(index))
+
+
 def release_cuda_hooks() -> None:
     """Make ``at::hasCUDA()`` false again (CPU builds only); the guard stays."""
     if _lib is not None and not torch.backends.cuda.is_built():

@@ -42,6 +42,28 @@ def _is_pinned(self: torch.Tensor, device: Any = None) -> bool:
     return bool(getattr(self, "_phantora_pinned", False))
 
 
+_CPP_PINNED: list[Any] = []
+"""The ``aten::is_pinned`` CPU kernel library (kept alive) and whether the shim is active."""
+
+
+def _cpp_is_pinned(active: bool) -> None:
+    """Answer ``is_pinned()`` calls made from C++ (the Python method is patched above).
+
+    PyTorch's own C++ asks too: DDP's reducer stages the used-parameter map in a
+    pinned host buffer and asserts ``is_pinned()`` (``find_unused_parameters=True``,
+    ``static_graph=True``, Hugging Face ``Trainer``'s DDP default). A CPU build has no
+    pinned allocator, so the answer would be False and the assert fail. While the shim
+    is active every host buffer counts as pinned; outside it, nothing is (the CPU
+    build's own answer).
+    """
+    if not _CPP_PINNED:
+        lib = torch.library.Library("aten", "IMPL")
+        state = {"active": False}
+        lib.impl("is_pinned", lambda self, device=None: state["active"], "CPU")
+        _CPP_PINNED.extend([lib, state])
+    _CPP_PINNED[1]["active"] = active
+
+
 def _make_tolist(orig):
     def tolist(self: torch.Tensor):
         if isinstance(self, FakeTensor):
@@ -173,6 +195,7 @@ def install_fake_cuda(p: Patcher) -> None:
     T = torch.Tensor
     p.set(T, "pin_memory", _pin_memory)
     p.set(T, "is_pinned", _is_pinned)
+    _cpp_is_pinned(True)
     p.set(T, "tolist", _make_tolist(torch._C.TensorBase.tolist))
     p.set(T, "record_stream", _record_stream)
     p.set(torch, "compile", _compile)
@@ -194,7 +217,8 @@ def _foreach_type_lists() -> list[list[type]]:
     return [opt._foreach_supported_types, fu._foreach_supported_types]
 
 
-def restore_foreach() -> None:
+def restore_fake_cuda() -> None:
+    _cpp_is_pinned(False)
     for types in _foreach_type_lists():
         while FakeTensor in types:
             types.remove(FakeTensor)

@@ -19,7 +19,7 @@ from interpose.config import RankConfig, RankResult
 from interpose.cuda_api import install_cuda_api
 from interpose.cuda_guard import ensure_cuda_guard, release_cuda_hooks
 from interpose.dispatch import SimDispatchMode, SimFakeMode
-from interpose.fake_cuda import install_fake_cuda, restore_foreach
+from interpose.fake_cuda import install_fake_cuda, restore_fake_cuda
 from interpose.patching import Patcher
 from interpose.runtime import RankRuntime
 from interpose.sdpa import make_sdpa
@@ -119,7 +119,7 @@ def uninstall() -> None:
     st.mode.__exit__(None, None, None)
     st.time_patch.uninstall()
     st.hook.remove()
-    restore_foreach()
+    restore_fake_cuda()
     torch._C._set_only_lift_cpu_tensors(st.lift_cpu_only)
     torch._C._set_multithreading_enabled(st.autograd_threads)
     release_cuda_hooks()

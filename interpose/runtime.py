@@ -22,6 +22,7 @@ from collections.abc import Callable
 from interpose.allocator import Block, CachingAllocator
 from interpose.clock import VirtualClock
 from interpose.config import OpRecord, RankConfig, RankResult
+from interpose.cuda_guard import set_guard_device
 from interpose.streams import EventMark, StreamTimeline, WorkHandle
 
 Resolver = Callable[[WorkHandle], float]
@@ -40,6 +41,7 @@ class RankRuntime:
         self.clock = VirtualClock(cfg.host_time == "measured", cfg.start_time_us)
         self.allocator = CachingAllocator(cfg.limit_bytes())
         self.resolver: Resolver = default_resolver
+        self._device = 0
         self.device = cfg.local_rank if cfg.local_rank < max(cfg.local_world_size, 1) else 0
         self._stream_ids = itertools.count(1)
         self.streams: dict[int, StreamTimeline] = {}
@@ -52,6 +54,17 @@ class RankRuntime:
         self.gpu_busy_us = 0.0
         self._live: dict[int, Block] = {}
         self.oom = False
+
+    @property
+    def device(self) -> int:
+        """The current CUDA device (``torch.cuda.current_device()``)."""
+        return self._device
+
+    @device.setter
+    def device(self, index: int) -> None:
+        # C++ fills the index of ``.cuda()`` / ``.to("cuda")`` from its own guard: keep it in step
+        self._device = index
+        set_guard_device(index)
 
     # -- streams ----------------------------------------------------------------
     def new_stream(self, priority: int = 0, device: int | None = None) -> StreamTimeline:

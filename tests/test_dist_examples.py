@@ -39,6 +39,15 @@ def test_ddp_two_hosts_deterministic(repo_root):
 
 
 @pytest.mark.slow
+def test_ddp_find_unused_parameters(repo_root):
+    """The reducer's C++ pinned staging buffer (asserted ``is_pinned()``) works on the CPU build."""
+    o = run_multirank(job(repo_root, "ddp", 1, 2, ["--find-unused-parameters"]))
+    assert len(o.iteration_ms()) == 3
+    used_maps = [c for c in o.collectives if c.kind == "all_reduce" and c.dtype == "int32"]
+    assert len(used_maps) >= 3, "one used-parameter map all-reduce per iteration"
+
+
+@pytest.mark.slow
 def test_fsdp2_and_tp2d_run(repo_root):
     f = run_multirank(job(repo_root, "fsdp2", 1, 2))
     assert {"all_gather", "reduce_scatter"} <= {c.kind for c in f.collectives}

@@ -44,6 +44,20 @@ def test_device_queries(cfg):
     assert not hasattr(torch.cuda.Stream, "_wrap")  # restored
 
 
+def test_moves_without_an_index_follow_set_device(cfg):
+    """``.cuda()`` / ``.to("cuda")`` get their index in C++ (the device guard), not from torch.cuda."""
+    with interposed(cfg):
+        torch.cuda.set_device(1)
+        assert torch.zeros(2).cuda().device == torch.device("cuda", 1)
+        assert torch.zeros(2).to("cuda").device == torch.device("cuda", 1)
+        assert nn.Linear(2, 2).cuda().weight.device == torch.device("cuda", 1)
+        assert torch.zeros(2, device="cuda").device == torch.device("cuda", 1)
+        with torch.cuda.device(0):
+            assert torch.zeros(2).cuda().device == torch.device("cuda", 0)
+        assert torch.zeros(2).cuda().device == torch.device("cuda", 1)
+        torch.cuda.set_device(0)
+
+
 def test_tensor_and_module_entry_points(cfg):
     with interposed(cfg):
         c = torch.randn(4, 4)

@@ -24,6 +24,8 @@ from model import GPT, add_model_args, config_from, random_batch
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_model_args(parser)
+    parser.add_argument("--find-unused-parameters", action="store_true",
+                        help="DDP(find_unused_parameters=True), as Hugging Face Trainer sets by default")
     args = parser.parse_args()
 
     dist.init_process_group("nccl")
@@ -34,7 +36,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     model = GPT(config_from(args)).to(device)
-    model = DDP(model, device_ids=[local_rank])
+    model = DDP(model, device_ids=[local_rank], find_unused_parameters=args.find_unused_parameters)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
     amp_dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
 
