@@ -178,3 +178,18 @@ def test_object_payloads_are_relayed_in_group_rank_order():
         c.handle(Finished(r, 1.0))
     res = replies(c, 0, Resolved)
     assert res and res[0].payloads == (b"zero", b"one")
+
+
+def test_object_send_recv_relays_the_senders_pickle():
+    """``recv_object_list`` cannot know the size: the receiver may issue first with 0 bytes."""
+    c = coord()
+    recv = call("p2p:0:0-1#0", kind="recv", ranks=(0, 1), nbytes=0, root=0)
+    send = call("p2p:0:0-1#0", kind="send", ranks=(0, 1), nbytes=7, root=0)
+    recv, send = (CollectiveCall(**{**{f: getattr(x, f) for f in x.__slots__}, "dtype": "object"}) for x in (recv, send))
+    c.handle(Issue(1, 0, recv, 0.0, 0.0))
+    c.handle(Issue(0, 0, send, 0.0, 0.0, payload=b"pickled"))
+    for r in (0, 1):
+        c.handle(Finished(r, 1.0))
+    (res,) = replies(c, 1, Resolved)
+    assert res.payloads == (b"pickled", None)
+    assert c.rows[0].bytes == 7, "timed with the sender's size"

@@ -117,23 +117,27 @@ class SimProcessGroup(dist.ProcessGroup):
         self._seq += 1
         return SimWork(self._sink, self._sink.issue(call), result)
 
-    def _p2p(self, kind: str, tensors: list[torch.Tensor], peer: int) -> SimWork:
+    def _p2p_call(self, kind: str, peer: int, nbytes: int, dtype: str) -> CollectiveCall:
         ranks = self.global_ranks()
         me, other = ranks[self._rank], ranks[peer]
         src, dst = (me, other) if kind == "send" else (other, me)
         n = self._p2p_seq.get((src, dst), 0)
         self._p2p_seq[(src, dst)] = n + 1
-        call = CollectiveCall(
-            key=f"p2p:{self.group_name}:{src}-{dst}#{n}",
-            kind=kind,
-            group=self.group_name,
-            ranks=(src, dst),
-            nbytes=nbytes_of(tensors),
-            dtype=dtype_of(tensors),
-            root=src,
-            call_site=user_call_site(),
-        )
+        return CollectiveCall(key=f"p2p:{self.group_name}:{src}-{dst}#{n}", kind=kind, group=self.group_name,
+                              ranks=(src, dst), nbytes=nbytes, dtype=dtype, root=src, call_site=user_call_site())
+
+    def _p2p(self, kind: str, tensors: list[torch.Tensor], peer: int) -> SimWork:
+        call = self._p2p_call(kind, peer, nbytes_of(tensors), dtype_of(tensors))
         return SimWork(self._sink, self._sink.issue(call), tensors)
+
+    def exchange_p2p(self, kind: str, payload: bytes | None, peer: int) -> bytes | None:
+        """Object send/recv (``kind`` ``send`` or ``recv``, ``peer`` a group rank): the sender's
+        pickle travels through the coordinator; ``recv`` blocks until it is there and returns it."""
+        call = self._p2p_call(kind, peer, len(payload or b""), OBJECT_DTYPE)
+        handle = self._sink.issue(call, payload)
+        if kind == "send":
+            return None
+        return self._sink.payloads(handle)[0]
 
     # all-reduce family -------------------------------------------------------
     def allreduce(self, tensors, opts=None):
@@ -255,6 +259,9 @@ class _QuietDdpLogger(dist.Logger):
         return None
 
 
+OBJECT_DTYPE = "object"
+"""``dtype`` of object send/recv calls: the receiver cannot know the size in advance."""
+
 STORE_TIMEOUT_S = 30
 """How long a rank's private rendezvous store waits for a key before raising."""
 
@@ -273,6 +280,18 @@ def current_sink() -> CollectiveSink:
 
 def _create(store, rank: int, size: int, timeout) -> SimProcessGroup:
     return SimProcessGroup(rank, size, current_sink())
+
+
+def _batched(orig):
+    def batch_isend_irecv(p2p_op_list: list) -> list:
+        sink = current_sink()
+        sink.begin_batch()
+        try:
+            return orig(p2p_op_list)
+        finally:
+            sink.end_batch()
+
+    return batch_isend_irecv
 
 
 def _route(backend: object) -> str:
@@ -338,6 +357,10 @@ def install(sink: CollectiveSink | None = None) -> None:
     # lacks (it asserts); its statistics are not needed, so sampling them is skipped.
     orig["logger"] = dist.Logger
     dist.Logger = _QuietDdpLogger
+    # batch_isend_irecv is one NCCL group (its ops run concurrently); c10d only groups them for
+    # its own ProcessGroup class, so the batch is marked here
+    orig["batch"] = dist.batch_isend_irecv
+    c10d.batch_isend_irecv = dist.batch_isend_irecv = _batched(orig["batch"])
     # object collectives read pickles back from device tensors: relay them instead
     for name, fn in objects.PATCHED.items():
         orig[f"obj.{name}"] = getattr(c10d, name)
@@ -358,6 +381,7 @@ def uninstall() -> None:
     c10d._new_process_group_helper = orig["helper"]
     dist._verify_params_across_processes = orig["verify"]
     dist.Logger = orig["logger"]
+    c10d.batch_isend_irecv = dist.batch_isend_irecv = orig["batch"]
     for name in objects.PATCHED:
         setattr(c10d, name, orig[f"obj.{name}"])
         setattr(dist, name, orig[f"obj.{name}"])

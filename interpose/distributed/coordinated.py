@@ -54,6 +54,12 @@ class RankTimeline(Protocol):
         """Call ``callback()`` once the host clock reaches ``t_us`` (``None`` clears it)."""
         ...
 
+    def begin_batch(self) -> None:
+        """Items placed until :meth:`end_batch` do not wait for each other (a NCCL group)."""
+        ...
+
+    def end_batch(self) -> None: ...
+
 
 class NullTimeline:
     """No runtime: the host clock only moves at sync points; collectives start when issued."""
@@ -78,6 +84,12 @@ class NullTimeline:
         self.now_us = max(self.now_us, t_us)
 
     def set_threshold(self, t_us: float | None, callback) -> None:
+        return None
+
+    def begin_batch(self) -> None:
+        return None
+
+    def end_batch(self) -> None:
         return None
 
 
@@ -145,6 +157,12 @@ class CoordinatedSink(CollectiveSink):
         self.ch.send(Issue(self.rank, handle, call, self.tl.host_us(), ready_us, after, gap_us, stream, payload))
         self.drain()
         return handle
+
+    def begin_batch(self) -> None:
+        self.tl.begin_batch()
+
+    def end_batch(self) -> None:
+        self.tl.end_batch()
 
     def stream_wait(self, handle: int) -> None:
         if self.blocking_waits:

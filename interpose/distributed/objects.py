@@ -1,5 +1,5 @@
 """Object collectives (``all_gather_object``, ``broadcast_object_list``, ``gather_object``,
-``scatter_object_list``) for the simulated backend.
+``scatter_object_list``, ``send_object_list``/``recv_object_list``) for the simulated backend.
 
 c10d implements them by pickling into byte tensors on the group's device and reading sizes
 back with ``.item()``; on fake cuda tensors there are no bytes to read. Here the pickles
@@ -64,7 +64,31 @@ def scatter_object_list(scatter_object_output_list: list, scatter_object_input_l
     scatter_object_output_list[0] = got[root][me]
 
 
+def _peer(group: Any, peer: int | None, group_peer: int | None, what: str) -> int:
+    if group_peer is None and peer is None:
+        raise ValueError(f"{what}: a peer rank is required (receiving from any source is not simulated)")
+    return _group_root(group, peer, group_peer)
+
+
+def send_object_list(object_list: list, dst: int | None = None, group: Any = None, device: Any = None,
+                     group_dst: int | None = None, use_batch: bool = False) -> None:
+    peer = _peer(group, dst, group_dst, "send_object_list")
+    _group(group).exchange_p2p("send", pickle.dumps(list(object_list)), peer)
+
+
+def recv_object_list(object_list: list, src: int | None = None, group: Any = None, device: Any = None,
+                     group_src: int | None = None, use_batch: bool = False) -> int:
+    peer = _peer(group, src, group_src, "recv_object_list")
+    data = _group(group).exchange_p2p("recv", None, peer)
+    got = pickle.loads(data) if data is not None else []
+    object_list[: len(got)] = got
+    ranks = dist.get_process_group_ranks(_group(group))
+    return ranks[peer]
+
+
 PATCHED = {
+    "send_object_list": send_object_list,
+    "recv_object_list": recv_object_list,
     "all_gather_object": all_gather_object,
     "broadcast_object_list": broadcast_object_list,
     "gather_object": gather_object,

@@ -35,6 +35,8 @@ class RuntimeTimeline:
         self.calls: dict[int, CollectiveCall] = {}
         self.threshold_us: float | None = None
         self._callback = None
+        self.batch: set[int] | None = None
+        """Handles placed in the open ``batch_isend_irecv`` group (they do not wait for each other)."""
 
     @property
     def rt(self) -> RankRuntime:
@@ -67,20 +69,27 @@ class RuntimeTimeline:
         from interpose.streams import WorkHandle
 
         rt = self.rt
-        comm = self.comm_streams.get(call.group)
+        # NCCL gives every peer pair its own communicator (and stream) for send/recv
+        key = call.group if call.kind not in ("send", "recv") else f"{call.group}:p2p:{min(call.ranks)}-{max(call.ranks)}"
+        comm = self.comm_streams.get(key)
         if comm is None:
-            comm = self.comm_streams[call.group] = rt.new_stream()
+            comm = self.comm_streams[key] = rt.new_stream()
         cur = rt.current_stream
         after: list[int] = []
         ready = max(rt.clock.host_us, cur.ready_us, comm.ready_us)
+        batch = self.batch
         for s in (cur, comm):
             for h in s.pending:
+                if batch is not None and h.key in batch:
+                    continue
                 if h.end_us is None:
                     after.append(h.key)  # type: ignore[arg-type]
                 else:
                     ready = max(ready, h.end_us)
         wh = WorkHandle(comm.id, handle, ready, None, {"kind": call.kind, "bytes": call.nbytes})
         comm.pending.append(wh)
+        if batch is not None:
+            batch.add(handle)
         self.handles[handle] = wh
         self.calls[handle] = call
         return ready, tuple(dict.fromkeys(after)), 0.0, comm.id
@@ -105,6 +114,12 @@ class RuntimeTimeline:
 
     def host_advance_to(self, t_us: float) -> None:
         self.rt.wait_for(t_us)
+
+    def begin_batch(self) -> None:
+        self.batch = set()
+
+    def end_batch(self) -> None:
+        self.batch = None
 
     def set_threshold(self, t_us: float | None, callback) -> None:
         self.threshold_us = t_us

@@ -42,6 +42,13 @@ class CollectiveSink(ABC):
     @abstractmethod
     def is_completed(self, handle: int) -> bool: ...
 
+    def begin_batch(self) -> None:  # noqa: B027 - optional hook
+        """Until :meth:`end_batch`, issued items do not wait for each other (``batch_isend_irecv``,
+        NCCL's ``ncclGroupStart/End``): all start from the streams' state at the batch's start."""
+
+    def end_batch(self) -> None:  # noqa: B027 - optional hook
+        """Close the batch opened by :meth:`begin_batch`."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Called when the process group is destroyed."""
 
