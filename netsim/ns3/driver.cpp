@@ -1,4 +1,4 @@
-// Packet-level flow driver for Phantora's ns-3 backend, JIT-compiled by cppyy (see cxx.py).
+// Packet-level flow driver for Phantora's ns-3 backend, JIT-compiled by cppyy (see runner.py).
 //
 // Everything that happens per packet stays in C++: Python only describes the fabric and the
 // flows, calls Run(), and reads back start/finish times. A flow is one or more TCP sub-flows,
@@ -26,6 +26,43 @@
 
 namespace phantora_ns3
 {
+
+// ns-3's TcpDctcp answers an ECN echo with ssthresh = cwnd = (1 - alpha/2) * cwnd and no
+// floor, so a connection already at one segment drops below one. With nothing in flight the
+// sender's silly-window check then refuses to send a partial segment while more data waits,
+// and no ACK ever comes to open the window: the queue pair stalls for good, with no drop and
+// no RTO (nothing is outstanding). Linux keeps DCTCP's window at >= 2 segments; this class
+// keeps it at >= MinCwndSegments (default 1, the smallest change that cannot stall).
+class FlooredDctcp : public ns3::TcpDctcp
+{
+  public:
+    static ns3::TypeId GetTypeId()
+    {
+        static ns3::TypeId tid =
+            ns3::TypeId("phantora_ns3::FlooredDctcp")
+                .SetParent<ns3::TcpDctcp>()
+                .SetGroupName("Internet")
+                .AddConstructor<FlooredDctcp>()
+                .AddAttribute("MinCwndSegments",
+                              "Smallest slow-start threshold (hence window after an ECN cut), in segments",
+                              ns3::UintegerValue(1),
+                              ns3::MakeUintegerAccessor(&FlooredDctcp::m_minCwndSegments),
+                              ns3::MakeUintegerChecker<uint32_t>(1));
+        return tid;
+    }
+
+    std::string GetName() const override { return "FlooredDctcp"; }
+
+    uint32_t GetSsThresh(ns3::Ptr<const ns3::TcpSocketState> tcb, uint32_t bytesInFlight) override
+    {
+        return std::max(ns3::TcpDctcp::GetSsThresh(tcb, bytesInFlight), m_minCwndSegments * tcb->m_segmentSize);
+    }
+
+    ns3::Ptr<ns3::TcpCongestionOps> Fork() override { return ns3::CopyObject<FlooredDctcp>(this); }
+
+  private:
+    uint32_t m_minCwndSegments = 1;
+};
 
 // One TCP connection = one RDMA queue pair: (src, dst, qp, spine). Connections persist across
 // flows (NCCL connects its QPs once, at communicator set-up), so a flow pays no handshake and

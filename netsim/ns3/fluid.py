@@ -69,29 +69,49 @@ def _path(fabric: FabricSpec, index: dict[tuple[str, int, int], int], f: PacketF
 
 def max_min_rates(caps: np.ndarray, incidence: np.ndarray) -> np.ndarray:
     """Progressive filling: ``incidence`` is links x flows (0/1); returns each flow's rate."""
-    n_flows = incidence.shape[1]
-    rates = np.zeros(n_flows)
-    frozen = np.zeros(n_flows, dtype=bool)
+    n_links, n_flows = incidence.shape
+    width = max(1, int((incidence > 0).sum(axis=0).max(initial=0)))
+    paths = np.full((n_flows, width), n_links)
+    for j in range(n_flows):
+        links = np.flatnonzero(incidence[:, j])
+        paths[j, : len(links)] = links
+    return max_min_rates_paths(caps, paths)
+
+
+def max_min_rates_paths(caps: np.ndarray, paths: np.ndarray) -> np.ndarray:
+    """Progressive filling over flows given as rows of link indices (``len(caps)`` pads a row).
+
+    Every link at the smallest fair share saturates in the same round (freezing one of them
+    leaves the others' share unchanged), so a symmetric collective needs few rounds.
+    """
+    n_links = len(caps)
+    rates = np.zeros(len(paths))
+    live = np.ones(len(paths), dtype=bool)
     left = caps.astype(float).copy()
-    while not frozen.all():
-        counts = incidence[:, ~frozen].sum(axis=1)
+    while live.any():
+        counts = np.bincount(paths[live].ravel(), minlength=n_links + 1)[:n_links]
         share = np.where(counts > 0, left / np.maximum(counts, 1), np.inf)
-        link = int(np.argmin(share))
-        if not np.isfinite(share[link]):
+        fair = float(share.min())
+        if not np.isfinite(fair):
             break
-        newly = (incidence[link] > 0) & ~frozen
-        rates[newly] = share[link]
-        frozen |= newly
-        left -= incidence[:, newly].sum(axis=1) * share[link]
-        left = np.maximum(left, 0.0)
+        saturated = np.append(share <= fair * (1 + 1e-12), False)
+        newly = live & saturated[paths].any(axis=1)
+        rates[newly] = fair
+        live &= ~newly
+        left = np.maximum(left - np.bincount(paths[newly].ravel(), minlength=n_links + 1)[:n_links] * fair, 0.0)
     return rates
 
 
 def simulate_fluid(
     fabric: FabricSpec, flows: Sequence[PacketFlow], params: FluidParams = FluidParams()
 ) -> list[FlowResult]:
-    """Completion time of every flow under max-min sharing; results in the order of ``flows``."""
+    """Completion time of every flow under max-min sharing; results in the order of ``flows``.
+
+    Sub-flows live in arrays (owner, path, bytes left) and rates are recomputed only when the
+    set of active sub-flows changes, so an all-to-all of ~8,000 sprayed sub-flows takes seconds.
+    """
     caps, index = _links(fabric)
+    pad = len(caps)
     by_id = {f.flow_id: f for f in flows}
     dependents: dict[int, list[int]] = {f.flow_id: [] for f in flows}
     deps_left = {f.flow_id: len(f.deps) for f in flows}
@@ -110,53 +130,58 @@ def simulate_fluid(
     finished: dict[int, float] = {}
     # pending events: (time, kind, flow_id); kind 0 = data begins, 1 = flow done
     events: list[tuple[float, int, int]] = []
-    # active sub-flows: [flow_id, remaining_bytes, path]
-    active: list[tuple[int, list[int]]] = []
-    remaining: list[float] = []
+    # active sub-flows: owner flow id, padded link indices, bytes left
+    owner = np.zeros(0, dtype=np.int64)
+    paths = np.zeros((0, 4), dtype=np.int64)
+    remaining = np.zeros(0)
+    added: list[tuple[int, list[int], float]] = []  # sub-flows started since the last rate update
+    rates = np.zeros(0)
+    dirty = False
     sub_left: dict[int, int] = {}
 
     def start(fid: int, t: float) -> None:
         f = by_id[fid]
         started[fid] = t
-        h = hops(f)
-        rtt = 2 * h * hop_ns
+        rtt = 2 * hops(f) * hop_ns
         heapq.heappush(events, (t + params.startup_rtts * rtt, 0, fid))
 
     for f in flows:
         if not f.deps:
             start(f.flow_id, float(f.start_ns))
     now = 0.0
-    while events or active:
-        if active:
-            inc = np.zeros((len(caps), len(active)))
-            for j, (_, path) in enumerate(active):
-                inc[path, j] = 1
-            rates = max_min_rates(caps, inc) * params.protocol_efficiency / 8  # bytes per ns
+    while events or added or len(owner):
+        if added:
+            owner = np.concatenate([owner, [a[0] for a in added]])
+            paths = np.concatenate([paths, [a[1] + [pad] * (4 - len(a[1])) for a in added]])
+            remaining = np.concatenate([remaining, [a[2] for a in added]])
+            added = []
+            dirty = True
+        if len(owner):
+            if dirty:
+                rates = max_min_rates_paths(caps, paths) * params.protocol_efficiency / 8  # bytes per ns
+                dirty = False
             with np.errstate(divide="ignore"):
-                dt = np.where(rates > 0, np.asarray(remaining) / rates, np.inf)
-            j = int(np.argmin(dt))
-            t_done = now + float(dt[j])
+                dt = np.where(rates > 0, remaining / rates, np.inf)
+            t_done = now + float(dt.min())
         else:
             t_done = np.inf
         t_evt = events[0][0] if events else np.inf
         t_next = min(t_done, t_evt)
-        if active:
-            remaining = list(np.maximum(np.asarray(remaining) - rates * (t_next - now), 0.0))
+        if len(owner):
+            remaining = np.maximum(remaining - rates * (t_next - now), 0.0)
         now = t_next
         if t_done <= t_evt:
-            keep_a, keep_r = [], []
-            for (fid, path), rem in zip(active, remaining, strict=True):
-                if rem <= 1e-6:
-                    sub_left[fid] -= 1
-                    if sub_left[fid] == 0:
-                        f = by_id[fid]
-                        last_pkt_ns = wire_ns_per_byte * (min(f.size_bytes // len(f.spines), payload) + hdr)
-                        tail = hops(f) * hop_ns + params.store_and_forward * (hops(f) - 1) * last_pkt_ns
-                        heapq.heappush(events, (now + tail, 1, fid))
-                else:
-                    keep_a.append((fid, path))
-                    keep_r.append(rem)
-            active, remaining = keep_a, keep_r
+            done = remaining <= 1e-6
+            for fid in owner[done].tolist():
+                sub_left[fid] -= 1
+                if sub_left[fid] == 0:
+                    f = by_id[fid]
+                    last_pkt_ns = wire_ns_per_byte * (min(f.size_bytes // len(f.spines), payload) + hdr)
+                    tail = hops(f) * hop_ns + params.store_and_forward * (hops(f) - 1) * last_pkt_ns
+                    heapq.heappush(events, (now + tail, 1, fid))
+            keep = ~done
+            owner, paths, remaining, rates = owner[keep], paths[keep], remaining[keep], rates[keep]
+            dirty = True
             continue
         t, kind, fid = heapq.heappop(events)
         f = by_id[fid]
@@ -167,8 +192,7 @@ def simulate_fluid(
             parts = len(f.spines)
             sub_left[fid] = parts
             for s in f.spines:
-                active.append((fid, _path(fabric, index, f, s % fabric.n_spines)))
-                remaining.append(f.size_bytes / parts)
+                added.append((fid, _path(fabric, index, f, s % fabric.n_spines), f.size_bytes / parts))
         else:
             finished[fid] = t if f.size_bytes else started[fid]
             for d in dependents[fid]:

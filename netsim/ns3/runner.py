@@ -21,7 +21,13 @@ from typing import Any
 from netsim.ns3.spec import FabricSpec, FlowResult, PacketFlow, PacketRun, TransportSpec
 
 _DRIVER_CPP = Path(__file__).with_name("driver.cpp")
-_TCP_TYPES = {"dctcp": "ns3::TcpDctcp", "newreno": "ns3::TcpNewReno", "cubic": "ns3::TcpCubic"}
+_TCP_TYPES = {
+    # ns-3's DCTCP with a window floor (driver.cpp: FlooredDctcp); the bare one can stall a queue pair
+    "dctcp": "phantora_ns3::FlooredDctcp",
+    "dctcp-unfloored": "ns3::TcpDctcp",
+    "newreno": "ns3::TcpNewReno",
+    "cubic": "ns3::TcpCubic",
+}
 _IP_TCP_HEADER_BYTES = 20 + 20 + 12  # IPv4 + TCP + timestamp option
 
 
@@ -36,6 +42,7 @@ def _ns() -> Any:
     from ns import ns  # ~12 s the first time
 
     cppyy.cppdef(_DRIVER_CPP.read_text())
+    cppyy.gbl.phantora_ns3.FlooredDctcp.GetTypeId()  # register it so SocketType can name it
     return ns
 
 
@@ -54,6 +61,7 @@ def _configure_tcp(ns: Any, fabric: FabricSpec, transport: TransportSpec) -> Non
         ) from None
     sd = ns.Config.SetDefault
     sd("ns3::TcpL4Protocol::SocketType", ns.StringValue(tcp_type))
+    sd("phantora_ns3::FlooredDctcp::MinCwndSegments", ns.UintegerValue(transport.min_cwnd_segments))
     sd("ns3::TcpSocket::SegmentSize", ns.UintegerValue(tcp_segment_bytes(fabric.mtu_bytes)))
     sd("ns3::TcpSocket::SndBufSize", ns.UintegerValue(transport.snd_buf_bytes))
     sd("ns3::TcpSocket::RcvBufSize", ns.UintegerValue(transport.rcv_buf_bytes))

@@ -42,7 +42,10 @@ class TransportSpec:
     """TCP settings for every sub-flow (see README: DCTCP stands in for RDMA congestion control)."""
 
     congestion_control: str = "dctcp"
-    """One of ns-3's TCP variants: dctcp, newreno, cubic."""
+    """One of ns-3's TCP variants: dctcp, newreno, cubic (dctcp-unfloored: ns-3's DCTCP without
+    the window floor, which can stall a queue pair; kept to show that bug)."""
+    min_cwnd_segments: int = 1
+    """dctcp: an ECN cut never takes the window below this many segments (Linux DCTCP: 2)."""
     chunk_bytes: int = 32768
     """Multipath: a path's connection claims this many bytes of a sprayed flow at a time."""
     claim_below_bytes: int = 65536
