@@ -156,3 +156,16 @@ def test_incremental_rates_match_full_recompute(seed, transport):
     full, net_full = run(False)
     assert all(abs(a[r] - b[r]) <= 1 for a, b in zip(inc, full, strict=True) for r in a)
     assert net_inc.stats.flows_recomputed < net_full.stats.flows_recomputed  # and it did less work
+
+
+def test_network_efficiency_slows_only_flows_that_leave_the_host():
+    """all_to_all's calibrated network efficiency (ns-3, issue 6) scales its inter-host time only."""
+    def a2a(hosts: int, gpus: int, eff: float) -> float:
+        net = _net(hosts, gpus, collectives={"network_efficiency": {"all_to_all": eff}, "launch_latency_us": 0})
+        h = net.submit_collective("all_to_all", list(range(hosts * gpus)), 1 << 30, 0)
+        net.run()
+        return max(net.result(h).values())
+
+    assert a2a(4, 1, 0.91) / a2a(4, 1, 1.0) == pytest.approx(1 / 0.91, rel=0.02)
+    assert a2a(1, 4, 0.91) == a2a(1, 4, 1.0), "NVLink-only all-to-all is unaffected"
+    assert NetworkConfig().collectives.network_efficiency == {"all_to_all": 0.91}

@@ -124,6 +124,8 @@ class Plan:
         on_nvlink = bool(self.topology.nvlink_links[lk].any())
         cap = self.nvlink_cap_gbps(flows_sharing_nvlink) if on_nvlink else float("inf")
         wire = nbytes * self.transport.wire_factor / p.bandwidth_efficiency
+        if not on_nvlink:
+            wire /= self.config.collectives.network_efficiency.get(self.kind, 1.0)
         # pipeline fill: each step crosses one hop; the steps go round the hops evenly
         tail = round(steps * lat_sum / max(1, len(hops)))
         return FlowSpec(lk, w, wire, self.start_of(ranks) + self.launch_ns(p), tuple(ranks), tail, cap)
