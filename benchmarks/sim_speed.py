@@ -74,13 +74,13 @@ class Probe:
         self._stop.set()
 
 
-def measure(n: int, steps: int, gpus_per_host: int) -> dict:
+def measure(n: int, steps: int, gpus_per_host: int, symmetric: bool = False) -> dict:
     gpu = get_gpu("h100")
     probe = Probe()
     job = MultiRankJob(script=str(REPO / "examples/ddp/train.py"), argv=[*SCRIPT_ARGS, "--steps", str(steps)],
                        nnodes=max(1, n // gpus_per_host), nproc_per_node=min(n, gpus_per_host), gpu=gpu,
                        compute_model=build_compute_model("roofline", gpu),
-                       network=AlphaBetaTimer(gpus_per_host=min(n, gpus_per_host)))
+                       network=AlphaBetaTimer(gpus_per_host=min(n, gpus_per_host)), symmetric=symmetric)
     t0 = time.perf_counter()
     self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = run_multirank(job, on_start=probe.on_start)
@@ -92,6 +92,7 @@ def measure(n: int, steps: int, gpus_per_host: int) -> dict:
     cpu = lambda a, b: (b.ru_utime + b.ru_stime) - (a.ru_utime + a.ru_stime)  # noqa: E731
     return {
         "ranks": n,
+        "symmetric": symmetric,
         "steps": steps,
         "wall_s": round(t1 - t0, 2),
         "startup_s": round(m["first_Issue"] - t0, 2),
@@ -101,8 +102,8 @@ def measure(n: int, steps: int, gpus_per_host: int) -> dict:
         "wall_s_per_rank_iteration": round(loop_s / steps / n, 4),
         "sim_ms_per_iteration": round(out.mean_ms_excluding_first() or 0.0, 4),
         "collectives": len(out.collectives),
-        "peak_rss_mib_per_rank": round(probe.peak_rss_kib / 1024 / n, 1),
-        "peak_pss_mib_per_rank": round(probe.peak_pss_kib / 1024 / n, 1),
+        "peak_rss_mib_per_rank": round(probe.peak_rss_kib / 1024 / len(out.results), 1),
+        "peak_pss_mib_per_rank": round(probe.peak_pss_kib / 1024 / len(out.results), 1),
     }
 
 
@@ -111,12 +112,13 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, nargs="+", default=[8, 32, 128])
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--gpus-per-host", type=int, default=8)
+    ap.add_argument("--symmetric", action="store_true", help="execute rank 0 only (phantora run --symmetric)")
     args = ap.parse_args()
     t = time.perf_counter()
     prewarm()
     print(json.dumps({"prewarm_s": round(time.perf_counter() - t, 2)}), flush=True)
     for n in args.ranks:
-        print(json.dumps(measure(n, args.steps, args.gpus_per_host)), flush=True)
+        print(json.dumps(measure(n, args.steps, args.gpus_per_host, args.symmetric)), flush=True)
 
 
 if __name__ == "__main__":
