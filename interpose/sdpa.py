@@ -2,15 +2,22 @@
 
 On the CPU build ``aten._fused_sdp_choice`` answers for the CPU and would send
 fake-cuda attention down the decomposed math path, with a different op stream
-and different saved activations. We answer like the CUDA build on sm90: flash
-for fp16/bf16 without an explicit mask and head_dim <= 256, else memory-
-efficient attention (fp32 too), else math; honouring ``torch.backends.cuda``'s
-``enable_*_sdp`` switches and ``torch.nn.attention.sdpa_kernel``.
+and different saved activations. We answer like the CUDA build (torch 2.11+,
+cuDNN >= 9.15) does: on sm90/sm100 (``check_prefer_cudnn_attention`` in
+``sdp_utils.cpp``; unless ``TORCH_CUDNN_SDPA_DEPRIORITIZED`` is set) cuDNN attention
+first for fp16/bf16 with equal q/k/v head dims <= 256 (a multiple of 8), mask or
+not; then flash for fp16/bf16 without an explicit mask and head_dim <= 256, else
+memory-efficient attention (fp32 too), else math; honouring
+``torch.backends.cuda``'s ``enable_*_sdp`` switches and
+``torch.nn.attention.sdpa_kernel``. (Recorded on the device tool: torch
+2.11.0+cu130 on H100 and H200 runs ``_scaled_dot_product_cudnn_attention`` for
+the GPT example's bf16 causal attention.)
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
@@ -19,6 +26,23 @@ from torch.nn.attention import SDPBackend
 aten = torch.ops.aten
 
 _HALF = (torch.float16, torch.bfloat16)
+
+
+def _cudnn_preferred() -> bool:
+    """sm90 / sm100 exactly (major 9 or 10, minor 0), as ``check_prefer_cudnn_attention``."""
+    if os.environ.get("TORCH_CUDNN_SDPA_DEPRIORITIZED", "0") not in ("", "0"):
+        return False
+    major, minor = torch.cuda.get_device_capability()
+    return major in (9, 10) and minor == 0
+
+
+def _cudnn_ok(q, k, v, attn_mask, dropout_p, is_causal, enable_gqa) -> bool:
+    if not torch.backends.cuda.cudnn_sdp_enabled() or not _cudnn_preferred():
+        return False
+    if q.dtype not in _HALF or q.dim() != 4 or (enable_gqa and q.size(-3) != k.size(-3)):
+        return False
+    d = q.size(-1)
+    return d <= 256 and d % 8 == 0 and k.size(-1) == d and v.size(-1) == d
 
 
 def _flash_ok(q, k, v, attn_mask, dropout_p, is_causal, enable_gqa) -> bool:
@@ -45,6 +69,8 @@ def choose_backend(
     a = (query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
     if enable_gqa and query.size(-3) != key.size(-3):
         return int(SDPBackend.MATH.value)
+    if _cudnn_ok(*a):
+        return int(SDPBackend.CUDNN_ATTENTION.value)
     if _flash_ok(*a):
         return int(SDPBackend.FLASH_ATTENTION.value)
     if _efficient_ok(*a):
@@ -79,6 +105,11 @@ def make_sdpa(orig):
             m = torch.zeros_like(attn_mask, dtype=query.dtype)
             attn_mask = m.masked_fill_(attn_mask.logical_not(), float("-inf"))
         choice = choose_backend(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+        if choice == SDPBackend.CUDNN_ATTENTION.value:
+            lse = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+            return aten._scaled_dot_product_cudnn_attention(
+                query, key, value, attn_mask, lse, dropout_p, is_causal, False, scale=scale
+            )[0]
         if choice == SDPBackend.FLASH_ATTENTION.value:
             s = scale if scale is not None else 1.0 / math.sqrt(query.size(-1))
             return aten._scaled_dot_product_flash_attention(

@@ -97,18 +97,24 @@ def test_dataloader_pin_memory_non_blocking_copy(rt):
     assert rt.syncs == 0  # non_blocking copies from pinned memory do not sync
 
 
-def test_sdpa_backend_context_managers(rt):
+def test_sdpa_backend_context_managers(rt, monkeypatch):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     q = torch.randn(2, 4, 16, 64, device="cuda", dtype=torch.bfloat16)
-    with torch.backends.cuda.sdp_kernel(enable_flash=True, enable_math=False, enable_mem_efficient=False):
+    F.scaled_dot_product_attention(q, q, q, is_causal=True)  # sm90 default: cuDNN first
+    F.scaled_dot_product_attention(q, q, q, attn_mask=torch.ones(16, 16, device="cuda", dtype=torch.bool))
+    with torch.backends.cuda.sdp_kernel(enable_flash=True, enable_math=False, enable_mem_efficient=False,
+                                        enable_cudnn=False):
         F.scaled_dot_product_attention(q, q, q, is_causal=True)
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         F.scaled_dot_product_attention(q, q, q, is_causal=True)
     with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION]):
         F.scaled_dot_product_attention(q, q, q)
+    monkeypatch.setenv("TORCH_CUDNN_SDPA_DEPRIORITIZED", "1")
+    F.scaled_dot_product_attention(q, q, q, is_causal=True)  # flash, as on a GPU with that variable
     ops = [op for op, _ in _ops(rt)]
-    assert ops.count("aten._scaled_dot_product_flash_attention.default") == 2
+    assert ops.count("aten._scaled_dot_product_cudnn_attention.default") == 2
+    assert ops.count("aten._scaled_dot_product_flash_attention.default") == 3
     assert ops.count("aten._scaled_dot_product_efficient_attention.default") == 1
 
 

@@ -63,23 +63,33 @@ def test_clip_grad_norm_uses_foreach(cfg):
         assert "aten._foreach_norm.Scalar" in ops
 
 
-def test_sdpa_picks_flash_for_bf16_and_efficient_for_fp32(cfg):
+def test_sdpa_picks_cudnn_for_bf16_on_sm90_and_efficient_for_fp32(cfg):
+    """As torch 2.11+ with cuDNN >= 9.15 on an H100: cuDNN attention first for half precision
+    (with or without a mask), memory-efficient for fp32, flash when cuDNN is switched off."""
     with interposed(cfg) as rt:
         q = torch.randn(2, 4, 64, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         ops = _ops_during(
             rt, lambda: F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
         )
-        assert "aten._scaled_dot_product_flash_attention.default" in ops
-        assert "aten._scaled_dot_product_flash_attention_backward.default" in ops
+        assert "aten._scaled_dot_product_cudnn_attention.default" in ops
+        assert "aten._scaled_dot_product_cudnn_attention_backward.default" in ops
         q32 = torch.randn(2, 4, 64, 64, device="cuda")
         ops = _ops_during(rt, lambda: F.scaled_dot_product_attention(q32, q32, q32))
         assert ops == ["aten._scaled_dot_product_efficient_attention.default"]
         with torch.autocast("cuda", dtype=torch.bfloat16):
             ops = _ops_during(rt, lambda: F.scaled_dot_product_attention(q32, q32, q32, is_causal=True))
-        assert "aten._scaled_dot_product_flash_attention.default" in ops
+        assert "aten._scaled_dot_product_cudnn_attention.default" in ops
         mask = torch.ones(64, 64, dtype=torch.bool, device="cuda").tril()
         ops = _ops_during(rt, lambda: F.scaled_dot_product_attention(q, q, q, attn_mask=mask))
-        assert "aten._scaled_dot_product_efficient_attention.default" in ops
+        assert "aten._scaled_dot_product_cudnn_attention.default" in ops
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        try:
+            ops = _ops_during(rt, lambda: F.scaled_dot_product_attention(q, q, q, is_causal=True))
+            assert "aten._scaled_dot_product_flash_attention.default" in ops
+            ops = _ops_during(rt, lambda: F.scaled_dot_product_attention(q, q, q, attn_mask=mask))
+            assert "aten._scaled_dot_product_efficient_attention.default" in ops
+        finally:
+            torch.backends.cuda.enable_cudnn_sdp(True)
 
 
 def test_checkpoint_recomputes_and_grads_accumulate(cfg):
