@@ -17,6 +17,9 @@ import click
 
 from phantora.scenario import ScenarioError, load_scenario
 
+LARGE_WORLD = 64
+"""From this many ranks on, a run without ``--symmetric`` gets a hint (one process per rank is slow)."""
+
 
 def default_out_dir(script: str, scenario_name: str, now: datetime | None = None) -> Path:
     """``runs/<script-stem>-<scenario>-<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3``... if taken."""
@@ -71,6 +74,10 @@ def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time
     out = Path(out_dir) if out_dir else default_out_dir(script, scenario.name)
     if world > 1:
         from phantora.multirank import run_from_cli
+
+        if world >= LARGE_WORLD and not symmetric:
+            click.echo(f"phantora: {world} ranks means {world} rank processes on this machine; for SPMD jobs "
+                       "(DDP, FSDP, tensor parallel) --symmetric runs one", err=True)
 
         sys.exit(run_from_cli(script=script, argv=argv, scenario=scenario, nnodes=nnodes,
                               nproc_per_node=nproc_per_node, out_dir=out, as_json=as_json,
