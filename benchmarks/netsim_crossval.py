@@ -10,9 +10,15 @@ AND message sizes divided by ``--scale`` (default 16: a 400 Gb/s NIC becomes 25 
 256 MiB collective 16 MiB), which keeps bytes*8/rate, hence the bandwidth terms, unchanged.
 Latencies are not scaled. One NIC per host (one GPU per host), MTU 9000.
 
+Both levels carry NCCL Simple's software latencies (``netsim.collectives.protocols``: base
+latency once per call, a per-step latency per network step; ``flowsets.StepLatency``), as the
+engine does; ``--no-protocol-latency`` leaves them off the ns-3 and fluid flow sets (the
+pure-network comparison made before; the engine keeps its own).
+
     python benchmarks/netsim_crossval.py            # all scenarios, rich table
     python benchmarks/netsim_crossval.py --json     # same rows as JSON lines
     python benchmarks/netsim_crossval.py --only ar4 # scenarios whose name contains "ar4"
+    python benchmarks/netsim_crossval.py --no-protocol-latency  # network alone on the ns-3 side
 """
 
 from __future__ import annotations
@@ -23,17 +29,20 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, busbw_factor
+from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, NO_LATENCY, StepLatency, busbw_factor
 from netsim.ns3.fluid import FluidParams, calibrated_params, simulate_fluid
 from netsim.ns3.runner import Ns3Error
 from netsim.ns3.spec import FabricSpec, TransportSpec
 
 MIB = 1 << 20
+PROTOCOL = "Simple"
+"""NCCL protocol of every scenario, on both levels (launch latency 0 on both)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +120,7 @@ def netsim_engine_ns(sc: Scenario, scale: float) -> float:
         "fabric": {"hosts_per_leaf": sc.hosts_per_leaf, "spines": sc.spines, "link_gbit": fabric.uplink_gbps,
                    "oversubscription": sc.oversubscription, "hop_latency_ns": sc.hop_latency_ns},
         "collectives": {"algorithm": "ring", "channels": sc.channels, "p2p_channels_per_peer": sc.channels,
-                        "protocol": "Simple", "launch_latency_us": 0},
+                        "protocol": PROTOCOL, "launch_latency_us": 0},
     })  # fmt: skip
     net = FlowNetwork.build(sc.hosts, 1, cfg)
     h = net.submit_collective(sc.op, list(range(sc.hosts)), sc.size_bytes(scale), 0)
@@ -128,6 +137,7 @@ class Row:
     op: str
     size_mib: float
     transport: str
+    protocol_latency: bool
     flows: int
     ns3_us: float
     flow_us: float
@@ -142,14 +152,16 @@ class Row:
 
 
 def run_scenario(
-    sc: Scenario, scale: float, transport: TransportSpec | None = None, **fabric_overrides: object
+    sc: Scenario, scale: float, transport: TransportSpec | None = None, protocol_latency: bool = True,
+    **fabric_overrides: Any,
 ) -> Row:
     """Simulate one scenario with both backends (imports ns-3 on first use)."""
     from netsim.ns3.runner import simulate
 
     fabric = replace(sc.fabric(scale), **fabric_overrides)
     size = sc.size_bytes(scale)
-    flows = COLLECTIVE_FLOWSETS[sc.op](fabric, size, channels=sc.channels, multipath=sc.multipath)
+    latency = StepLatency.of(PROTOCOL) if protocol_latency else NO_LATENCY
+    flows = COLLECTIVE_FLOWSETS[sc.op](fabric, size, channels=sc.channels, multipath=sc.multipath, latency=latency)
     pkt = simulate(fabric, transport or TransportSpec(), flows)
     raw = max(r.finish_ns for r in simulate_fluid(fabric, flows, FluidParams()))
     cal = max(r.finish_ns for r in simulate_fluid(fabric, flows, calibrated_params(fabric)))
@@ -162,7 +174,8 @@ def run_scenario(
     busbw = size * 8 / t_ns * busbw_factor(sc.op, sc.hosts) * scale if t_ns else 0.0
     return Row(
         scenario=sc.name, hosts=sc.hosts, spines=sc.spines, oversubscription=sc.oversubscription, op=sc.op,
-        size_mib=sc.size_mib, transport="multipath" if sc.multipath else "single_path", flows=len(flows),
+        size_mib=sc.size_mib, transport="multipath" if sc.multipath else "single_path",
+        protocol_latency=protocol_latency, flows=len(flows),
         ns3_us=t_ns / 1e3, flow_us=raw / 1e3, flow_cal_us=cal / 1e3,
         err_pct=100 * (raw - t_ns) / t_ns, err_cal_pct=100 * (cal - t_ns) / t_ns,
         ns3_busbw_gbps=busbw, engine_us=engine / 1e3, engine_err_pct=100 * (engine - t_ns) / t_ns,
@@ -171,13 +184,17 @@ def run_scenario(
 
 
 def summarize(rows: list[Row]) -> dict[str, float]:
+    """Median and worst |error| over every row (fluid raw, fluid calibrated, netsim engine)."""
     raw = [abs(r.err_pct) for r in rows]
     cal = [abs(r.err_cal_pct) for r in rows]
+    eng = [abs(r.engine_err_pct) for r in rows]
     return {
         "median_abs_err_pct": statistics.median(raw),
         "worst_abs_err_pct": max(raw),
         "median_abs_err_cal_pct": statistics.median(cal),
         "worst_abs_err_cal_pct": max(cal),
+        "median_abs_engine_err_pct": statistics.median(eng),
+        "worst_abs_engine_err_pct": max(eng),
     }
 
 
@@ -190,7 +207,7 @@ def gaps(rows: list[Row]) -> list[dict[str, object]]:
             m = by[name[:-3] + "-mp"]
             out.append({
                 "pair": name[:-3], "ns3_sp_over_mp": r.ns3_us / m.ns3_us,
-                "flow_sp_over_mp": r.flow_cal_us / m.flow_cal_us,
+                "flow_sp_over_mp": r.flow_cal_us / m.flow_cal_us, "engine_sp_over_mp": r.engine_us / m.engine_us,
             })  # fmt: skip
     return out
 
@@ -199,7 +216,9 @@ def gaps(rows: list[Row]) -> list[dict[str, object]]:
 @click.option("--scale", default=16.0, show_default=True, help="Divide link rates and sizes by this.")
 @click.option("--only", default="", help="Run scenarios whose name contains one of these comma-separated strings.")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON lines.")
-def main(scale: float, only: str, as_json: bool) -> None:
+@click.option("--no-protocol-latency", "no_latency", is_flag=True,
+              help="ns-3 and fluid flow sets without NCCL's software latencies (network alone).")
+def main(scale: float, only: str, as_json: bool, no_latency: bool) -> None:
     chosen = [s for s in SCENARIOS if any(o in s.name for o in only.split(","))]
     if not chosen:
         raise click.ClickException(f"--only {only!r}: no scenario matches; names: {', '.join(s.name for s in SCENARIOS)}")
@@ -207,7 +226,7 @@ def main(scale: float, only: str, as_json: bool) -> None:
     rows = []
     for sc in chosen:
         try:
-            rows.append(run_scenario(sc, scale))
+            rows.append(run_scenario(sc, scale, protocol_latency=not no_latency))
         except Ns3Error as e:  # reported, not hidden: see docs/validation.md
             click.echo(json.dumps({"scenario": sc.name, "failed": str(e)}) if as_json else f"{sc.name}: FAILED: {e}")
             continue
@@ -247,7 +266,8 @@ def main(scale: float, only: str, as_json: bool) -> None:
     console.print(table)
     console.print(
         f"|error| median {summary['median_abs_err_pct']:.1f}% worst {summary['worst_abs_err_pct']:.1f}%; "
-        f"calibrated median {summary['median_abs_err_cal_pct']:.1f}% worst {summary['worst_abs_err_cal_pct']:.1f}%"
+        f"calibrated median {summary['median_abs_err_cal_pct']:.1f}% worst {summary['worst_abs_err_cal_pct']:.1f}%; "
+        f"engine median {summary['median_abs_engine_err_pct']:.1f}% worst {summary['worst_abs_engine_err_pct']:.1f}%"
     )
     for p in pairs:
         console.print(

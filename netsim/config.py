@@ -104,9 +104,9 @@ class CollectivesConfig(_Strict):
     """Fraction of NVLink bandwidth NCCL's kernels reach per collective kind (measured on 2x H200,
     docs/validation.md); kinds not listed use ``default_nvlink_efficiency``."""
     default_nvlink_efficiency: float = Field(0.66, gt=0, le=1)
-    network_efficiency: dict[str, float] = Field(default_factory=lambda: {"all_to_all": 0.91})
+    network_efficiency: dict[str, float] = Field(default_factory=lambda: {"all_to_all": 0.87})
     """Fraction of the network path's rate reached by a collective's flows that leave the host, per kind
-    (kinds not listed: 1). all_to_all: 0.91, fitted on packet-level ns-3 (8 hosts, 1:1: the many queue
+    (kinds not listed: 1). all_to_all: 0.87, fitted on packet-level ns-3 (8 hosts, 1:1: the many queue
     pairs per NIC drain unevenly through FIFO switch queues, max-min would end them all together) and
     checked on 32 hosts at 2:1 (docs/validation.md, issue 6)."""
 

@@ -168,4 +168,4 @@ def test_network_efficiency_slows_only_flows_that_leave_the_host():
 
     assert a2a(4, 1, 0.91) / a2a(4, 1, 1.0) == pytest.approx(1 / 0.91, rel=0.02)
     assert a2a(1, 4, 0.91) == a2a(1, 4, 1.0), "NVLink-only all-to-all is unaffected"
-    assert NetworkConfig().collectives.network_efficiency == {"all_to_all": 0.91}
+    assert NetworkConfig().collectives.network_efficiency == {"all_to_all": 0.87}

@@ -8,7 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from netsim.ns3.flowsets import all_to_all, busbw_factor, ecmp_spine, ring_all_gather, ring_all_reduce
+from netsim.ns3.flowsets import (
+    NO_LATENCY,
+    StepLatency,
+    all_to_all,
+    busbw_factor,
+    ecmp_spine,
+    ring_all_gather,
+    ring_all_reduce,
+)
 from netsim.ns3.fluid import FluidParams, calibrated_params, max_min_rates, simulate_fluid
 from netsim.ns3.spec import FabricSpec, PacketFlow
 
@@ -80,3 +88,65 @@ def test_importing_the_backend_does_not_import_ns3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_step_latency_comes_from_the_engines_protocol_table() -> None:
+    from netsim.collectives.protocols import PROTOCOLS
+
+    simple = PROTOCOLS.get("Simple")
+    lat = StepLatency.of("Simple", launch_latency_us=2.0)
+    assert lat.call_ns == round((simple.base_latency_us + 2.0) * 1e3)
+    assert lat.step_ns == round(simple.step_latency_net_us * 1e3)
+    with pytest.raises(Exception, match="Simple"):  # unknown names list the valid ones
+        StepLatency.of("Fast")
+
+
+def test_flowsets_put_call_latency_on_first_steps_and_step_latency_on_every_step() -> None:
+    lat = StepLatency(call_ns=8400, step_ns=8000)
+    ring = ring_all_reduce(FAB, 1 << 20, channels=2, latency=lat)
+    assert {f.delay_ns for f in ring if not f.deps} == {8400 + 8000}
+    assert {f.delay_ns for f in ring if f.deps} == {8000}
+    assert {f.delay_ns for f in all_to_all(FAB, 1 << 20, latency=lat)} == {8400 + 8000}
+    assert {f.delay_ns for f in ring_all_reduce(FAB, 1 << 20)} == {0}  # off by default
+
+
+def test_fluid_ring_grows_by_call_plus_steps_times_step_latency() -> None:
+    lat = StepLatency(call_ns=8400, step_ns=8000)
+    steps = 2 * (FAB.n_hosts - 1)
+    for params in (FluidParams(), calibrated_params(FAB)):
+        bare = max(r.finish_ns for r in simulate_fluid(FAB, ring_all_reduce(FAB, 1 << 20, channels=2), params))
+        flows = ring_all_reduce(FAB, 1 << 20, channels=2, latency=lat)
+        slow = max(r.finish_ns for r in simulate_fluid(FAB, flows, params))
+        assert slow - bare == pytest.approx(lat.call_ns + steps * lat.step_ns, abs=2)
+
+
+def test_fluid_delay_without_deps_shifts_the_start() -> None:
+    flows = [PacketFlow(flow_id=0, src_host=0, dst_host=2, size_bytes=1 << 20, start_ns=1000, delay_ns=5000)]
+    res = simulate_fluid(FAB, flows)[0]
+    assert res.start_ns == 6000
+    assert res.duration_ns == pytest.approx((1 << 20) * 8 / 10)
+
+
+def test_ns3_backend_uses_the_engines_protocol_choice() -> None:
+    from netsim.collectives import decompose
+    from netsim.config import NetworkConfig
+    from netsim.engine import FlowNetwork
+    from netsim.ns3.backend import Ns3Network, engine_protocol
+
+    cfg = NetworkConfig.model_validate({"collectives": {"protocol": "auto", "launch_latency_us": 3.0}})
+    engine = FlowNetwork.build(8, 1, cfg)
+    picked = set()
+    for kind in ("all_reduce", "all_gather", "all_to_all"):
+        for nbytes in (1 << 10, 1 << 20, 1 << 28):
+            name = engine_protocol(kind, 8, nbytes, cfg)
+            picked.add(name)
+            specs = decompose(kind, range(8), nbytes, 0, topology=engine.topology, transport=engine.transport,
+                              config=cfg)
+            # the engine's flows start after launch + the chosen protocol's base latency
+            assert specs[0].start_ns == StepLatency.of(name, 3.0).call_ns, (kind, nbytes, name)
+    assert len(picked) >= 2  # the sizes span more than one protocol
+    net = Ns3Network.build(8, 1, cfg)
+    assert net.step_latency("all_reduce", 8, 1 << 28) == StepLatency.of("Simple", 3.0)
+    assert Ns3Network(FAB).step_latency("all_reduce", 4, 1 << 28) == NO_LATENCY
+    with pytest.raises(ValueError, match="needs network_config"):
+        Ns3Network(FAB, protocol="auto")

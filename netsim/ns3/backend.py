@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from netsim.backend import NetworkBackend
-from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, ecmp_spine
+from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, NO_LATENCY, StepLatency, ecmp_spine, protocol_steps
 from netsim.ns3.spec import FabricSpec, FlowResult, PacketFlow, PacketRun, TransportSpec
 
 #: Transport names of the flow-level engine and whether each sprays over every spine.
@@ -26,7 +26,10 @@ class Ns3Network(NetworkBackend):
     """Packet-level :class:`~netsim.backend.NetworkBackend` (same calls as the flow engine).
 
     Ranks are hosts (one GPU and one NIC per host): intra-host NVLink traffic is not on
-    the fabric and is not modelled here.
+    the fabric and is not modelled here. ``protocol`` (``LL``, ``LL128``, ``Simple``, or
+    ``auto``: the flow engine's own choice, which needs ``network_config``) adds NCCL's software
+    latencies to every collective (:class:`~netsim.ns3.flowsets.StepLatency`), with
+    ``launch_latency_us`` per call; ``None`` simulates the network alone.
     """
 
     def __init__(
@@ -38,13 +41,23 @@ class Ns3Network(NetworkBackend):
         channels: int = 2,
         seed: int = 0,
         in_subprocess: bool = False,
+        protocol: str | None = None,
+        launch_latency_us: float = 0.0,
+        network_config: Any = None,
     ) -> None:
+        if protocol == "auto" and network_config is None:
+            raise ValueError("ns3 backend: protocol 'auto' needs network_config (the engine's choice reads it)")
+        if protocol not in (None, "auto"):
+            StepLatency.of(protocol)  # unknown names fail here, listing the valid ones
         self.fabric = fabric
         self.transport = transport or TransportSpec()
         self.multipath = multipath
         self.channels = channels
         self.seed = seed
         self.in_subprocess = in_subprocess
+        self.protocol = protocol
+        self.launch_latency_us = launch_latency_us
+        self.network_config = network_config
         self._flows: list[PacketFlow] = []
         self._groups: list[tuple[Any, list[int], dict[int, list[int]]]] = []  # tag, ranks, rank -> flow ids
         self._reported: set[int] = set()
@@ -69,6 +82,8 @@ class Ns3Network(NetworkBackend):
         return cls(
             fabric_from_network(hosts, config, scale), multipath=MULTIPATH_TRANSPORTS[name],
             channels=int(getattr(colls, "channels", 2)), seed=int(getattr(config, "seed", 0)),
+            protocol=getattr(colls, "protocol", None), launch_latency_us=float(getattr(colls, "launch_latency_us", 0.0)),
+            network_config=config,
         )  # fmt: skip
 
     def supports(self, kind: str) -> bool:
@@ -112,7 +127,8 @@ class Ns3Network(NetworkBackend):
         else:
             starts = [int(t) for t in start_ns]
         sub = replace(self.fabric, n_hosts=len(ranks), hosts_per_leaf=len(ranks))  # logical ring order
-        local = build(sub, nbytes, channels=self.channels, multipath=self.multipath, seed=self.seed)
+        latency = self.step_latency(kind, len(ranks), nbytes)
+        local = build(sub, nbytes, channels=self.channels, multipath=self.multipath, seed=self.seed, latency=latency)
         flows = []
         for f in local:
             src, dst = ranks[f.src_host], ranks[f.dst_host]
@@ -126,13 +142,21 @@ class Ns3Network(NetworkBackend):
             )
         return self.submit_flows(flows, tag if tag is not None else kind)
 
+    def step_latency(self, kind: str, n: int, nbytes: float) -> StepLatency:
+        """The software latency of one ``kind`` call on ``n`` hosts (none when ``protocol`` is None)."""
+        if self.protocol is None:
+            return NO_LATENCY
+        name = self.protocol
+        if name == "auto":
+            name = engine_protocol(kind, n, nbytes, self.network_config)
+        return StepLatency.of(name, self.launch_latency_us)
+
     # ---- time and results -----------------------------------------------------------------------
     def _simulate(self) -> PacketRun:
         if self._run is None:
-            if self.in_subprocess:
-                from netsim.ns3.runner import simulate_in_subprocess as sim
-            else:
-                from netsim.ns3.runner import simulate as sim
+            from netsim.ns3 import runner
+
+            sim = runner.simulate_in_subprocess if self.in_subprocess else runner.simulate
             self._run = sim(self.fabric, self.transport, self._flows)
             self._by_id = {r.flow_id: r for r in self._run.flows}
         return self._run
@@ -174,6 +198,24 @@ class Ns3Network(NetworkBackend):
     @property
     def last_run(self) -> PacketRun:
         return self._simulate()
+
+
+class _OneGpuPerHost:
+    """The part of a topology ``Plan.choose_protocol`` reads: ranks are hosts here."""
+
+    @staticmethod
+    def host_of(rank: int) -> int:
+        return rank
+
+
+def engine_protocol(kind: str, n: int, nbytes: float, network_config: Any) -> str:
+    """The NCCL protocol the flow engine picks for this call (``collectives.protocol: auto``):
+    its own ``Plan.choose_protocol``, fed the steps and bytes its decomposition would pass."""
+    from netsim.collectives.base import Plan
+
+    steps, per_rank = protocol_steps(kind, n, nbytes)
+    plan = Plan(kind, list(range(n)), float(nbytes), {}, _OneGpuPerHost(), None, network_config)  # type: ignore[arg-type]
+    return plan.choose_protocol(steps, per_rank).name
 
 
 def fabric_from_network(hosts: int, network: Any, scale: float = 1.0) -> FabricSpec:

@@ -87,6 +87,7 @@ struct Flow
     uint32_t dst;
     uint64_t sizeBytes;
     int64_t startNs;
+    int64_t delayNs = 0; // software latency (NCCL protocol) between ready and first byte
     uint32_t depsLeft = 0;
     std::vector<uint32_t> dependents;
     std::vector<uint32_t> conns;
@@ -240,13 +241,16 @@ class FlowDriver
     }
 
     // Flows --------------------------------------------------------------------------------
-    uint32_t AddFlow(uint32_t src, uint32_t dst, uint64_t sizeBytes, int64_t startNs)
+    // The flow is ready at startNs or when its last dependency finishes, whichever is later,
+    // and sends its first byte delayNs after that (NCCL's per-call / per-step software latency).
+    uint32_t AddFlow(uint32_t src, uint32_t dst, uint64_t sizeBytes, int64_t startNs, int64_t delayNs)
     {
         Flow f;
         f.src = src;
         f.dst = dst;
         f.sizeBytes = sizeBytes;
         f.startNs = startNs;
+        f.delayNs = std::max<int64_t>(delayNs, 0);
         m_flows.push_back(f);
         return uint32_t(m_flows.size() - 1);
     }
@@ -312,7 +316,8 @@ class FlowDriver
         {
             if (m_flows[i].depsLeft == 0)
             {
-                Simulator::Schedule(NanoSeconds(m_flows[i].startNs), &FlowDriver::StartFlow, this, i);
+                Simulator::Schedule(NanoSeconds(m_flows[i].startNs + m_flows[i].delayNs),
+                                    &FlowDriver::StartFlow, this, i);
             }
         }
         Simulator::Stop(NanoSeconds(stopNs));
@@ -541,7 +546,7 @@ class FlowDriver
         {
             if (--m_flows[d].depsLeft == 0)
             {
-                int64_t at = std::max<int64_t>(m_flows[d].startNs + m_warmupNs, now);
+                int64_t at = std::max<int64_t>(m_flows[d].startNs + m_warmupNs, now) + m_flows[d].delayNs;
                 Simulator::Schedule(NanoSeconds(at - now), &FlowDriver::StartFlow, this, d);
             }
         }

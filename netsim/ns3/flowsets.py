@@ -14,16 +14,47 @@ Each step flow is split over ``channels`` queue pairs. Single-path pins each que
 the spine chosen by :func:`ecmp_spine` (a seeded 5-tuple-like hash, so the same pairs
 collide on every run, and the same ones as in the flow engine); multipath sprays each queue
 pair over every spine.
+
+NCCL's software latency (protocol base latency per call, a per-step latency per network
+hop) is not produced by the network; :class:`StepLatency` puts the same terms the flow
+engine adds (``netsim.collectives.protocols.PROTOCOLS``) on the flows as ``delay_ns``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
+from netsim.collectives.protocols import PROTOCOLS
 from netsim.ns3.spec import FabricSpec, PacketFlow
 from netsim.transports.base import mix64, mix64_many
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepLatency:
+    """NCCL's software latency on a flow set: ``call_ns`` once before a call's first step, and
+    ``step_ns`` before every step (a ring step, or the one step of an all-to-all message).
+
+    Same terms as the flow engine (``Plan.launch_ns`` + ``steps`` x ``step_latency_net_us`` in
+    ``Plan.path_flow``) and NCCL's tuning model, which charges ``nsteps`` per-step latencies,
+    the first step's included. Every ns-3 hop is a network hop (one GPU/NIC per host).
+    """
+
+    call_ns: int = 0
+    step_ns: int = 0
+
+    @classmethod
+    def of(cls, protocol: str, launch_latency_us: float = 0.0) -> StepLatency:
+        """The latencies of NCCL protocol ``protocol`` (``LL``, ``LL128``, ``Simple``)."""
+        p = PROTOCOLS.get(protocol)
+        return cls(call_ns=round((launch_latency_us + p.base_latency_us) * 1e3),
+                   step_ns=round(p.step_latency_net_us * 1e3))
+
+
+NO_LATENCY = StepLatency()
+"""Pure network: flows start as soon as they are ready (the comparison before protocol latencies)."""
 
 
 def ecmp_spine(src: int, dst: int, channel: int, n_spines: int, seed: int = 0) -> int:
@@ -45,7 +76,8 @@ def _split(nbytes: int, parts: int) -> list[int]:
 
 
 def _ring(
-    fabric: FabricSpec, size_bytes: int, steps: int, channels: int, multipath: bool, seed: int
+    fabric: FabricSpec, size_bytes: int, steps: int, channels: int, multipath: bool, seed: int,
+    latency: StepLatency,
 ) -> list[PacketFlow]:
     n = fabric.n_hosts
     flows: list[PacketFlow] = []
@@ -65,25 +97,29 @@ def _ring(
                     PacketFlow(
                         flow_id=fid(step, rank, ch), src_host=rank, dst_host=nxt, size_bytes=part,
                         spines=_paths(fabric, rank, nxt, ch, multipath, seed), deps=deps, qp=ch,
+                        delay_ns=latency.step_ns + (0 if step else latency.call_ns),
                     )
                 )
     return flows
 
 
 def ring_all_reduce(
-    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0
+    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0,
+    latency: StepLatency = NO_LATENCY,
 ) -> list[PacketFlow]:
-    return _ring(fabric, size_bytes, 2 * (fabric.n_hosts - 1), channels, multipath, seed)
+    return _ring(fabric, size_bytes, 2 * (fabric.n_hosts - 1), channels, multipath, seed, latency)
 
 
 def ring_all_gather(
-    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0
+    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0,
+    latency: StepLatency = NO_LATENCY,
 ) -> list[PacketFlow]:
-    return _ring(fabric, size_bytes, fabric.n_hosts - 1, channels, multipath, seed)
+    return _ring(fabric, size_bytes, fabric.n_hosts - 1, channels, multipath, seed, latency)
 
 
 def all_to_all(
-    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0
+    fabric: FabricSpec, size_bytes: int, channels: int = 1, multipath: bool = False, seed: int = 0,
+    latency: StepLatency = NO_LATENCY,
 ) -> list[PacketFlow]:
     n = fabric.n_hosts
     flows: list[PacketFlow] = []
@@ -96,6 +132,7 @@ def all_to_all(
                     PacketFlow(
                         flow_id=len(flows), src_host=src, dst_host=dst, size_bytes=part,
                         spines=_paths(fabric, src, dst, ch, multipath, seed), qp=ch,
+                        delay_ns=latency.call_ns + latency.step_ns,
                     )
                 )
     return flows
@@ -106,6 +143,16 @@ COLLECTIVE_FLOWSETS: dict[str, Callable[..., list[PacketFlow]]] = {
     "all_gather": ring_all_gather,
     "all_to_all": all_to_all,
 }
+
+
+def protocol_steps(op: str, n: int, size_bytes: float) -> tuple[int, float]:
+    """``(steps, bytes each rank sends)`` that the flow engine's decomposition hands its protocol
+    choice (``Plan.choose_protocol``) for ``op`` on ``n`` ranks (per peer for all-to-all)."""
+    if op == "all_reduce":
+        return 2 * (n - 1), 2 * (n - 1) / n * size_bytes
+    if op == "all_gather":
+        return n - 1, (n - 1) / n * size_bytes
+    return 1, size_bytes / n
 
 
 def busbw_factor(op: str, n: int) -> float:

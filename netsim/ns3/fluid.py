@@ -4,8 +4,10 @@ It is the stand-in for the flow-level engine when ``netsim``'s own engine cannot
 flow set directly, and it is where the calibration parameters are checked: a flow's data
 moves at its max-min fair rate times ``protocol_efficiency``, starts ``startup_ns`` after
 the flow does (connection set-up: one round trip) and is done ``tail_ns`` after its last
-byte leaves (last packet crossing the path). Multipath flows are split evenly over their
-paths, as spraying over many QPs does in the flow-level engine.
+byte leaves (last packet crossing the path). A flow's ``delay_ns`` (NCCL's software
+latency) passes between its being ready and its data starting, as in the ns-3 driver.
+Multipath flows are split evenly over their paths, as spraying over many QPs does in the
+flow-level engine.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def simulate_fluid(
 
     for f in flows:
         if not f.deps:
-            start(f.flow_id, float(f.start_ns))
+            start(f.flow_id, float(f.start_ns + f.delay_ns))
     now = 0.0
     while events or added or len(owner):
         if added:
@@ -198,5 +200,5 @@ def simulate_fluid(
             for d in dependents[fid]:
                 deps_left[d] -= 1
                 if deps_left[d] == 0:
-                    start(d, max(t, float(by_id[d].start_ns)))
+                    start(d, max(t, float(by_id[d].start_ns)) + by_id[d].delay_ns)
     return [FlowResult(f.flow_id, round(started[f.flow_id]), round(finished[f.flow_id])) for f in flows]

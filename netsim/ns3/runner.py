@@ -84,6 +84,8 @@ def _validate(fabric: FabricSpec, flows: Sequence[PacketFlow]) -> None:
                 raise Ns3Error(f"flow {f.flow_id}: host {h} outside 0..{fabric.n_hosts - 1}")
         if f.src_host == f.dst_host and f.size_bytes > 0:
             raise Ns3Error(f"flow {f.flow_id}: src_host == dst_host; intra-host traffic is not on the fabric")
+        if f.delay_ns < 0:
+            raise Ns3Error(f"flow {f.flow_id}: delay_ns must be >= 0")
         if not f.spines:
             raise Ns3Error(f"flow {f.flow_id}: spines must name at least one path")
         missing = [d for d in f.deps if d not in ids]
@@ -119,7 +121,7 @@ def simulate(
         driver.SetTransport(transport.chunk_bytes, transport.claim_below_bytes, transport.snd_buf_bytes)
         index: dict[int, int] = {}
         for f in flows:
-            index[f.flow_id] = driver.AddFlow(f.src_host, f.dst_host, f.size_bytes, f.start_ns)
+            index[f.flow_id] = driver.AddFlow(f.src_host, f.dst_host, f.size_bytes, f.start_ns, f.delay_ns)
             for s in f.spines:
                 driver.AddPath(index[f.flow_id], f.qp, s % fabric.n_spines)
         for f in flows:

@@ -64,8 +64,10 @@ class PacketFlow:
 
     ``spines`` lists one spine per sub-flow: one entry pins a single-path queue pair to
     that spine (its ECMP choice); several entries spray the flow over those paths.
-    The flow starts at ``start_ns`` or when every flow in ``deps`` has finished,
-    whichever is later.
+    The flow is *ready* at ``start_ns`` or when every flow in ``deps`` has finished, whichever
+    is later, and its data starts ``delay_ns`` after that: NCCL's software latency (protocol
+    base latency before a call's first step, per-step latency before each step; see
+    :class:`netsim.ns3.flowsets.StepLatency`), which the network does not produce.
     """
 
     flow_id: int
@@ -75,6 +77,8 @@ class PacketFlow:
     start_ns: int = 0
     spines: tuple[int, ...] = (0,)
     deps: tuple[int, ...] = field(default=())
+    delay_ns: int = 0
+    """Software latency between the flow being ready and its first byte being sent."""
     qp: int = 0
     """Queue pair (NCCL channel) of the (src, dst) pair: flows with the same (src, dst, qp,
     spine) share one connection and are delivered in order, like messages on one RDMA QP."""
