@@ -121,6 +121,10 @@ def _is_cuda_device(d: Any) -> bool:
     return torch.device(d).type == "cuda"
 
 
+_PLAIN_TYPES = frozenset({torch.Tensor, torch.nn.Parameter})
+"""Tensor types the mode handles itself; any other subclass in ``types`` dispatches on its own."""
+
+
 def _involves_fake(args: tuple, kwargs: dict) -> bool:
     for a in args:
         if isinstance(a, FakeTensor):
@@ -209,6 +213,13 @@ class SimDispatchMode(TorchDispatchMode):
             self.rt.clock.pending_calls += 1
             a = args[0]
             return a.fake_device if isinstance(a, FakeTensor) else func(*args)
+        for t in types:
+            if t not in _PLAIN_TYPES and not issubclass(t, FakeTensor):
+                # a tensor subclass (DTensor, ...): let it unwrap itself. Returning NotImplemented keeps
+                # this mode on the stack while the subclass runs, so its inner ops on the fake local
+                # tensors are simulated and timed here; calling ``func`` from in here would run them
+                # with the mode popped (not timed, and host-to-device copies fail).
+                return NotImplemented
         if kwargs is None:
             kwargs = {}
         if not _involves_fake(args, kwargs):
