@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
@@ -210,6 +211,12 @@ class KernelRecorder(TorchDispatchMode):
         return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if any(t is not torch.Tensor and t is not torch.nn.Parameter for t in types):
+            if any(issubclass(t, FakeTensor) for t in types):
+                return func(*args, **(kwargs or {}))  # shape propagation (DTensor's): no kernel
+            # a tensor subclass (DTensor, ...): let it unwrap itself with this mode still on the
+            # stack, so the kernels it launches on its local tensors are what gets recorded
+            return NotImplemented
         t_enter = time.perf_counter()
         kwargs = kwargs or {}
         out = func(*args, **kwargs)

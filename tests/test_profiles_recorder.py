@@ -51,6 +51,32 @@ def test_recorder_records_each_signature_once_and_counts_calls():
     assert len(rec.trace) == 10
 
 
+def test_recorder_sees_the_local_kernels_of_a_dtensor_op(monkeypatch):
+    """A DTensor op is recorded as the kernels it runs on its local shard (rank 1 of 4 here, on the
+    simulated process group), not as one op on the global shapes."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    from interpose.distributed import LocalSink, install, uninstall
+
+    for k, v in {"RANK": "1", "WORLD_SIZE": "4", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(k, v)
+    install(LocalSink())
+    try:
+        dist.init_process_group("nccl")
+        mesh = init_device_mesh("cpu", (4,))
+        x = distribute_tensor(torch.randn(16, 8), mesh, [Shard(0)])
+        w = distribute_tensor(torch.randn(8, 8), mesh, [Replicate()])
+        rec = KernelRecorder(device_type="cpu", repeats=2, warmup=0)
+        with rec:
+            x @ w
+        mm = [e for e in rec.entries() if e.op == "aten.mm.default"]
+        assert [e.shapes for e in mm] == ["4x8;8x8"], "timed on rank 1's shard, not on 16x8"
+    finally:
+        uninstall()
+
+
 def test_profile_command_dry_run_writes_profile_and_trace(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
