@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch._ops import HigherOrderOperator
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -121,6 +122,39 @@ def _is_cuda_device(d: Any) -> bool:
     return torch.device(d).type == "cuda"
 
 
+_DENSITY: dict[tuple, float] = {}
+
+
+def _flex_density(block_mask: Any) -> float:
+    """Fraction of (q, kv) blocks a flex-attention block mask computes.
+
+    The mask built by the script holds fake tensors (no values), so its ``mask_mod`` is evaluated
+    again on the CPU at block granularity; cached per (mask function, lengths, block sizes). A
+    ``mask_mod`` that reads tensors (document masks) cannot be re-evaluated: every block counts.
+    """
+    try:
+        # BlockMask.as_tuple(): (kv_len, q_len, ...tensors..., q_block, kv_block, mask_mod)
+        kv_len, q_len, bq, bkv, mask_mod = block_mask[0], block_mask[1], block_mask[-3], block_mask[-2], block_mask[-1]
+        if not all(isinstance(x, int) for x in (kv_len, q_len, bq, bkv)):
+            return 1.0
+    except (TypeError, IndexError):
+        return 1.0
+    cells = getattr(mask_mod, "__closure__", None) or ()
+    if any(isinstance(c.cell_contents, torch.Tensor) for c in cells if c.cell_contents is not None):
+        return 1.0
+    key = (getattr(mask_mod, "__code__", mask_mod), int(q_len), int(kv_len), int(bq), int(bkv))
+    if key not in _DENSITY:
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        try:
+            real = create_block_mask(mask_mod, None, None, int(q_len), int(kv_len), device="cpu",
+                                     BLOCK_SIZE=(int(bq), int(bkv)))
+            _DENSITY[key] = max(0.0, 1.0 - float(real.sparsity()) / 100.0)
+        except Exception:
+            _DENSITY[key] = 1.0
+    return _DENSITY[key]
+
+
 _PLAIN_TYPES = frozenset({torch.Tensor, torch.nn.Parameter})
 """Tensor types the mode handles itself; any other subclass in ``types`` dispatches on its own."""
 
@@ -171,6 +205,9 @@ def _shapes_text(args: tuple) -> tuple[str, str]:
 class SimDispatchMode(TorchDispatchMode):
     """Routes, times and records every GPU op of one rank (see module docstring)."""
 
+    supports_higher_order_operators = True
+    """Higher-order ops (flex attention) reach ``__torch_dispatch__``: see :meth:`_higher_order`."""
+
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
         return False  # torch.compile is a passthrough under the shim: skip the per-call wrapper
@@ -209,6 +246,8 @@ class SimDispatchMode(TorchDispatchMode):
 
     # -- routing ------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if isinstance(func, HigherOrderOperator):
+            return self._higher_order(func, types, args, kwargs or {})
         if func is _PRIM_DEVICE:  # C++ asking a fake tensor for its device: very frequent
             self.rt.clock.pending_calls += 1
             a = args[0]
@@ -423,6 +462,36 @@ class SimDispatchMode(TorchDispatchMode):
         x, mask = args[0], args[1]
         n = torch.broadcast_shapes(x.shape, mask.shape).numel()
         return self._selected(func, args, kwargs, [n], x.dtype, x.device)
+
+    def _higher_order(self, func, types, args: tuple, kwargs: dict) -> Any:
+        """Flex attention (``flex_attention`` / ``flex_attention_backward``) runs under FakeTensorMode's
+        own rule and is timed as flash attention on the same q/k/v, scaled by the block mask's
+        density (a fused Triton kernel of the same algorithm; its backward does 2.5x the forward's
+        FLOPs, as FlashAttention-2's). Other higher-order ops run on the fake tensors untimed."""
+        if not _involves_fake(args, kwargs) and not any(
+            isinstance(a, FakeTensor) for a in args if isinstance(a, torch.Tensor)
+        ):
+            return NotImplemented
+        clock = self.rt.clock
+        clock.enter()
+        try:
+            impl = func.python_key_table.get(FakeTensorMode)
+            if impl is None:
+                return NotImplemented
+            out = impl(self.fake, *args, **kwargs)  # FakeTensorMode's rule (keyed by exact class)
+            self.track(out)
+            name = func.name()
+            if name in ("flex_attention", "flex_attention_backward"):
+                q, k, v = args[0], args[1], args[2]
+                density = _flex_density(args[4] if name == "flex_attention" else args[9])
+                flash = aten._scaled_dot_product_flash_attention.default
+                t = self.model.time_op(flash, (q, k, v), {}, None)
+                dur = t.dur_us * density * (2.5 if name == "flex_attention_backward" else 1.0)
+                shapes, dtype = _shapes_text((q, k, v))
+                self.rt.launch(f"higher_order.{name}", shapes, dtype, dur, t.launch_us, t.source)
+            return out
+        finally:
+            clock.leave()
 
     def _sdp_choice(self, func, args, kwargs):
         from interpose.sdpa import choose_backend

@@ -211,3 +211,28 @@ def test_distributed_not_initialised(rt):
     import torch.distributed as dist
 
     assert dist.is_available() and not dist.is_initialized()
+
+
+def test_flex_attention_is_simulated_and_timed_by_mask_density(rt):
+    """torch.nn.attention.flex_attention (a higher-order op) runs on fake tensors; its kernels are
+    timed as flash attention on the same q/k/v, scaled by the block mask's density."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    S = 1024
+    q = torch.randn(2, 4, S, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+
+    def run(mask_mod):
+        mask = create_block_mask(mask_mod, B=None, H=None, Q_LEN=S, KV_LEN=S, device="cuda")
+        n = len(rt.result().ops)
+        out = flex_attention(q, q, q, block_mask=mask)
+        out.sum().backward()
+        assert out.shape == q.shape and q.grad is not None
+        return {o.op: o.dur_us for o in rt.result().ops[n:] if o.op.startswith("higher_order.")}
+
+    full = run(lambda b, h, qi, kv: qi >= 0)
+    causal = run(lambda b, h, qi, kv: qi >= kv)
+    assert set(full) == {"higher_order.flex_attention", "higher_order.flex_attention_backward"}
+    f, c = full["higher_order.flex_attention"], causal["higher_order.flex_attention"]
+    # 1024 / 128 = 8 blocks a side: a causal mask computes the 36 of 64 blocks on or below the diagonal
+    assert c == pytest.approx(f * 36 / 64)
+    assert full["higher_order.flex_attention_backward"] == pytest.approx(2.5 * f)
