@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import runpy
 import sys
@@ -148,20 +149,29 @@ def _user_traceback(exc: BaseException, script: str) -> str:
     return "".join(te.format())
 
 
-def run_script(script_path: str, argv: list[str], cfg: RankConfig) -> RankResult:
+def run_script(script_path: str, argv: list[str], cfg: RankConfig, *, module: bool = False) -> RankResult:
     """Run ``script_path`` as ``__main__`` with ``argv`` in this process on a simulated GPU.
 
-    Exceptions from the script are caught and returned in ``RankResult.error``
-    (``exit_code`` 1); ``SystemExit`` codes are honoured.
+    ``module=True``: ``script_path`` is a module name run like ``python -m`` / ``torchrun -m``
+    (the working directory goes first on ``sys.path``). Exceptions from the script are caught
+    and returned in ``RankResult.error`` (``exit_code`` 1); ``SystemExit`` codes are honoured.
     """
     saved_argv, saved_path = sys.argv[:], sys.path[:]
-    script = os.path.abspath(script_path)
-    sys.argv = [script_path, *argv]
-    sys.path.insert(0, os.path.dirname(script))
+    if module:
+        sys.path.insert(0, os.getcwd())
+        spec = importlib.util.find_spec(script_path)
+        script = os.path.abspath(spec.origin) if spec is not None and spec.origin else script_path
+    else:
+        script = os.path.abspath(script_path)
+        sys.path.insert(0, os.path.dirname(script))
+    sys.argv = [script if module else script_path, *argv]
     exit_code, error, oom = 0, None, False
     rt = install(cfg)
     try:
-        runpy.run_path(script, run_name="__main__")
+        if module:
+            runpy.run_module(script_path, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(script, run_name="__main__")
     except SystemExit as e:
         code = e.code
         if code is None:

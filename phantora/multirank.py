@@ -57,7 +57,7 @@ def plain(script: str, argv: list[str]):
 
 
 def interposed_rank_main(rank: int, ch: Channel, *, script: str, argv: list[str], make_cfg,
-                         stdout_to_stderr: bool = False) -> tuple[object, str | None]:
+                         stdout_to_stderr: bool = False, module: bool = False) -> tuple[object, str | None]:
     """Run ``script`` under the interpose shim; collectives go to the coordinator via ``ch``.
 
     ``make_cfg(rank)`` builds the rank's :class:`interpose.RankConfig` (forked, so the compute
@@ -81,7 +81,7 @@ def interposed_rank_main(rank: int, ch: Channel, *, script: str, argv: list[str]
         prof = cProfile.Profile()
         prof.enable()
     try:
-        result = run_script(script, argv, make_cfg(rank))
+        result = run_script(script, argv, make_cfg(rank), module=module)
     finally:
         uninstall()
         if prof is not None:
@@ -112,6 +112,8 @@ class MultiRankJob:
     """Send the ranks' stdout to stderr (``--json`` keeps stdout for the summary rows)."""
     symmetric: bool = False
     """Execute rank 0 only; the other ranks are assumed to do the same (``--symmetric``)."""
+    module: bool = False
+    """``script`` is a module name, run like ``python -m`` (``phantora run -m``)."""
 
 
 @dataclass
@@ -218,7 +220,7 @@ def run_multirank(job: MultiRankJob, on_start=None, isolate: bool = True) -> Mul
     prewarm()
     t0 = time.perf_counter()
     body = partial(interposed_rank_main, script=job.script, argv=job.argv, make_cfg=make_cfg,
-                   stdout_to_stderr=job.stdout_to_stderr)
+                   stdout_to_stderr=job.stdout_to_stderr, module=job.module)
     res = launch(LaunchSpec(job.nnodes, job.nproc_per_node, symmetric=job.symmetric), body, job.network,
                  on_start=on_start)
     wall = time.perf_counter() - t0
@@ -314,7 +316,7 @@ def network_timer_for(scenario, gpus_per_host: int, hosts: int | None = None) ->
 
 def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, nproc_per_node: int | None,
                  out_dir: Path | None, as_json: bool, host_time: str = "zero", isolate: bool = False,
-                 symmetric: bool = False) -> int:
+                 symmetric: bool = False, module: bool = False) -> int:
     """What ``phantora run`` does for more than one rank; returns the exit code.
 
     ``scenario`` is a loaded :class:`phantora.scenario.Scenario` (fields ``gpu``, ``hosts``,
@@ -340,7 +342,7 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
         script=script, argv=list(argv), nnodes=nn, nproc_per_node=npn, gpu=gpu, compute_model=compute_model,
         network=network_timer_for(scenario, npn, nn), host_time=host_time,
         memory_limit_bytes=int(mem_gib * 2**30) if mem_gib else None, stdout_to_stderr=as_json,
-        symmetric=symmetric,
+        symmetric=symmetric, module=module,
     )
     try:
         outcome = run_multirank(job, isolate=isolate)

@@ -32,6 +32,8 @@ class RankJob:
 
     script: str
     argv: list[str] = field(default_factory=list)
+    module: bool = False
+    """``script`` is a module name, run like ``python -m`` (``phantora run -m``)."""
     gpu: Any
     compute_model: Any
     memory_limit_bytes: int | None = None
@@ -59,7 +61,7 @@ def _child(job: RankJob, conn) -> None:
         cfg = RankConfig(rank=job.rank, world_size=job.world_size, local_rank=job.rank,
                          local_world_size=job.world_size, gpu=job.gpu, compute_model=job.compute_model,
                          memory_limit_bytes=job.memory_limit_bytes, host_time=job.host_time)  # type: ignore[arg-type]
-        result: Any = run_script(job.script, list(job.argv), cfg)
+        result: Any = run_script(job.script, list(job.argv), cfg, module=job.module)
         payload: tuple[str, Any] = ("result", result)
     except BaseException:  # the shim itself failed: still report, never leave the parent waiting
         payload = ("crash", traceback.format_exc())

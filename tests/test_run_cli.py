@@ -83,6 +83,23 @@ def test_options_after_script_go_to_the_script(tmp_path: Path, tiny: Path) -> No
         assert (tmp_path / "o" / f).is_file()
 
 
+def test_module_launch_like_torchrun_m(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`phantora run -m pkg.train` runs a module from the working directory, as `torchrun -m` does."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "util.py").write_text("STEPS = 2\n")
+    (tmp_path / "pkg" / "train.py").write_text(TINY.replace("steps = int(", "from pkg.util import STEPS\nsteps = STEPS or int("))
+    monkeypatch.chdir(tmp_path)
+    r = cli("--json", "--out", str(tmp_path / "o"), "-m", "pkg.train", "--steps", "9")
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["iterations"] == 2 and s["argv"] == ["--steps", "9"]
+    r = cli("-m", "pkg.nope")
+    assert r.exit_code == 2 and r.output.strip().startswith("phantora: -m: no module named 'pkg.nope'")
+    r = cli(str(tmp_path / "missing.py"))
+    assert r.exit_code == 2 and "no such script file" in r.output
+
+
 def test_simulated_times_deterministic_with_zero_host_time(tmp_path: Path, tiny: Path) -> None:
     runs = []
     for i in range(2):

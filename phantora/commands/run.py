@@ -56,22 +56,27 @@ def _fail(msg: str, code: int = 2) -> None:
                    "translated copies of each other.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Kill a one-rank simulation after this many wall seconds.")
-@click.argument("script", type=click.Path(exists=True, dir_okay=False))
+@click.option("-m", "--module", "module", is_flag=True,
+              help="SCRIPT is a module name, run like `python -m` / `torchrun -m` (the working directory is "
+                   "on sys.path).")
+@click.argument("script")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time: str, nnodes: int | None,
-        nproc_per_node: int | None, symmetric: bool, timeout_s: float | None, script: str,
+        nproc_per_node: int | None, symmetric: bool, timeout_s: float | None, module: bool, script: str,
         script_args: tuple[str, ...]) -> None:
     """Run SCRIPT on simulated GPUs and print simulated ms/iteration and peak memory.
 
     Writes summary.json, ops.parquet and trace.json (Perfetto) into the results directory.
     """
+    _check_target(script, module)
     try:
         scenario = load_scenario(scenario_path)
     except ScenarioError as e:
         _fail(str(e))
     argv = list(script_args)
     world = (nnodes or scenario.hosts) * (nproc_per_node or scenario.gpus_per_host)
-    out = Path(out_dir) if out_dir else default_out_dir(script, scenario.name)
+    out = Path(out_dir) if out_dir else default_out_dir(script.rsplit(".", 1)[-1] if module else script,
+                                                        scenario.name)
     if world > 1:
         from phantora.multirank import run_from_cli
 
@@ -81,12 +86,32 @@ def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time
 
         sys.exit(run_from_cli(script=script, argv=argv, scenario=scenario, nnodes=nnodes,
                               nproc_per_node=nproc_per_node, out_dir=out, as_json=as_json,
-                              host_time=host_time, symmetric=symmetric))
-    sys.exit(_run_one(script, argv, scenario, out, as_json=as_json, host_time=host_time, timeout_s=timeout_s))
+                              host_time=host_time, symmetric=symmetric, module=module))
+    sys.exit(_run_one(script, argv, scenario, out, as_json=as_json, host_time=host_time, timeout_s=timeout_s,
+                      module=module))
+
+
+def _check_target(script: str, module: bool) -> None:
+    """One clear line for a missing script or module (as click's path check would give)."""
+    if not module:
+        if not Path(script).is_file():
+            _fail(f"no such script file: {script!r} (use -m for a module name)")
+        return
+    import importlib.util
+
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        found = importlib.util.find_spec(script) is not None
+    except (ImportError, ValueError):
+        found = False
+    finally:
+        sys.path.pop(0)
+    if not found:
+        _fail(f"-m: no module named {script!r} (looked on sys.path and in {Path.cwd()})")
 
 
 def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool, host_time: str,
-             timeout_s: float | None) -> int:
+             timeout_s: float | None, module: bool = False) -> int:
     from phantora.rank_process import RankJob, RankProcessError, prewarm, run_rank
     from phantora.results import write_results
     from phantora.summary import print_summary
@@ -97,7 +122,7 @@ def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool
         _fail(str(e))
     job = RankJob(script=script, argv=argv, gpu=scenario.gpu_spec(), compute_model=compute_model,
                   memory_limit_bytes=scenario.memory_limit_bytes(), host_time=host_time,
-                  stdout_to_stderr=as_json)
+                  stdout_to_stderr=as_json, module=module)
     if sys.stderr.isatty():
         click.echo(f"phantora: simulating {script} on {scenario.name} (1 rank, host time {host_time})",
                    err=True)
