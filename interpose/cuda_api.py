@@ -8,6 +8,7 @@ and the active :class:`~interpose.runtime.RankRuntime`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -385,6 +386,65 @@ def _nvtx_range(msg: str, *args: Any, **kwargs: Any):
     yield
 
 
+GRAPH_LAUNCH_US = 5.0
+"""Host cost of ``cudaGraphLaunch`` (one launch for the whole graph; a few us on H100 hosts)."""
+
+
+class CUDAGraph:
+    """``torch.cuda.CUDAGraph`` on the simulated GPU.
+
+    Capture runs the captured code on fake tensors (shapes and memory as usual) but its kernels
+    are recorded, not run: the host pays their launch costs, the GPU nothing. ``replay()`` queues
+    the recorded kernels on the current stream behind a single graph launch, which is the point
+    of CUDA graphs (one launch instead of one per kernel).
+    """
+
+    _pools = itertools.count(1)
+
+    def __init__(self, keep_graph: bool = False) -> None:
+        self.kernels: list[tuple[str, str, str, float, str]] = []
+        self._pool = (next(self._pools), 0)
+
+    def capture_begin(self, pool: Any = None, capture_error_mode: str = "global", **_: Any) -> None:
+        rt = current()
+        if rt.capture is not None:
+            raise RuntimeError("CUDA graph capture already in progress")
+        rt.capture = []
+
+    def capture_end(self) -> None:
+        rt = current()
+        self.kernels, rt.capture = rt.capture or [], None
+
+    def replay(self) -> None:
+        rt = current()
+        rt.clock.host_us += GRAPH_LAUNCH_US
+        for name, shapes, dtype, dur, source in self.kernels:
+            rt.launch(name, shapes, dtype, dur, 0.0, source)
+
+    def instantiate(self) -> None:
+        return None
+
+    def reset(self) -> None:
+        self.kernels = []
+
+    def pool(self) -> tuple[int, int]:
+        return self._pool
+
+    def enable_debug_mode(self) -> None:
+        return None
+
+    def debug_dump(self, debug_path: str) -> None:
+        return None
+
+
+def graph_pool_handle() -> tuple[int, int]:
+    return (next(CUDAGraph._pools), 0)
+
+
+def is_current_stream_capturing() -> bool:
+    return current().capture is not None
+
+
 def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
     """Patch ``torch.cuda`` (and ``torch.cuda.memory``/``nvtx``) for the runtime ``rt``."""
     _wrappers.clear()
@@ -393,7 +453,9 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
     repl: dict[str, Any] = {
         "is_available": true,
         "is_initialized": true,
-        "is_current_stream_capturing": lambda: False,
+        "is_current_stream_capturing": is_current_stream_capturing,
+        "CUDAGraph": CUDAGraph,
+        "graph_pool_handle": graph_pool_handle,
         "is_bf16_supported": true,
         "init": _noop,
         "_lazy_init": _noop,
@@ -446,6 +508,10 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
             p.set(c.memory, name, fn)
         if name in c.random.__dict__:
             p.set(c.random, name, fn)
+        if name in c.graphs.__dict__:
+            p.set(c.graphs, name, fn)
+    if not hasattr(torch._C, "_host_emptyCache"):  # CUDA builds only; torch.cuda.graph calls it
+        p.set(torch._C, "_host_emptyCache", _noop)
     # memory-history tooling: accepted, records nothing (no per-block traces are kept)
     p.set(c.memory, "_record_memory_history", _noop)
     p.set(c.memory, "_snapshot", _snapshot)

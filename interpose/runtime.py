@@ -54,6 +54,8 @@ class RankRuntime:
         self.gpu_busy_us = 0.0
         self._live: dict[int, Block] = {}
         self.oom = False
+        self.capture: list[tuple[str, str, str, float, str]] | None = None
+        """Kernels launched while a CUDA graph is being captured (``None``: not capturing)."""
 
     @property
     def device(self) -> int:
@@ -95,9 +97,12 @@ class RankRuntime:
         stream: StreamTimeline | None = None,
     ) -> float:
         """Issue a GPU op: the host pays ``launch_us``; the op runs after the stream's previous work."""
-        s = stream or self.current_stream
         clock = self.clock
         clock.host_us += launch_us
+        if self.capture is not None:  # CUDA graph capture: recorded, not run (see cuda_api.CUDAGraph)
+            self.capture.append((name, shapes, dtype, dur_us, source))
+            return clock.host_us
+        s = stream or self.current_stream
         ready = self.stream_ready_us(s) if s.pending else s.ready_us
         start = clock.host_us if clock.host_us > ready else ready
         end = start + dur_us
@@ -109,6 +114,8 @@ class RankRuntime:
 
     def enqueue_external(self, stream: StreamTimeline | None, key: object, **info: object) -> WorkHandle:
         """Queue work with an unknown end time (a collective) on ``stream``; see module docstring."""
+        if self.capture is not None:
+            raise RuntimeError("phantora: collectives inside CUDA graph capture are not simulated")
         s = stream or self.current_stream
         ready = self.stream_ready_us(s)
         issue = max(self.clock.host_us, ready)

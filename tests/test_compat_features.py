@@ -236,3 +236,33 @@ def test_flex_attention_is_simulated_and_timed_by_mask_density(rt):
     # 1024 / 128 = 8 blocks a side: a causal mask computes the 36 of 64 blocks on or below the diagonal
     assert c == pytest.approx(f * 36 / 64)
     assert full["higher_order.flex_attention_backward"] == pytest.approx(2.5 * f)
+
+
+def test_cuda_graph_capture_records_and_replay_runs_behind_one_launch(rt):
+    """torch.cuda.graph / CUDAGraph: kernels captured (not run), replayed with one launch."""
+    import time
+
+    m = nn.Sequential(*[nn.Linear(512, 512) for _ in range(6)]).cuda()
+    x = torch.randn(32, 512, device="cuda")
+    with torch.no_grad():
+        t0 = time.time()
+        for _ in range(10):
+            m(x)
+        torch.cuda.synchronize()
+        eager = time.time() - t0
+        g = torch.cuda.CUDAGraph()
+        n = len(rt.result().ops)
+        with torch.cuda.graph(g):
+            assert torch.cuda.is_current_stream_capturing()
+            m(x)
+        assert len(rt.result().ops) == n, "capture runs no kernel"
+        assert not torch.cuda.is_current_stream_capturing()
+        t0 = time.time()
+        for _ in range(10):
+            g.replay()
+        torch.cuda.synchronize()
+        replay = time.time() - t0
+    ops = [o.op for o in rt.result().ops[n:]]
+    assert ops.count("aten.addmm.default") == 10 * 6
+    assert replay < eager, "one graph launch instead of one launch per kernel"
+    assert isinstance(torch.cuda.graph_pool_handle(), tuple)
