@@ -246,12 +246,12 @@ class SimDispatchMode(TorchDispatchMode):
 
     # -- routing ------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if isinstance(func, HigherOrderOperator):
-            return self._higher_order(func, types, args, kwargs or {})
         if func is _PRIM_DEVICE:  # C++ asking a fake tensor for its device: very frequent
             self.rt.clock.pending_calls += 1
             a = args[0]
             return a.fake_device if isinstance(a, FakeTensor) else func(*args)
+        if isinstance(func, HigherOrderOperator):
+            return self._higher_order(func, types, args, kwargs or {})
         for t in types:
             if t not in _PLAIN_TYPES and not issubclass(t, FakeTensor):
                 # a tensor subclass (DTensor, ...): let it unwrap itself. Returning NotImplemented keeps
@@ -468,9 +468,7 @@ class SimDispatchMode(TorchDispatchMode):
         own rule and is timed as flash attention on the same q/k/v, scaled by the block mask's
         density (a fused Triton kernel of the same algorithm; its backward does 2.5x the forward's
         FLOPs, as FlashAttention-2's). Other higher-order ops run on the fake tensors untimed."""
-        if not _involves_fake(args, kwargs) and not any(
-            isinstance(a, FakeTensor) for a in args if isinstance(a, torch.Tensor)
-        ):
+        if not _involves_fake(args, kwargs):
             return NotImplemented
         clock = self.rt.clock
         clock.enter()

@@ -42,8 +42,11 @@ def _is_pinned(self: torch.Tensor, device: Any = None) -> bool:
     return bool(getattr(self, "_phantora_pinned", False))
 
 
-_CPP_PINNED: list[Any] = []
-"""The ``aten::is_pinned`` CPU kernel library (kept alive) and whether the shim is active."""
+class _CppPinned:
+    """The ``aten::is_pinned`` CPU kernel (its library kept alive) and whether the shim is active."""
+
+    lib: torch.library.Library | None = None
+    active = False
 
 
 def _cpp_is_pinned(active: bool) -> None:
@@ -56,12 +59,10 @@ def _cpp_is_pinned(active: bool) -> None:
     is active every host buffer counts as pinned; outside it, nothing is (the CPU
     build's own answer).
     """
-    if not _CPP_PINNED:
-        lib = torch.library.Library("aten", "IMPL")
-        state = {"active": False}
-        lib.impl("is_pinned", lambda self, device=None: state["active"], "CPU")
-        _CPP_PINNED.extend([lib, state])
-    _CPP_PINNED[1]["active"] = active
+    if _CppPinned.lib is None:
+        _CppPinned.lib = torch.library.Library("aten", "IMPL")
+        _CppPinned.lib.impl("is_pinned", lambda self, device=None: _CppPinned.active, "CPU")
+    _CppPinned.active = active
 
 
 def _make_tolist(orig):

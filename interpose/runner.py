@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib.machinery
 import os
 import runpy
 import sys
@@ -149,6 +149,25 @@ def _user_traceback(exc: BaseException, script: str) -> str:
     return "".join(te.format())
 
 
+def module_file(name: str, first_dir: str) -> str | None:
+    """The source file of module ``name`` (``python -m`` semantics, ``first_dir`` first on the
+    path), or ``None``. Found without importing anything: a package's ``__init__`` must first run
+    under the shim, as it would under ``python -m`` on the GPU.
+    """
+    path: list[str] = [first_dir, *sys.path]
+    parts = name.split(".")
+    spec = None
+    for i in range(1, len(parts) + 1):
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[:i]), path)
+        if spec is None:
+            return None
+        path = list(spec.submodule_search_locations or [])
+    if spec is not None and spec.submodule_search_locations:  # a package: python -m runs its __main__
+        main = importlib.machinery.PathFinder.find_spec(f"{name}.__main__", list(spec.submodule_search_locations))
+        spec = main
+    return spec.origin if spec is not None and spec.origin else None
+
+
 def run_script(script_path: str, argv: list[str], cfg: RankConfig, *, module: bool = False) -> RankResult:
     """Run ``script_path`` as ``__main__`` with ``argv`` in this process on a simulated GPU.
 
@@ -159,8 +178,8 @@ def run_script(script_path: str, argv: list[str], cfg: RankConfig, *, module: bo
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     if module:
         sys.path.insert(0, os.getcwd())
-        spec = importlib.util.find_spec(script_path)
-        script = os.path.abspath(spec.origin) if spec is not None and spec.origin else script_path
+        origin = module_file(script_path, os.getcwd())
+        script = os.path.abspath(origin) if origin else script_path
     else:
         script = os.path.abspath(script_path)
         sys.path.insert(0, os.path.dirname(script))

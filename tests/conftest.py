@@ -23,3 +23,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+def h100_roofline_cfg(**overrides):
+    """A one-rank H100 config with the roofline model and zero host time (deterministic)."""
+    import profiles
+    from interpose import RankConfig
+
+    gpu = profiles.get_gpu("h100")
+    return RankConfig(gpu=gpu, compute_model=profiles.build_compute_model("roofline", gpu), host_time="zero",
+                      **overrides)
+
+
+@pytest.fixture
+def cfg():
+    return h100_roofline_cfg()
+
+
+@pytest.fixture
+def rt(cfg):
+    """The shim installed with ``cfg`` for the test's duration."""
+    from interpose import interposed
+
+    with interposed(cfg) as r:
+        yield r

@@ -8,17 +8,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-import profiles
-from interpose import RankConfig, interposed
-
-
-@pytest.fixture
-def rt():
-    gpu = profiles.get_gpu("h100")
-    cfg = RankConfig(gpu=gpu, compute_model=profiles.build_compute_model("roofline", gpu), host_time="zero")
-    with interposed(cfg) as r:
-        yield r
-
 
 def _ops(rt, since: int = 0) -> list[tuple[str, str]]:
     return [(o.op, o.dtype) for o in rt.result().ops[since:]]

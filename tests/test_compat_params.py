@@ -7,17 +7,6 @@ import torch
 import torch.nn as nn
 from torch._subclasses.fake_tensor import FakeTensor
 
-import profiles
-from interpose import RankConfig, interposed
-
-
-@pytest.fixture
-def rt():
-    gpu = profiles.get_gpu("h100")
-    cfg = RankConfig(gpu=gpu, compute_model=profiles.build_compute_model("roofline", gpu), host_time="zero")
-    with interposed(cfg) as r:
-        yield r
-
 
 def _ops(rt) -> list[str]:
     return [o.op for o in rt.result().ops]

@@ -5,21 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+from conftest import h100_roofline_cfg
 from torch._subclasses.fake_tensor import FakeTensor
 
-import profiles
 from interpose import RankConfig, interposed
 
 
 @pytest.fixture
 def cfg() -> RankConfig:
-    gpu = profiles.get_gpu("h100")
-    return RankConfig(
-        gpu=gpu,
-        compute_model=profiles.build_compute_model("roofline", gpu),
-        host_time="zero",
-        local_world_size=2,
-    )
+    return h100_roofline_cfg(local_world_size=2)
 
 
 def test_device_queries(cfg):

@@ -99,3 +99,21 @@ def test_shim_is_removed_after_run(tmp_path):
     assert type(torch.zeros(1)) is torch.Tensor
     t = time.perf_counter()
     assert t > 0
+
+
+def test_module_file_is_found_without_importing_the_package(tmp_path):
+    """`-m pkg.train`: the package's __init__ must first run under the shim, not while looking it up."""
+    import sys
+
+    from interpose.runner import module_file
+
+    pkg = tmp_path / "lookup_pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('imported too early')\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "train.py").write_text("")
+    (pkg / "sub" / "__main__.py").write_text("")
+    assert module_file("lookup_pkg.sub.train", str(tmp_path)) == str(pkg / "sub" / "train.py")
+    assert module_file("lookup_pkg.sub", str(tmp_path)) == str(pkg / "sub" / "__main__.py")
+    assert module_file("lookup_pkg.nope", str(tmp_path)) is None
+    assert "lookup_pkg" not in sys.modules

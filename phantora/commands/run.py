@@ -97,16 +97,9 @@ def _check_target(script: str, module: bool) -> None:
         if not Path(script).is_file():
             _fail(f"no such script file: {script!r} (use -m for a module name)")
         return
-    import importlib.util
+    from interpose.runner import module_file
 
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        found = importlib.util.find_spec(script) is not None
-    except (ImportError, ValueError):
-        found = False
-    finally:
-        sys.path.pop(0)
-    if not found:
+    if module_file(script, str(Path.cwd())) is None:
         _fail(f"-m: no module named {script!r} (looked on sys.path and in {Path.cwd()})")
 
 
