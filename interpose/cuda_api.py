@@ -387,7 +387,7 @@ def _nvtx_range(msg: str, *args: Any, **kwargs: Any):
 
 
 GRAPH_LAUNCH_US = 5.0
-"""Host cost of ``cudaGraphLaunch`` (one launch for the whole graph; a few us on H100 hosts)."""
+"""Host cost charged for one ``cudaGraphLaunch`` (the whole graph): an assumed value, not measured here."""
 
 
 class CUDAGraph:
