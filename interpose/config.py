@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from interpose.values import ValuePolicy
+
 if TYPE_CHECKING:
     from profiles.compute import ComputeModel
     from profiles.gpus import GpuSpec
@@ -35,6 +37,8 @@ class RankConfig:
     launch overheads do (deterministic, for tests and CI)."""
     start_time_us: float = 0.0
     """Simulated time when the script starts."""
+    values: ValuePolicy = field(default_factory=ValuePolicy)
+    """Known-value tracking and the policy for values nobody knows (:mod:`interpose.values`)."""
 
     def limit_bytes(self) -> int:
         return self.memory_limit_bytes if self.memory_limit_bytes is not None else self.gpu.total_memory_bytes

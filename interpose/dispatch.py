@@ -8,10 +8,13 @@ from the compute model, are queued on the current simulated stream and have
 their new storages charged to the caching-allocator model. All other ops (data
 loading, numpy glue) run for real on the CPU.
 
-Data-dependent results (``.item()``, ``bool(t)``, D2H copies) cannot be known:
-they return placeholders (0, 0.0, False, zero-filled CPU tensors; True for the
-result of ``all()``) and count as a host-device sync. ``nonzero``/``masked_select`` assume every element is
-selected (an upper bound on the output size).
+Values the host can know (integer and boolean data from the host, factories, and
+everything computed only from known values) are kept beside the fake storages
+(:mod:`interpose.values`), so ``.item()``, ``bool(t)``, D2H copies, ``nonzero``,
+boolean indexing and other data-dependent sizes give the real answer. Unknown
+values read as placeholders (0, 0.0, False, zero-filled CPU tensors; True for the
+result of ``all()``) and count as a host-device sync; ``nonzero``/``masked_select``
+of unknown data assume every element is selected (an upper bound on the output size).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import torch
 from torch._ops import HigherOrderOperator
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch._subclasses.fake_tensor import DynamicOutputShapeException, FakeTensor, FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from interpose.allocator import SimulatedOOM
@@ -82,8 +85,10 @@ class SimFakeMode(FakeTensorMode):
         if h is not None:
             from interpose.runtime import current
 
-            current().sync_stream()  # a real GPU copies the size back to the host here
-            return h(self, args, kwargs or {})
+            rt = current()
+            rt.sync_stream()  # a real GPU copies the size back to the host here
+            out = rt.values.dynamic(self, func, args, kwargs or {})
+            return h(self, args, kwargs or {}) if out is None else out
         return super().__torch_dispatch__(func, types, args, kwargs)
 
 
@@ -175,6 +180,14 @@ def _involves_fake(args: tuple, kwargs: dict) -> bool:
     return False
 
 
+def _is_factory(args: tuple, kwargs: dict) -> bool:
+    """No fake tensor among the inputs: the op made its output from constants (``full``, ``arange``)."""
+    for a in args:
+        if isinstance(a, FakeTensor) or (type(a) in (list, tuple) and any(isinstance(y, FakeTensor) for y in a)):
+            return False
+    return not any(isinstance(v, FakeTensor) for v in kwargs.values())
+
+
 def _placeholder(dtype: torch.dtype) -> bool | int | float | complex:
     if dtype == torch.bool:
         return False
@@ -215,11 +228,13 @@ class SimDispatchMode(TorchDispatchMode):
     def __init__(self, rt: RankRuntime, fake_mode: FakeTensorMode, model: ComputeModel) -> None:
         super().__init__()
         self.rt = rt
+        self.values = rt.values
         self.fake = fake_mode
         self.model = model
         self._timings: dict[Any, tuple[float, float, str, str, str]] = {}
         self._skip: dict[Any, bool] = {}
         self._implicit: dict[Any, bool] = {}
+        self._dynamic: dict[Any, bool] = {}
         self._workspace_streams: set[tuple[int, bool]] = set()
         self._workspace_bytes = (
             CUBLAS_WORKSPACE_BYTES_SM90 if rt.cfg.gpu.capability[0] >= 9 else CUBLAS_WORKSPACE_BYTES_OTHER
@@ -296,18 +311,36 @@ class SimDispatchMode(TorchDispatchMode):
             clock.leave()
 
     def _simulate(self, func, args: tuple, kwargs: dict) -> Any:
-        """Run one GPU op on fake tensors (result cache first), then account for it."""
+        """Run one GPU op on fake tensors (result cache first), keep known values true, then
+        account for it."""
         k = self.outputs.key(func, args, kwargs)
         if k is not None:
             spec = self.outputs.entries.get(k, _UNSEEN)
             if spec is not _UNSEEN and spec is not None:
                 out = self.outputs.build(spec, args)
+                self.values.propagate(func, args, kwargs, out, _is_factory(args, kwargs))
                 self.account(func, args, kwargs, out)
                 return out
-        with self.fake:
-            out = func(*args, **kwargs)
+        dynamic = self._dynamic.get(func)
+        if dynamic is None:
+            dynamic = self._dynamic[func] = torch.Tag.dynamic_output_shape in func.tags
+        if dynamic:
+            out = self.values.dynamic(self.fake, func, args, kwargs)
+            if out is not None:  # known inputs: the real output sizes
+                self.rt.sync_stream()  # a real GPU copies the size back to the host here
+                self.account(func, args, kwargs, out)
+                return out
+        try:
+            with self.fake:
+                out = func(*args, **kwargs)
+        except DynamicOutputShapeException:
+            raise RuntimeError(
+                f"phantora: the output size of {func} depends on values the simulator does not know "
+                "(computed from fake floating-point data); see the README, 'Known values'"
+            ) from None
         if k is not None and k not in self.outputs.entries:
             self.outputs.learn(k, args, out)
+        self.values.propagate(func, args, kwargs, out, _is_factory(args, kwargs))
         self.account(func, args, kwargs, out)
         return out
 
@@ -409,6 +442,9 @@ class SimDispatchMode(TorchDispatchMode):
     def _item(self, func, args, kwargs):
         x = args[0]
         self._copy_kernel("aten._local_scalar_dense.default(d2h)", x.element_size(), "", _dtype_text(x), True)
+        real = self.values.get(x)
+        if real is not None:
+            return real.item()
         v = getattr(x, _BENIGN_ATTR, None)
         return _placeholder(x.dtype) if v is None else v
 
@@ -428,7 +464,8 @@ class SimDispatchMode(TorchDispatchMode):
 
     def _equal(self, func, args, kwargs):
         self.rt.sync_stream()
-        return True
+        a, b = self.values.get(args[0]), self.values.get(args[1])
+        return True if a is None or b is None else torch.equal(a, b)
 
     def _collective(self, func, args, kwargs):
         """Functional collectives (DTensor, FSDP2): run the real composite kernel, which
@@ -444,6 +481,7 @@ class SimDispatchMode(TorchDispatchMode):
         return None
 
     def _rng_inplace(self, func, args, kwargs):
+        self.values.propagate(func, args, kwargs, args[0])
         self.account(func, args, kwargs, args[0])
         return args[0]
 
@@ -456,10 +494,21 @@ class SimDispatchMode(TorchDispatchMode):
 
     def _nonzero(self, func, args, kwargs):
         x = args[0]
+        out = self.values.dynamic(self.fake, func, args, kwargs)
+        if out is not None:
+            return self._known_selected(func, args, kwargs, out)
         return self._selected(func, args, kwargs, [x.numel(), x.dim()], torch.long, x.device)
+
+    def _known_selected(self, func, args, kwargs, out):
+        self.rt.sync_stream()
+        self.account(func, args, kwargs, out)
+        return out
 
     def _masked_select(self, func, args, kwargs):
         x, mask = args[0], args[1]
+        out = self.values.dynamic(self.fake, func, args, kwargs)
+        if out is not None:
+            return self._known_selected(func, args, kwargs, out)
         n = torch.broadcast_shapes(x.shape, mask.shape).numel()
         return self._selected(func, args, kwargs, [n], x.dtype, x.device)
 
@@ -502,12 +551,18 @@ class SimDispatchMode(TorchDispatchMode):
         src_fake = isinstance(x, FakeTensor)
         blocking = not kwargs.get("non_blocking", False)
         if src_fake and dev is not None and not _is_cuda_device(dev):  # D2H
-            out = torch.zeros(x.shape, dtype=kwargs.get("dtype") or x.dtype, device=dev)
+            real = self.values.get(x)
+            out_dtype = kwargs.get("dtype") or x.dtype
+            if real is not None:
+                out = real.to(dtype=out_dtype, copy=True)
+            else:
+                out = torch.zeros(x.shape, dtype=out_dtype, device=dev)
             shapes, dtype = _shapes_text(args)
             self._copy_kernel(
                 "aten._to_copy.default(d2h)", x.numel() * x.element_size(), shapes, dtype, blocking
             )
             return out
+        host = x
         if not src_fake:
             # H2D: copy from a metadata-only stand-in, so FakeTensorMode's converter keeps
             # no weak reference to the CPU tensor (``swap_tensors`` refuses weakly-referenced
@@ -517,12 +572,15 @@ class SimDispatchMode(TorchDispatchMode):
         with self.fake:
             out = func(*args, **kwargs)
         if not src_fake:  # H2D
+            if self.values.keepable(out, from_host=True):
+                self.values.put(out, host.to(out.dtype), from_host=True)
             self.track(out)
             shapes, dtype = _shapes_text(args)
             self._copy_kernel(
                 "aten._to_copy.default(h2d)", x.numel() * x.element_size(), shapes, dtype, blocking
             )
             return out
+        self.values.propagate(func, args, kwargs, out)
         self.account(func, args, kwargs, out)
         return out
 
@@ -531,6 +589,9 @@ class SimDispatchMode(TorchDispatchMode):
         blocking = not (args[2] if len(args) > 2 else kwargs.get("non_blocking", False))
         dst_fake, src_fake = isinstance(dst, FakeTensor), isinstance(src, FakeTensor)
         if src_fake and not dst_fake and dst.device.type == "cpu":  # D2H into a real CPU tensor
+            real = self.values.get(src)
+            if real is not None:
+                dst.copy_(real)
             shapes, dtype = _shapes_text(args)
             self._copy_kernel(
                 "aten.copy_.default(d2h)", src.numel() * src.element_size(), shapes, dtype, blocking
@@ -539,10 +600,26 @@ class SimDispatchMode(TorchDispatchMode):
         with self.fake:
             out = func(*args, **kwargs)
         if dst_fake and not src_fake and src.device.type == "cpu":  # H2D
+            self._known_h2d(dst, src)
             shapes, dtype = _shapes_text(args)
             self._copy_kernel(
                 "aten.copy_.default(h2d)", src.numel() * src.element_size(), shapes, dtype, blocking
             )
             return out
+        self.values.propagate(func, args, kwargs, out)
         self.account(func, args, kwargs, out)
         return out
+
+    def _known_h2d(self, dst: FakeTensor, src: torch.Tensor) -> None:
+        """Host data copied into a fake tensor: into its shadow if it has one; a shadow for a
+        destination it fills completely; otherwise its old known values are gone."""
+        v = self.values
+        shadow = v.get(dst)
+        if shadow is None and dst.numel() * dst.element_size() == dst.untyped_storage().nbytes():
+            if v.keepable(dst, from_host=True):
+                v.put(dst, src.expand(dst.shape), from_host=True)
+            return
+        if shadow is None or not v.keepable(dst, from_host=True):
+            v.drop(dst)
+        else:
+            shadow.copy_(src)

@@ -24,6 +24,7 @@ from interpose.clock import VirtualClock
 from interpose.config import OpRecord, RankConfig, RankResult
 from interpose.cuda_guard import set_guard_device
 from interpose.streams import EventMark, StreamTimeline, WorkHandle
+from interpose.values import KnownValues
 
 Resolver = Callable[[WorkHandle], float]
 
@@ -54,6 +55,8 @@ class RankRuntime:
         self.gpu_busy_us = 0.0
         self._live: dict[int, Block] = {}
         self.oom = False
+        self.values = KnownValues(cfg.values)
+        """Shadows of the fake storages whose contents are known (:mod:`interpose.values`)."""
         self.capture: list[tuple[str, str, str, float, str]] | None = None
         """Kernels launched while a CUDA graph is being captured (``None``: not capturing)."""
 

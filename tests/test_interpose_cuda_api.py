@@ -86,7 +86,7 @@ def test_data_dependent_values_are_placeholders_and_sync(cfg):
         assert rt.syncs == s0 + 1
         assert rt.clock.host_us >= rt.stream_ready_us(rt.current_stream)  # host waited for the GPU
         assert bool((y > 0).any()) is False
-        assert int(torch.tensor(5, device="cuda")) == 0
+        assert int(torch.tensor(5, device="cuda")) == 5  # a value the host put there is known
         assert y[:2, :2].tolist() == [[0.0, 0.0], [0.0, 0.0]]
         nz = torch.nonzero(torch.ones(3, 4, device="cuda"))
         assert nz.shape == (12, 2)
@@ -179,11 +179,11 @@ def test_script_surface_save_generator_format_boolean_index(cfg, tmp_path):
         loaded = torch.load(tmp_path / "ckpt.pt")
         assert loaded["model"]["weight"].shape == (4, 4) and loaded["model"]["weight"].is_meta
         s0 = rt.syncs
-        assert f"{torch.randn((), device='cuda'):.3f}" == "0.000"
+        assert f"{torch.randn(1000, device='cuda').sum():.3f}" == "0.000"  # unknown floats: placeholder
         assert rt.syncs == s0 + 1
-        x = torch.randn(5, device="cuda")
-        assert x[x > 0].shape == (5,)  # boolean index: every element assumed selected
-        assert torch.unique(torch.tensor([1, 2, 2], device="cuda")).shape == (3,)
+        x = torch.randn(500, device="cuda")
+        assert x[x > 0].shape == (500,)  # boolean index on unknown data: every element assumed selected
+        assert torch.unique(torch.tensor([1, 2, 2], device="cuda")).shape == (2,)  # known values: the real answer
         torch.set_default_device("cuda")
         try:
             assert torch.empty(2).is_cuda

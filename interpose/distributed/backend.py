@@ -167,14 +167,14 @@ class SimProcessGroup(dist.ProcessGroup):
         return self.allgather(output_lists, inputs, opts)
 
     def _allgather_base(self, output, inp, opts=None):
-        symmetric.all_gather(list(output.chunk(self._size)) if symmetric.is_real(output) else [], inp)
+        symmetric.all_gather(list(output.chunk(self._size)) if symmetric.tracked(output) else [], inp)
         return self._issue("all_gather", output, [output], opts)
 
     all_gather_single = _allgather_base
 
     def allgather_into_tensor_coalesced(self, outputs, inputs, opts=None):
         for o, i in zip(outputs, inputs, strict=False):
-            symmetric.all_gather(list(o.chunk(self._size)) if symmetric.is_real(o) else [], i)
+            symmetric.all_gather(list(o.chunk(self._size)) if symmetric.tracked(o) else [], i)
         return self._issue("all_gather", outputs, list(outputs), opts)
 
     def all_gather_single_coalesced(self, outputs, inputs, opts=None):
@@ -193,18 +193,16 @@ class SimProcessGroup(dist.ProcessGroup):
         return self._issue("reduce_scatter", input_lists, list(outputs), opts)
 
     def _reduce_scatter_base(self, output, inp, opts=None):
-        if symmetric.is_real(inp):
-            symmetric.reduce_scatter(output, list(inp.chunk(self._size)), self._rank,
-                                     reduce_op_name(opts), self._size)
+        symmetric.reduce_scatter(output, list(inp.chunk(self._size)) if symmetric.tracked(inp) else [],
+                                 self._rank, reduce_op_name(opts), self._size)
         return self._issue("reduce_scatter", inp, [output], opts)
 
     reduce_scatter_single = _reduce_scatter_base
 
     def reduce_scatter_tensor_coalesced(self, outputs, inputs, opts=None):
         for o, i in zip(outputs, inputs, strict=False):
-            if symmetric.is_real(i):
-                symmetric.reduce_scatter(o, list(i.chunk(self._size)), self._rank,
-                                         reduce_op_name(opts), self._size)
+            symmetric.reduce_scatter(o, list(i.chunk(self._size)) if symmetric.tracked(i) else [],
+                                     self._rank, reduce_op_name(opts), self._size)
         return self._issue("reduce_scatter", inputs, list(outputs), opts)
 
     def reduce_scatter_single_coalesced(self, outputs, inputs, opts=None):

@@ -1,0 +1,396 @@
+"""Known values on the simulated GPU, so data-dependent control flow follows the program's own logic.
+
+A fake tensor has no data. But much of what a program puts on the GPU *is* known on the host:
+token ids and masks copied from CPU tensors, ``torch.full``/``arange``/``randint`` results, and
+everything computed only from such tensors (positions, routing counts, split sizes, stopping
+flags). For those, :class:`KnownValues` keeps a **shadow**: a real CPU storage beside the fake
+storage, holding the bytes the GPU would hold. Ops whose fake inputs all have shadows run again on
+the shadows (on the CPU) and their outputs get shadows too; views and in-place ops see the same
+storage, so aliasing is exact. ``.item()``, ``bool()``, ``.tolist()``, D2H copies, ``nonzero``,
+boolean indexing, ``unique``, ``bincount`` ... then give the real answer and the real shape.
+
+What is *not* known, on purpose: floating-point data moved from the host or made by factories
+(weights, activations, images) beyond :attr:`ValuePolicy.small_float_numel` elements, so the
+simulator never does the model's arithmetic; anything computed from a fake (unknown) tensor;
+storages over :attr:`ValuePolicy.cap_bytes`. Those read as placeholders, as before.
+
+Index-producing ops on unknown floats (``argmax``/``argmin``, ``max``/``min`` over a dim, ``topk``,
+``sort``, ``multinomial``) take their indices from a seeded, deterministic :class:`ValuePolicy`
+(``balanced``, ``uniform``, ``skewed:<s>``), so MoE routing, sampling and argmax decoding have
+definite values; ``isnan``/``isinf`` of unknown floats read False and ``isfinite`` True (fake
+floats are taken to be finite numbers).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor
+from torch.utils._python_dispatch import _disable_current_modes
+
+aten = torch.ops.aten
+
+POLICIES = ("balanced", "uniform", "skewed")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ValuePolicy:
+    """Where values come from for what the simulator cannot know (scenario ``values:``)."""
+
+    policy: str = "balanced"
+    """``balanced``: index ops spread evenly over the index range (top-k routing gives every expert
+    tokens·k/E tokens; argmax/sampling visit tokens in a pseudo-random bijective order, so a row hits
+    a given token, e.g. EOS, with probability 1/V per step); ``uniform``: independent uniform draws;
+    ``skewed``: Zipf-distributed draws with exponent :attr:`zipf_s` (index 0 hottest)."""
+    zipf_s: float = 1.0
+    """Exponent of ``skewed`` (``skewed:1.2``)."""
+    seed: int = 0
+    """Seeds the policy's draws and the simulated GPU's random factories (``randint`` ...)."""
+    cap_bytes: int = 16 << 20
+    """Largest storage given a shadow; bigger ones stay unknown (placeholders)."""
+    small_float_numel: int = 64
+    """Floating tensors from the host or factories are known up to this many elements (scalars the
+    host puts on the GPU: loss scales, flags, step counters); larger ones never are."""
+
+    @classmethod
+    def parse(cls, text: str, **kw: Any) -> ValuePolicy:
+        """``balanced`` | ``uniform`` | ``skewed:<s>``; raises ``ValueError`` naming the valid forms."""
+        name, _, arg = text.partition(":")
+        if name not in POLICIES or (arg and name != "skewed"):
+            raise ValueError(f"unknown value policy {text!r}: expected balanced, uniform or skewed:<s>")
+        if name == "skewed":
+            try:
+                s = float(arg) if arg else 1.0
+            except ValueError:
+                raise ValueError(f"value policy {text!r}: the Zipf exponent must be a number") from None
+            if not (s >= 0.0 and math.isfinite(s)):
+                raise ValueError(f"value policy {text!r}: the Zipf exponent must be finite and >= 0")
+            return cls(policy=name, zipf_s=s, **kw)
+        return cls(policy=name, **kw)
+
+    def text(self) -> str:
+        return f"skewed:{self.zipf_s:g}" if self.policy == "skewed" else self.policy
+
+
+_P = 1_000_003  # a prime: x -> (x * _P + q) mod n is a bijection on Z_n whenever n % _P != 0
+
+
+@dataclass
+class IndexSource:
+    """Draws index tensors for index ops on unknown data, per :class:`ValuePolicy`."""
+
+    policy: ValuePolicy
+    counter: int = 0
+    gen: torch.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gen = torch.Generator().manual_seed(self.policy.seed)
+
+    def draw(self, rows: int, n: int, k: int, distinct: bool = True) -> torch.Tensor:
+        """``[rows, k]`` int64 indices into ``range(n)``; distinct within a row when ``distinct``."""
+        p = self.policy
+        if n <= 0 or rows * k == 0:
+            return torch.zeros(rows, k, dtype=torch.long)
+        if p.policy == "balanced":
+            x = self.counter + torch.arange(rows * k, dtype=torch.long).view(rows, k)
+            self.counter += rows * k
+            mult = _P if n % _P else 1
+            return (x * mult + p.seed) % n
+        if p.policy == "uniform":
+            w = torch.ones(n)
+        else:
+            w = 1.0 / torch.arange(1, n + 1, dtype=torch.float64).pow(p.zipf_s)
+        replacement = not distinct or k > n
+        return torch.multinomial(w.expand(rows, n), k, replacement=replacement, generator=self.gen)
+
+
+def _indices_along(src: IndexSource, shape: tuple[int, ...], dim: int, k: int, keepdim: bool) -> torch.Tensor:
+    """Indices shaped like a reduction of ``shape`` along ``dim`` keeping ``k`` entries."""
+    if not shape:
+        return torch.zeros((), dtype=torch.long)
+    dim %= len(shape)
+    rest = [s for i, s in enumerate(shape) if i != dim]
+    idx = src.draw(math.prod(rest), shape[dim], k).view(*rest, k).movedim(-1, dim)
+    return idx if keepdim or k != 1 else idx.squeeze(dim)
+
+
+def _argmax_like(src, args, kwargs):
+    x = args[0]
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    if dim is None:
+        i = src.draw(1, x.numel(), 1)[0, 0]
+        return i.view([1] * x.dim()) if keepdim else i
+    return _indices_along(src, tuple(x.shape), dim, 1, keepdim)
+
+
+def _max_dim(src, args, kwargs):
+    x, dim = args[0], args[1]
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    return 1, _indices_along(src, tuple(x.shape), dim, 1, keepdim)
+
+
+def _topk(src, args, kwargs):
+    x, k = args[0], args[1]
+    dim = args[2] if len(args) > 2 else kwargs.get("dim", -1)
+    return 1, _indices_along(src, tuple(x.shape), dim, k, True)
+
+
+def _sort(src, args, kwargs):
+    x = args[0]
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else -1)  # sort.stable takes dim as a kwarg
+    if x.dim() == 0:
+        return 1, torch.zeros((), dtype=torch.long)
+    return 1, _indices_along(src, tuple(x.shape), dim, x.shape[dim], True)
+
+
+def _multinomial(src, args, kwargs):
+    probs, n = args[0], args[1]
+    replacement = args[2] if len(args) > 2 else kwargs.get("replacement", False)
+    rows = 1 if probs.dim() == 1 else probs.shape[0]
+    idx = src.draw(rows, probs.shape[-1], n, distinct=not replacement)
+    return idx.view(n) if probs.dim() == 1 else idx
+
+
+# op -> (src, args, kwargs) -> indices, or (output position, indices)
+INDEX_OPS = {
+    aten.argmax.default: _argmax_like,
+    aten.argmin.default: _argmax_like,
+    aten.max.dim: _max_dim,
+    aten.min.dim: _max_dim,
+    aten.topk.default: _topk,
+    aten.sort.default: _sort,
+    aten.sort.stable: _sort,
+    aten.multinomial.default: _multinomial,
+}
+FINITE_OPS = {aten.isnan.default: False, aten.isinf.default: False, aten.isposinf.default: False,
+              aten.isneginf.default: False, aten.isfinite.default: True}  # fmt: skip
+"""Classification of unknown floats: taken to be finite numbers."""
+
+_OVERWRITE = {aten.copy_.default, aten.fill_.Scalar, aten.fill_.Tensor, aten.zero_.default}
+"""In-place ops that replace every element of their destination (which may be unknown before)."""
+
+
+def _write_positions(func) -> tuple[tuple[int | str, ...], bool]:
+    """Positions (or kwarg names) of the arguments ``func`` mutates, and whether it has tensor outputs."""
+    out: list[int | str] = []
+    for i, a in enumerate(func._schema.arguments):
+        if a.alias_info is not None and a.alias_info.is_write:
+            out.append(a.name if a.kwarg_only else i)
+    return tuple(out), bool(func._schema.returns)
+
+
+def _flat(x: Any):
+    if isinstance(x, torch.Tensor):
+        yield x
+    elif type(x) in (list, tuple):
+        for y in x:
+            if isinstance(y, torch.Tensor):
+                yield y
+
+
+class KnownValues:
+    """Shadow storages of one rank (see module docstring)."""
+
+    def __init__(self, policy: ValuePolicy | None = None) -> None:
+        self.policy = policy or ValuePolicy()
+        self.indices = IndexSource(self.policy)
+        self._shadow: dict[int, torch.UntypedStorage] = {}
+        self._writes: dict[Any, tuple[tuple[int | str, ...], bool]] = {}
+        self._rng_state: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self._shadow)
+
+    # -- storages -------------------------------------------------------------------
+    def get(self, t: torch.Tensor) -> torch.Tensor | None:
+        """The real CPU view of fake ``t``'s data, aliasing its shadow storage, or ``None``."""
+        if not isinstance(t, FakeTensor):
+            return None
+        s = self._shadow.get(t.untyped_storage()._cdata)
+        if s is None:
+            return None
+        with _disable_current_modes():  # callers may sit inside FakeTensorMode (flex attention's rule)
+            return torch.empty(0, dtype=t.dtype).set_(s, t.storage_offset(), t.shape, t.stride())
+
+    def known(self, t: Any) -> bool:
+        return isinstance(t, FakeTensor) and t.untyped_storage()._cdata in self._shadow
+
+    def keepable(self, t: torch.Tensor, from_host: bool) -> bool:
+        if t.untyped_storage().nbytes() > self.policy.cap_bytes:
+            return False
+        if from_host and (t.dtype.is_floating_point or t.dtype.is_complex):
+            return t.numel() <= self.policy.small_float_numel
+        return True
+
+    def put(self, fake: torch.Tensor, real: torch.Tensor | None = None, from_host: bool = False) -> bool:
+        """Give ``fake``'s storage a shadow holding ``real`` (uninitialised where ``real`` is None)."""
+        if not isinstance(fake, FakeTensor) or not self.keepable(fake, from_host):
+            return False
+        st = fake.untyped_storage()
+        key = st._cdata
+        if key not in self._shadow:
+            self._shadow[key] = torch.UntypedStorage(st.nbytes())
+            weakref.finalize(st, self._shadow.pop, key, None)
+        if real is not None:
+            view = self.get(fake)
+            with torch.no_grad(), _disable_current_modes():
+                view.copy_(real.reshape(view.shape) if real.shape != view.shape else real)
+        return True
+
+    def drop(self, t: Any) -> None:
+        for x in _flat(t):
+            if isinstance(x, FakeTensor):
+                self._shadow.pop(x.untyped_storage()._cdata, None)
+
+    # -- ops ------------------------------------------------------------------------
+    def _real_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        """``args``/``kwargs`` with every fake tensor replaced by its shadow view, or ``None`` if any
+        fake tensor is unknown."""
+
+        def conv(a: Any) -> Any:
+            if isinstance(a, FakeTensor):
+                v = self.get(a)
+                if v is None:
+                    raise LookupError
+                return v
+            if type(a) in (list, tuple) and any(isinstance(y, FakeTensor) for y in a):
+                return type(a)(conv(y) for y in a)
+            return a
+
+        try:
+            rargs = tuple(conv(a) for a in args)
+            rkw = {k: conv(v) for k, v in kwargs.items()}
+        except LookupError:
+            return None
+        if "device" in rkw and rkw["device"] is not None:
+            rkw["device"] = "cpu"
+        rkw.pop("pin_memory", None)
+        return rargs, rkw
+
+    def _run_real(self, func, rargs: tuple, rkw: dict) -> Any:
+        """Run ``func`` on CPU data; random ops draw from the simulated GPU's own generator state,
+        so the script's CPU random stream is untouched."""
+        if torch.Tag.nondeterministic_seeded not in func.tags:
+            return func(*rargs, **rkw)
+        saved = torch.get_rng_state()
+        try:
+            if self._rng_state is None:
+                torch.manual_seed(self.policy.seed)
+            else:
+                torch.set_rng_state(self._rng_state)
+            out = func(*rargs, **rkw)
+            self._rng_state = torch.get_rng_state()
+            return out
+        finally:
+            torch.set_rng_state(saved)
+
+    def writes(self, func) -> tuple[tuple[int | str, ...], bool]:
+        w = self._writes.get(func)
+        if w is None:
+            w = self._writes[func] = _write_positions(func)
+        return w
+
+    def _written(self, func, args: tuple, kwargs: dict) -> list[torch.Tensor]:
+        pos, _ = self.writes(func)
+        out = []
+        for p in pos:
+            a = kwargs.get(p) if isinstance(p, str) else (args[p] if p < len(args) else None)
+            out.extend(_flat(a))
+        return out
+
+    def real_outputs(self, func, args: tuple, kwargs: dict) -> Any:
+        """Compute ``func`` on the shadows if every fake input is known (else ``None``); an op the
+        CPU cannot run leaves everything unknown."""
+        if not self._shadow and any(isinstance(a, FakeTensor) for a in args):
+            return None
+        ra = self._real_args(args, kwargs)
+        if ra is None:
+            return None
+        try:
+            return self._run_real(func, *ra)
+        except Exception:
+            return None
+
+    def propagate(self, func, args: tuple, kwargs: dict, out: Any, factory: bool = False) -> None:
+        """After fake ``out = func(*args, **kwargs)``: keep shadows true (module docstring)."""
+        if factory:
+            if not (isinstance(out, FakeTensor) and self.keepable(out, from_host=True)):
+                return
+        elif not self._shadow and func not in INDEX_OPS and func not in FINITE_OPS:
+            return
+        if func in _OVERWRITE:
+            dst = args[0]
+            if (not self.known(dst) and all(self.known(a) or not isinstance(a, FakeTensor) for a in args[1:])
+                    and dst.numel() * dst.element_size() == dst.untyped_storage().nbytes()):
+                self.put(dst)  # every element is replaced: known if the source is
+        ra = self._real_args(args, kwargs)
+        if ra is not None:
+            try:
+                with _disable_current_modes():
+                    real = self._run_real(func, *ra)
+            except Exception:
+                real = _FAILED
+            if real is not _FAILED:
+                self._adopt(out, real, from_host=factory)
+                return
+        # some input unknown (or the CPU failed): what the op wrote is unknown now
+        for t in self._written(func, args, kwargs):
+            if isinstance(t, FakeTensor):
+                self.drop(t)
+        self._from_policy(func, args, kwargs, out)
+
+    def _adopt(self, out: Any, real: Any, from_host: bool) -> None:
+        if isinstance(out, FakeTensor) and isinstance(real, torch.Tensor):
+            if not self.known(out) and real.shape == out.shape:
+                self.put(out, real, from_host)
+        elif isinstance(out, list | tuple) and isinstance(real, list | tuple):
+            for o, r in zip(out, real, strict=False):
+                self._adopt(o, r, from_host)
+
+    def _from_policy(self, func, args: tuple, kwargs: dict, out: Any) -> None:
+        h = INDEX_OPS.get(func)
+        if h is not None:
+            r = h(self.indices, args, kwargs)
+            pos, idx = r if isinstance(r, tuple) else (None, r)
+            target = out if pos is None else out[pos]
+            if isinstance(target, FakeTensor) and tuple(idx.shape) == tuple(target.shape):
+                self.put(target, idx.to(target.dtype))
+            return
+        v = FINITE_OPS.get(func)
+        if v is not None and isinstance(out, FakeTensor):
+            self.put(out, torch.full(out.shape, v, dtype=torch.bool))
+
+    def dynamic(self, mode, func, args: tuple, kwargs: dict) -> Any:
+        """A data-dependent-shape op on known inputs: the real result's shapes, as fake tensors with
+        shadows; ``None`` if some input is unknown. May be called from inside FakeTensorMode."""
+        with _disable_current_modes():
+            return self._dynamic(mode, func, args, kwargs)
+
+    def _dynamic(self, mode, func, args: tuple, kwargs: dict) -> Any:
+        real = self.real_outputs(func, args, kwargs)
+        if real is None:
+            return None
+        device = next((a.fake_device for a in _flat_all(args) if isinstance(a, FakeTensor)),
+                      torch.device("cuda", torch.cuda.current_device()))
+
+        def fake_of(r: torch.Tensor) -> FakeTensor:
+            f = FakeTensor(mode, torch.empty_strided(r.shape, r.stride(), dtype=r.dtype, device="meta"), device)
+            self.put(f, r)
+            return f
+
+        if isinstance(real, torch.Tensor):
+            return fake_of(real)
+        return type(real)(fake_of(r) if isinstance(r, torch.Tensor) else r for r in real)
+
+
+_FAILED = object()
+
+
+def _flat_all(args: tuple):
+    for a in args:
+        yield from _flat(a)
