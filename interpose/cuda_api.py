@@ -302,8 +302,10 @@ def reset_peak_memory_stats(device: Any = None) -> None:
 
 
 def mem_get_info(device: Any = None) -> tuple[int, int]:
+    """``(free, total)`` as ``cudaMemGetInfo``: free never exceeds total, whatever the memory limit."""
     a = current().allocator
-    return max(a.limit_bytes - a.reserved_bytes, 0), current().cfg.gpu.total_memory_bytes
+    total = current().cfg.gpu.total_memory_bytes
+    return min(max(a.limit_bytes - a.reserved_bytes, 0), total), total
 
 
 def empty_cache() -> None:

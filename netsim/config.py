@@ -13,14 +13,48 @@ phantora, so ``phantora netbench`` stays light.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _one_of(what: str, value: object, valid: list[str]) -> str:
+    """``value`` if it is one of ``valid``, else a ``ValueError`` naming the valid names (one line)."""
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+# Names are checked against netsim's registries when a scenario is loaded (issue 15), so a typo is
+# one line naming the field in every command (`run` with one GPU included), never a traceback later
+# or a silently ignored field. The registries are imported lazily: they import this module.
+
+
+def _transport_names() -> list[str]:
+    from netsim.transports import TRANSPORTS
+
+    return TRANSPORTS.names()
+
+
+def _topology_names() -> list[str]:
+    from netsim.topologies import TOPOLOGIES
+
+    return TOPOLOGIES.names()
+
+
+def _protocol_names() -> list[str]:
+    from netsim.collectives import PROTOCOLS
+
+    return [*PROTOCOLS.names(), "auto"]
+
+
+BACKENDS = ("flow", "ns3")
+ALGORITHMS = ("ring", "tree", "auto")
 
 
 class TransportConfig(_Strict):
@@ -30,6 +64,21 @@ class TransportConfig(_Strict):
     """``single_path`` (NCCL over RoCE/IB: ECMP per queue pair), ``uccl_multipath``, ``ideal``, ``ethereal``."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Keyword options of the transport's constructor (e.g. ``paths: 256`` for ``uccl_multipath``)."""
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _one_of("transport", v, _transport_names())
+
+    @field_validator("options")
+    @classmethod
+    def _options_fit(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        if v and name is not None:  # bad option names or values fail here, not at the first collective
+            from netsim.transports import build_transport
+
+            build_transport(name, options=v)  # ValueError naming the transport
+        return v
 
 
 class IntraHostConfig(_Strict):
@@ -59,9 +108,9 @@ class NicConfig(_Strict):
 class FabricConfig(_Strict):
     """Switches between hosts."""
 
-    kind: Literal["leaf_spine", "fat_tree"] = "leaf_spine"
-    """Topology family (``netsim.topologies``): 2-tier ``leaf_spine``, or 3-tier ``fat_tree`` (pods of
-    leaf-spine under a core layer)."""
+    kind: str = "leaf_spine"
+    """Topology family (a name in ``netsim.topologies.TOPOLOGIES``): 2-tier ``leaf_spine``, or 3-tier
+    ``fat_tree`` (pods of leaf-spine under a core layer)."""
     hosts_per_leaf: int = Field(4, ge=1)
     """Hosts under one leaf (ToR) switch; with ``rail_optimized``, hosts per rail group."""
     spines: int = Field(8, ge=1)
@@ -80,17 +129,22 @@ class FabricConfig(_Strict):
     rail_optimized: bool = False
     """NIC i of every host in a group goes to leaf (group, i): same-rail traffic never reaches a spine."""
 
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _one_of("topology", v, _topology_names())
+
 
 class CollectivesConfig(_Strict):
     """How collectives are decomposed into flows, NCCL-style (``netsim.collectives``)."""
 
-    algorithm: Literal["ring", "tree", "auto"] = "ring"
+    algorithm: str = "ring"
     """All-reduce algorithm; ``auto`` picks the faster of ring and tree per size, like NCCL's tuner."""
     channels: int = Field(16, ge=1)
     """Rings (NCCL channels) a collective is split over; each ring's inter-host hop is one connection."""
     p2p_channels_per_peer: int = Field(2, ge=1)
     """Connections per peer pair for send/recv and all-to-all."""
-    protocol: Literal["LL", "LL128", "Simple", "auto"] = "auto"
+    protocol: str = "auto"
     """NCCL protocol (latency vs bandwidth efficiency); ``auto`` picks the fastest per size."""
     pxn: bool = True
     """On a ``rail_optimized`` fabric, move a cross-rail inter-host hop over NVLink to the sending
@@ -110,11 +164,32 @@ class CollectivesConfig(_Strict):
     pairs per NIC drain unevenly through FIFO switch queues, max-min would end them all together) and
     checked on 32 hosts at 2:1 (docs/validation.md, issue 6)."""
 
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, v: str) -> str:
+        return _one_of("all-reduce algorithm", v, list(ALGORITHMS))
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, v: str) -> str:
+        return _one_of("NCCL protocol", v, _protocol_names())
+
+    @field_validator("nvlink_efficiency", "network_efficiency")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        from netsim.collectives import COLLECTIVES
+
+        for kind, eff in v.items():
+            _one_of("collective", kind, COLLECTIVES.names())
+            if not 0 < eff <= 1:
+                raise ValueError(f"{kind}: {eff} is not a fraction in (0, 1]")
+        return v
+
 
 class NetworkConfig(_Strict):
     """Everything netsim needs besides the host and GPU counts."""
 
-    backend: Literal["flow", "ns3"] = "flow"
+    backend: str = "flow"
     """``flow``: netsim's flow-level engine; ``ns3``: packet-level ns-3 (netsim.ns3)."""
     transport: TransportConfig = Field(default_factory=TransportConfig)
     intra_host: IntraHostConfig = Field(default_factory=IntraHostConfig)
@@ -123,6 +198,11 @@ class NetworkConfig(_Strict):
     collectives: CollectivesConfig = Field(default_factory=CollectivesConfig)
     seed: int = 0
     """Seeds the ECMP hash: same seed, same paths, same result."""
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        return _one_of("network backend", v, list(BACKENDS))
 
 
 class ClusterConfig(_Strict):

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from netsim.config import NetworkConfig
 from netsim.registry import UnknownVariantError
@@ -73,6 +81,26 @@ class Scenario(BaseModel):
     """Override of the GPU's memory (GiB); default: the GPU's ``total_memory_bytes``."""
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     """Network description (netsim.config.NetworkConfig); default: an H100/H200 cluster."""
+    _source: str = PrivateAttr(default="<scenario>")
+
+    @property
+    def source(self) -> str:
+        """The file (or ``<scenario>``) this scenario was loaded from: every error names it."""
+        return self._source
+
+    @field_validator("memory_limit_gib")
+    @classmethod
+    def _fits_the_gpu(cls, v: float | None, info: ValidationInfo) -> float | None:
+        from profiles.gpus import GPUS
+
+        gpu = info.data.get("gpu")
+        if v is None or gpu not in GPUS:
+            return v
+        total = GPUS.get(gpu).total_memory_bytes / 2**30
+        if not v <= total:  # inf, nan and 1e12 alike
+            raise ValueError(f"{v:g} GiB is more than the {gpu}'s {total:.2f} GiB; give a value in "
+                             f"(0, {total:.2f}] or leave it out")
+        return v
 
     @field_validator("gpu")
     @classmethod
@@ -104,7 +132,43 @@ class Scenario(BaseModel):
         try:
             return build_compute_model(self.compute.model, self.gpu_spec(), **self.compute.options)
         except (TypeError, ValueError, UnknownVariantError) as e:
-            raise ScenarioError(f"{self.name}: compute.options: {e}") from None
+            raise ScenarioError(f"{self.source}: compute.options: {one_line(e)}") from None
+
+    def check_network(self, hosts: int | None = None, gpus_per_host: int | None = None) -> None:
+        """Build the scenario's network for ``hosts × gpus_per_host`` (default: the scenario's) and
+        raise :class:`ScenarioError` naming the file and field if it cannot be built (cheap: routes
+        are computed lazily). A multi-rank run calls this before forking anything."""
+        network_backend(self, hosts, gpus_per_host)
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def network_backend(scenario: Any, hosts: int | None = None, gpus_per_host: int | None = None):
+    """netsim's backend for ``scenario`` (``hosts``/``gpus_per_host`` override its shape); a scenario it
+    cannot build is a :class:`ScenarioError` ``<file>: network.<field>: <why>``, never a silent fallback."""
+    from netsim.coordinator_api import build_network
+
+    source = getattr(scenario, "source", None) or getattr(scenario, "name", "<scenario>")
+    net = scenario.network
+    n_hosts = int(hosts or scenario.hosts)
+    n_gpus = int(gpus_per_host or scenario.gpus_per_host)
+    if getattr(net, "backend", "flow") == "ns3":
+        from netsim.ns3.backend import MULTIPATH_TRANSPORTS
+
+        if n_gpus != 1:
+            raise ScenarioError(f"{source}: network.backend: ns3 models one GPU and one NIC per host; it needs "
+                                f"gpus_per_host: 1 (this run has {n_gpus}); use backend: flow")
+        if net.transport.name not in MULTIPATH_TRANSPORTS:
+            raise ScenarioError(f"{source}: network.transport.name: {net.transport.name!r} is not available with "
+                                f"backend ns3; valid: {', '.join(sorted(MULTIPATH_TRANSPORTS))}")
+    try:
+        return build_network(scenario, hosts=n_hosts, gpus_per_host=n_gpus)
+    except (TypeError, ValueError, KeyError) as e:
+        msg = one_line(e)
+        raise ScenarioError(f"{source}: {msg}" if msg.startswith("network.") else f"{source}: network: {msg}") from None
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
@@ -133,9 +197,11 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
 def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
     """Validate an already-parsed (and composed) scenario mapping; errors name ``source``."""
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as e:
         raise ScenarioError(_format_validation_error(source, e)) from None
+    scenario._source = source
+    return scenario
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:

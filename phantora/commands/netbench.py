@@ -16,10 +16,20 @@ UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def parse_size(text: str) -> int:
+    """``16M``, ``1GiB``, ``4096`` → bytes; ``ValueError`` for anything that is not a finite size
+    (``infG``, ``nanK``, ``-1``, ``1e400``)."""
     t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = 1
     if t and t[-1] in UNITS:
-        return int(float(t[:-1]) * UNITS[t[-1]])
-    return int(t)
+        t, unit = t[:-1], UNITS[t[-1]]
+    try:
+        value = float(t) * unit
+        size = int(value)
+    except (ValueError, OverflowError):  # int(inf) is an OverflowError, int(nan) a ValueError
+        raise ValueError(f"not a size: {text!r}") from None
+    if size != value or size <= 0:
+        raise ValueError(f"not a whole positive number of bytes: {text!r}")
+    return size
 
 
 def human(n: int) -> str:
@@ -62,7 +72,7 @@ def bench_rows(cluster, op: str, sizes: list[int], transports: list[str], ranks:
 @click.option("--max-bytes", default="1G", show_default=True)
 @click.option("--step-factor", default=4, show_default=True, help="Size multiplier between rows.")
 @click.option("--transports", default="single_path,uccl_multipath,ideal", show_default=True)
-@click.option("--ranks", type=int, default=None, help="Group size (first N GPUs); default: all.")
+@click.option("--ranks", type=click.IntRange(min=1), default=None, help="Group size (first N GPUs, N >= 1); default: all.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON lines.")
 def netbench(scenario_path: str, op: str, min_bytes: str, max_bytes: str, step_factor: int,
              transports: str, ranks: int | None, as_json: bool) -> None:
@@ -80,11 +90,15 @@ def netbench(scenario_path: str, op: str, min_bytes: str, max_bytes: str, step_f
     try:
         data = resolve_scenario_dict(Path(scenario_path), source=scenario_path)
         cluster = cluster_from_dict(data, scenario_path)
-        lo, hi = parse_size(min_bytes), parse_size(max_bytes)
     except (ComposeError, ConfigError) as e:
         return fail(str(e))
-    except ValueError:
-        return fail(f"--min-bytes/--max-bytes: not a size: {min_bytes!r} / {max_bytes!r}")
+    sizes_given = {}
+    for opt, text in (("--min-bytes", min_bytes), ("--max-bytes", max_bytes)):
+        try:
+            sizes_given[opt] = parse_size(text)
+        except ValueError as e:
+            return fail(f"{opt}: {e}")
+    lo, hi = sizes_given["--min-bytes"], sizes_given["--max-bytes"]
     names = [t.strip() for t in transports.split(",") if t.strip()]
     try:
         COLLECTIVES.get(op)
@@ -92,7 +106,7 @@ def netbench(scenario_path: str, op: str, min_bytes: str, max_bytes: str, step_f
             TRANSPORTS.get(t)
     except UnknownVariantError as e:
         return fail(str(e))
-    n = ranks or cluster.world_size
+    n = cluster.world_size if ranks is None else ranks
     if not 1 <= n <= cluster.world_size or (op == "send_recv" and n != 2):
         return fail(f"--ranks {n}: must be 1..{cluster.world_size} (2 for send_recv)")
     if lo <= 0 or hi < lo or step_factor < 2:
@@ -104,8 +118,9 @@ def netbench(scenario_path: str, op: str, min_bytes: str, max_bytes: str, step_f
         s *= step_factor
     try:
         rows = bench_rows(cluster, op, sizes, names, n)
-    except ValueError as e:
-        return fail(f"{scenario_path}: {e}")
+    except (TypeError, ValueError, KeyError) as e:  # a network netsim cannot build
+        msg = (str(e).strip() or type(e).__name__).splitlines()[0]
+        return fail(f"{scenario_path}: {msg}" if msg.startswith("network.") else f"{scenario_path}: network: {msg}")
     if as_json:
         for r in rows:
             click.echo(json.dumps(r))

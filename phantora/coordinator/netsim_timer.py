@@ -2,8 +2,11 @@
 
 netsim works in integer nanoseconds with per-rank start times; the coordinator in float
 microseconds with one start per collective (the latest member's arrival). A collective
-completes, for the coordinator, when its last member's part ends. c10d kinds netsim does
-not model are mapped onto the nearest one it does (object collectives become all-gathers and broadcasts).
+completes, for the coordinator, when its last member's part ends. The object collectives are
+timed as the tensor collective that moves the same bytes (an all-gather, a broadcast); any other kind
+the backend does not model is an error (a ``network`` :class:`CoordinatorError`), never a silent
+stand-in. A network netsim cannot build is a :class:`~phantora.scenario.ScenarioError` naming the
+file and field, never a silent fallback to another model.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from interpose.protocol import CollectiveCall
+from phantora.coordinator.core import CoordinatorError
 from phantora.coordinator.network import Completion, NetworkTimer
 
 _KIND_MAP = {
@@ -23,18 +27,12 @@ _KIND_MAP = {
 }
 
 
-def build(scenario: Any, gpus_per_host: int, hosts: int | None = None) -> NetworkTimer | None:
-    """A netsim-backed timer for ``scenario``'s network, or ``None`` when netsim cannot build one."""
-    try:
-        from netsim.coordinator_api import build_network
-    except ImportError:
-        return None
-    try:
-        backend = build_network(scenario, hosts=hosts or int(getattr(scenario, "hosts", 1)),
-                                gpus_per_host=gpus_per_host)
-    except ValueError:  # e.g. network.backend: ns3, which the coordinator cannot drive yet
-        return None
-    return NetsimTimer(backend)
+def build(scenario: Any, gpus_per_host: int, hosts: int | None = None) -> NetworkTimer:
+    """A netsim-backed timer for ``scenario``'s network (raises :class:`~phantora.scenario.ScenarioError`
+    ``<file>: network.<field>: <why>`` when netsim cannot build it)."""
+    from phantora.scenario import network_backend
+
+    return NetsimTimer(network_backend(scenario, hosts or int(getattr(scenario, "hosts", 1)), gpus_per_host))
 
 
 class NetsimTimer(NetworkTimer):
@@ -47,7 +45,8 @@ class NetsimTimer(NetworkTimer):
     def _kind(self, call: CollectiveCall) -> str:
         kind = _KIND_MAP.get(call.kind, call.kind)
         if not self.backend.supports(kind):
-            kind = "all_reduce"
+            raise CoordinatorError("network", f"{call.kind} at {call.call_site}: the network backend "
+                                   f"({type(self.backend).__name__}) cannot time this collective kind")
         return kind
 
     def submit(self, call: CollectiveCall, start_us: float) -> None:
