@@ -5,6 +5,11 @@ so 128 ranks share those pages instead of importing torch 128 times (~220 MB eac
 Each child gets torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
 GROUP_RANK, MASTER_ADDR/PORT ...) so scripts written for ``torchrun`` run unchanged, and a
 pipe to the coordinator, which runs in this process.
+
+Lifecycle (:mod:`phantora.lifecycle`): every rank leads its own process group, gets SIGKILL
+when this process dies, and holds no coordinator-side end of any pipe (they are closed in the
+child after the fork), so a rank sees EOF as soon as the coordinator is gone; every way out of
+:func:`launch` kills the ranks' groups.
 """
 
 from __future__ import annotations
@@ -13,14 +18,24 @@ import contextlib
 import multiprocessing as mp
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from interpose.protocol import Channel
 from phantora.coordinator.core import CollectiveRow, Coordinator
 from phantora.coordinator.network import NetworkTimer
 from phantora.coordinator.server import serve, wait_for_exit
+from phantora.lifecycle import (
+    child_setup,
+    child_state,
+    close_in_children,
+    forget,
+    signal_name,
+    stop_processes,
+    track,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +86,30 @@ class LaunchResult:
     results: dict[int, object]
     collectives: list[CollectiveRow]
     coordinator: Coordinator
+    exit_codes: dict[int, int | None] = field(default_factory=dict)
+    """Rank → its process's own exit code after it reported (``None``: it did not exit by itself
+    within the grace period and was killed)."""
+
+    def teardown_errors(self) -> list[str]:
+        """One line per rank whose process did not end cleanly after reporting its result."""
+        out = []
+        for r, code in sorted(self.exit_codes.items()):
+            if code is None:
+                out.append(f"rank {r} reported its result but did not exit within {TEARDOWN_S:g} s "
+                           "(a non-daemon thread?) and was killed")
+            elif code < 0:
+                out.append(f"rank {r} reported its result, then died of {signal_name(-code)}")
+            elif code != 0:
+                out.append(f"rank {r} reported its result, then exited with code {code}")
+        return out
 
 
-def _child(rank: int, spec: LaunchSpec, conn, rank_main: RankMain) -> None:
+TEARDOWN_S = 5.0
+"""How long ranks get to exit after reporting before they are killed."""
+
+
+def _child(rank: int, spec: LaunchSpec, conn, rank_main: RankMain, parent_pid: int) -> None:
+    child_setup(parent_pid)  # own process group, dies with the parent, default signal handlers
     os.environ.update(torchrun_env(rank, spec))
     try:
         import torch
@@ -86,7 +122,8 @@ def _child(rank: int, spec: LaunchSpec, conn, rank_main: RankMain) -> None:
         result, error = rank_main(rank, ch)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        result, error = None, None if code == 0 else f"SystemExit({e.code!r})"
+        result = {"rank": rank, "exit_code": code}
+        error = None if code == 0 else f"the script exited with code {code}"
     except BaseException:
         result, error = None, traceback.format_exc()
     from interpose.protocol import Finished
@@ -96,34 +133,50 @@ def _child(rank: int, spec: LaunchSpec, conn, rank_main: RankMain) -> None:
 
 
 def launch(spec: LaunchSpec, rank_main: RankMain, network: NetworkTimer,
-           on_start: Callable[[list[int]], None] | None = None) -> LaunchResult:
+           on_start: Callable[[list[int]], None] | None = None, *, timeout_s: float | None = None) -> LaunchResult:
     """Fork ``spec.world_size`` ranks (rank 0 only if ``spec.symmetric``) running ``rank_main`` and
-    coordinate them until all finish.
+    coordinate them until all finish, at most ``timeout_s`` wall seconds.
 
-    Raises :class:`~phantora.coordinator.core.CoordinatorError` (with the failing rank's
-    traceback, the mismatch or the deadlock report) after stopping every rank.
+    Each rank leads its own process group and dies with this process (:mod:`phantora.lifecycle`);
+    on every way out of here (success, error, timeout, a signal turned into an exception) the
+    ranks' groups are killed. Raises :class:`~phantora.coordinator.core.CoordinatorError` (with
+    the failing rank's traceback and exit code, the mismatch, the deadlock report or the timeout)
+    after stopping every rank.
     """
     ctx = mp.get_context("fork")
     coord = Coordinator(spec.world_size, network, symmetric=spec.symmetric)
     conns = {}
     procs = []
+    me = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
-    for r in sorted(coord.ranks):
-        parent_end, child_end = ctx.Pipe(duplex=True)
-        p = ctx.Process(target=_child, args=(r, spec, child_end, rank_main), name=f"phantora-rank{r}",
-                        daemon=True)
-        p.start()
-        child_end.close()
-        conns[r] = parent_end
-        procs.append(p)
-    if on_start is not None:
-        on_start([p.pid for p in procs])
     try:
+        for r in sorted(coord.ranks):
+            parent_end, child_end = ctx.Pipe(duplex=True)
+            close_in_children(parent_end)  # no rank holds the coordinator's end of any channel
+            conns[r] = parent_end
+            p = ctx.Process(target=_child, args=(r, spec, child_end, rank_main, me), name=f"phantora-rank{r}",
+                            daemon=True)
+            p.start()
+            track(p.pid)
+            child_end.close()
+            procs.append(p)
+        if on_start is not None:
+            on_start([p.pid for p in procs])
         by_rank = dict(zip(sorted(coord.ranks), procs, strict=True))
-        results = serve(coord, conns, alive=lambda r: by_rank[r].is_alive())
+        results = serve(coord, conns, alive=lambda r: child_state(by_rank[r].pid)[0] == "running",
+                        exitcode=lambda r: child_state(by_rank[r].pid)[1], timeout_s=timeout_s)
+    except BaseException:
+        # aborted ranks leave at once; give them a moment to flush their output, then kill the groups
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and any(child_state(p.pid)[0] == "running" for p in procs):
+            time.sleep(0.02)
+        stop_processes(procs, grace_s=1.0)
+        raise
     finally:
-        wait_for_exit(procs)
         for c in conns.values():
+            forget(c)
             c.close()
-    return LaunchResult(results, coord.rows, coord)
+    codes = wait_for_exit(procs, TEARDOWN_S)
+    exit_codes = {r: codes.get(p.pid) for r, p in by_rank.items()}
+    return LaunchResult(results, coord.rows, coord, exit_codes)

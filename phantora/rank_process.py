@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import signal
 import sys
 import time
 import traceback
@@ -23,7 +22,14 @@ POLL_S = 0.2
 
 
 class RankProcessError(Exception):
-    """The rank process died or timed out without sending a result; ``str()`` is one line."""
+    """The rank process died or timed out without sending a result; ``str()`` is one line
+    (a crash of the shim adds its traceback). ``exit_code`` is what ``phantora run`` exits with;
+    ``status`` is ``failed`` or ``timeout``."""
+
+    def __init__(self, message: str, *, exit_code: int = 1, status: str = "failed") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.status = status
 
 
 @dataclass(kw_only=True)
@@ -44,7 +50,10 @@ class RankJob:
     """Send the script's stdout to stderr (``--json`` keeps stdout for machine-readable rows)."""
 
 
-def _child(job: RankJob, conn) -> None:
+def _child(job: RankJob, conn, parent_pid: int) -> None:
+    from phantora.lifecycle import child_setup
+
+    child_setup(parent_pid)  # own process group, dies with the parent, default signal handlers
     if job.stdout_to_stderr:
         sys.stdout.flush()
         os.dup2(2, 1)
@@ -88,18 +97,23 @@ def run_rank(job: RankJob, timeout_s: float | None = None) -> Any:
     """Run ``job`` in a forked child; returns its ``RankResult``.
 
     Raises :class:`RankProcessError` if the child dies without a result, the shim crashes, or
-    ``timeout_s`` passes (the child is then killed).
+    ``timeout_s`` passes. The child (and everything it started: its process group) is killed on
+    every way out, a :class:`KeyboardInterrupt` / :class:`phantora.lifecycle.Interrupted` included.
     """
+    from phantora.lifecycle import child_state, close_in_children, forget, signal_name, stop_processes, track
+
     prewarm()
     ctx = mp.get_context("fork")
     parent_end, child_end = ctx.Pipe(duplex=False)
+    close_in_children(parent_end)
     sys.stdout.flush()
     sys.stderr.flush()
-    proc = ctx.Process(target=_child, args=(job, child_end), name="phantora-rank0", daemon=True)
-    proc.start()
-    child_end.close()
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    proc = ctx.Process(target=_child, args=(job, child_end, os.getpid()), name="phantora-rank0", daemon=True)
     try:
+        proc.start()
+        track(proc.pid)
+        child_end.close()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             if parent_end.poll(POLL_S):
                 try:
@@ -107,39 +121,37 @@ def run_rank(job: RankJob, timeout_s: float | None = None) -> Any:
                 except EOFError:
                     kind, value = "eof", None
                 break
-            if not proc.is_alive():
+            if child_state(proc.pid)[0] != "running":
                 if parent_end.poll(0):
                     continue
                 kind, value = "eof", None
                 break
             if deadline is not None and time.monotonic() > deadline:
-                _stop(proc)
-                raise RankProcessError(f"the rank process did not finish within {timeout_s:g} s and was killed")
-    except KeyboardInterrupt:
-        _stop(proc)
+                raise RankProcessError(f"the rank process did not finish within {timeout_s:g} s (--timeout) "
+                                       "and was killed", status="timeout")
+        if kind == "eof":  # the pipe closed: the process is gone or going
+            wait_until = time.monotonic() + 2.0
+            while child_state(proc.pid)[0] == "running" and time.monotonic() < wait_until:
+                time.sleep(0.01)
+        code = child_state(proc.pid)[1]
+    except BaseException:
+        stop_processes([proc], grace_s=1.0)
         raise
     finally:
+        forget(parent_end)
         parent_end.close()
-    proc.join(timeout=10)
-    if proc.is_alive():
-        _stop(proc)
+    # a finished child exits by itself; give it a moment, then kill its group (whatever it left behind)
+    wait_until = time.monotonic() + 5.0
+    while child_state(proc.pid)[0] == "running" and time.monotonic() < wait_until:
+        time.sleep(0.01)
+    stop_processes([proc], grace_s=1.0)
     if kind == "result":
         return value
     if kind == "crash":
         raise RankProcessError(f"the simulator failed inside the rank process:\n{value}")
-    code = proc.exitcode
+    if code is None:
+        code = proc.exitcode
     if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        raise RankProcessError(f"the rank process died of {name} before reporting a result")
-    raise RankProcessError(f"the rank process exited with code {code} before reporting a result")
-
-
-def _stop(proc) -> None:
-    proc.terminate()
-    proc.join(timeout=3)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(timeout=3)
+        raise RankProcessError(f"the rank process died of {signal_name(-code)} before reporting a result")
+    raise RankProcessError(f"the rank process exited with code {code} before reporting a result",
+                           exit_code=code if isinstance(code, int) and code > 0 else 1)

@@ -34,12 +34,24 @@ INF = math.inf
 
 
 class CoordinatorError(Exception):
-    """The run cannot go on; ``kind`` is ``rank_failed``, ``mismatch``, ``deadlock``, ``unmatched``
-    or ``not_symmetric``."""
+    """The run cannot go on; ``kind`` is ``rank_failed``, ``mismatch``, ``deadlock``, ``unmatched``,
+    ``not_symmetric``, ``network`` (a collective the network model cannot time) or ``timeout``.
 
-    def __init__(self, kind: str, message: str) -> None:
+    ``exit_code`` is what ``phantora run`` exits with: the failing rank's own exit code
+    (``sys.exit(7)`` on a rank gives 7), else 1. ``rank`` is the failing rank, if one is to blame.
+    """
+
+    def __init__(self, kind: str, message: str, *, exit_code: int = 1, rank: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.exit_code = exit_code if isinstance(exit_code, int) and exit_code != 0 else 1
+        self.rank = rank
+
+
+def result_exit_code(result: object) -> int | None:
+    """The exit code a rank's result carries (``RankResult.exit_code`` or a plain dict's), if any."""
+    code = result.get("exit_code") if isinstance(result, dict) else getattr(result, "exit_code", None)
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 @dataclass
@@ -126,7 +138,8 @@ class Coordinator:
             st.result = msg.result
             if msg.error is not None:
                 st.status = "failed"
-                raise CoordinatorError("rank_failed", f"rank {msg.rank} failed:\n{msg.error}")
+                raise CoordinatorError("rank_failed", f"rank {msg.rank} failed:\n{msg.error}",
+                                       exit_code=result_exit_code(msg.result) or 1, rank=msg.rank)
             st.status = "done"
         elif isinstance(msg, Hello):
             return

@@ -8,6 +8,7 @@ process died. Errors (failed rank, mismatch, deadlock) abort every rank and are 
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
@@ -17,14 +18,21 @@ from phantora.coordinator.core import Coordinator, CoordinatorError
 
 
 def serve(coord: Coordinator, conns: dict[int, Connection], alive: Callable[[int], bool],
-          poll_s: float = 0.5) -> dict[int, object]:
-    """Drive ``coord`` until every rank finished; return each rank's ``Finished.result``."""
+          poll_s: float = 0.5, *, exitcode: Callable[[int], int | None] | None = None,
+          timeout_s: float | None = None) -> dict[int, object]:
+    """Drive ``coord`` until every rank finished; return each rank's ``Finished.result``.
+
+    ``exitcode(rank)`` (optional) gives a dead rank process's exit code, for the error message;
+    ``timeout_s`` is the run's wall-clock limit (a ``timeout`` :class:`CoordinatorError` past it).
+    """
     open_conns = dict(conns)
     results: dict[int, object] = {}
     by_conn = {c: r for r, c in conns.items()}
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while open_conns:
-            ready = wait(list(open_conns.values()), timeout=poll_s)
+            wait_s = poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
+            ready = wait(list(open_conns.values()), timeout=wait_s)
             batch: list[tuple[float, int, object]] = []
             for c in ready:
                 r = by_conn[c]  # type: ignore[index]
@@ -39,8 +47,7 @@ def serve(coord: Coordinator, conns: dict[int, Connection], alive: Callable[[int
                 except (EOFError, OSError):
                     open_conns.pop(r, None)
                     if r not in results:
-                        raise CoordinatorError("rank_failed", f"rank {r} died without reporting "
-                                               f"(killed by a signal or os._exit)") from None
+                        raise _died(r, exitcode) from None
             # a rank's own messages keep their order; ranks are interleaved by (time, rank)
             for _, _, msg in _stable_merge(batch):
                 coord.handle(msg)
@@ -48,12 +55,36 @@ def serve(coord: Coordinator, conns: dict[int, Connection], alive: Callable[[int
             if not ready:
                 for r in list(open_conns):
                     if not alive(r):
-                        raise CoordinatorError("rank_failed", f"rank {r} died without reporting")
+                        raise _died(r, exitcode)
+            if deadline is not None and open_conns and time.monotonic() >= deadline:
+                left = ", ".join(str(r) for r in sorted(open_conns))
+                raise CoordinatorError("timeout", f"the run did not finish within {timeout_s:g} s (--timeout); "
+                                       f"rank(s) {left} still running were killed")
     except CoordinatorError as e:
         coord.abort_all(str(e).splitlines()[0])
         _flush(coord, conns)
         raise
     return results
+
+
+def _died(rank: int, exitcode: Callable[[int], int | None] | None) -> CoordinatorError:
+    """The error for a rank whose pipe closed without :class:`Finished`."""
+    code = None
+    if exitcode is not None:
+        deadline = time.monotonic() + 1.0  # the pipe closes a moment before the process is reaped
+        while (code := exitcode(rank)) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    if code is not None and code < 0:
+        try:
+            how = f"died of {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"died of signal {-code}"
+        return CoordinatorError("rank_failed", f"rank {rank} {how} without reporting", rank=rank)
+    if code is not None:
+        return CoordinatorError("rank_failed", f"rank {rank} exited with code {code} without reporting "
+                                "(os._exit?)", exit_code=code, rank=rank)
+    return CoordinatorError("rank_failed", f"rank {rank} died without reporting (killed by a signal or "
+                            "os._exit)", rank=rank)
 
 
 def _stable_merge(batch: list[tuple[float, int, object]]) -> list[tuple[float, int, object]]:
@@ -79,16 +110,24 @@ def _flush(coord: Coordinator, conns: dict[int, Connection]) -> None:
     coord.outbox.clear()
 
 
-def wait_for_exit(procs: list, timeout_s: float = 5.0) -> None:
-    """Give rank processes ``timeout_s`` to exit, then terminate and finally kill the stragglers."""
+def wait_for_exit(procs: list, timeout_s: float = 5.0) -> dict[int, int | None]:
+    """Give rank processes ``timeout_s`` to exit, then stop the stragglers and everything every rank
+    started (its process group: SIGTERM, then SIGKILL; :func:`phantora.lifecycle.stop_processes`).
+
+    Returns each process's own exit code by pid (negative: killed by that signal), ``None`` for one
+    that had not exited by itself when it was stopped.
+    """
+    from phantora.lifecycle import child_state, stop_processes
+
     deadline = time.monotonic() + timeout_s
+    pids = [p.pid for p in procs if p.pid is not None]
+    while time.monotonic() < deadline and any(child_state(pid)[0] == "running" for pid in pids):
+        time.sleep(0.02)
+    before = {pid: child_state(pid) for pid in pids}
+    stop_processes(procs, grace_s=1.0)
+    codes: dict[int, int | None] = {}
     for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join(1.0)
-        if p.is_alive():
-            p.kill()
-            p.join(1.0)
+        state, code = before.get(p.pid, ("reaped", None))
+        # "reaped": multiprocessing's own cleanup collected it, after it exited by itself
+        codes[p.pid] = code if state == "exited" else (p.exitcode if state == "reaped" else None)
+    return codes
