@@ -12,7 +12,7 @@ import os
 import runpy
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -114,6 +114,8 @@ class MultiRankJob:
     """Execute rank 0 only; the other ranks are assumed to do the same (``--symmetric``)."""
     module: bool = False
     """``script`` is a module name, run like ``python -m`` (``phantora run -m``)."""
+    timeout_s: float | None = None
+    """Wall-clock limit of the whole run (``--timeout``); past it every rank is killed."""
 
 
 @dataclass
@@ -123,6 +125,9 @@ class MultiRankOutcome:
     collectives: list[CollectiveRow]
     breakdown: list[dict]
     wall_s: float
+    teardown_errors: list[str] = field(default_factory=list)
+    """Ranks that reported their result but then did not exit cleanly (the run counts as failed)."""
+    teardown_exit_code: int = 0
 
     def iteration_ms(self) -> list[float]:
         """Simulated ms of each iteration: the slowest rank's, per iteration index."""
@@ -159,15 +164,17 @@ def prewarm() -> None:
             importlib.import_module(name)
 
 
-def _fresh_driver(job: MultiRankJob, conn) -> None:
+def _fresh_driver(job: MultiRankJob, conn, parent_pid: int) -> None:
     from phantora.coordinator.core import CoordinatorError
+    from phantora.lifecycle import child_setup
 
+    child_setup(parent_pid)  # its own process group (its ranks get theirs), dies with the caller
     try:
         conn.send(("ok", run_multirank(job, isolate=False)))
     except CoordinatorError as e:
-        conn.send(("error", e.kind, str(e)))
+        conn.send(("error", e.kind, str(e), e.exit_code, e.rank))
     except BaseException:
-        conn.send(("error", "launcher", traceback.format_exc()))
+        conn.send(("error", "launcher", traceback.format_exc(), 1, None))
     conn.close()
 
 
@@ -176,21 +183,28 @@ def _run_in_fresh_process(job: MultiRankJob) -> MultiRankOutcome:
     import multiprocessing as mp
 
     from phantora.coordinator.core import CoordinatorError
+    from phantora.lifecycle import stop_processes, track
 
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_fresh_driver, args=(job, there), name="phantora-launcher")
+    p = ctx.Process(target=_fresh_driver, args=(job, there, os.getpid()), name="phantora-launcher")
     p.start()
+    track(p.pid)
     there.close()
     try:
         reply = here.recv()
     except EOFError:
         raise CoordinatorError("launcher", "the launcher process died without reporting") from None
+    except BaseException:
+        stop_processes([p], grace_s=3.0)  # its ranks die with it (parent-death signal)
+        raise
     finally:
-        p.join()
+        here.close()
+    p.join(30)
+    stop_processes([p], grace_s=1.0)
     if reply[0] == "ok":
         return reply[1]
-    raise CoordinatorError(reply[1], reply[2])
+    raise CoordinatorError(reply[1], reply[2], exit_code=reply[3], rank=reply[4])
 
 
 def run_multirank(job: MultiRankJob, on_start=None, isolate: bool = True) -> MultiRankOutcome:
@@ -199,7 +213,8 @@ def run_multirank(job: MultiRankJob, on_start=None, isolate: bool = True) -> Mul
     Ranks are forked from the calling process only with ``isolate=False`` (the CLI, which has
     run no autograd: autograd's worker threads do not survive a fork). By default the launch
     runs in a freshly spawned process, so tests and notebooks can call this safely.
-    Raises :class:`~phantora.coordinator.core.CoordinatorError` on a failed rank, mismatch or deadlock.
+    Raises :class:`~phantora.coordinator.core.CoordinatorError` on a failed rank, mismatch,
+    deadlock or ``job.timeout_s``.
     """
     import time
 
@@ -222,13 +237,17 @@ def run_multirank(job: MultiRankJob, on_start=None, isolate: bool = True) -> Mul
     body = partial(interposed_rank_main, script=job.script, argv=job.argv, make_cfg=make_cfg,
                    stdout_to_stderr=job.stdout_to_stderr, module=job.module)
     res = launch(LaunchSpec(job.nnodes, job.nproc_per_node, symmetric=job.symmetric), body, job.network,
-                 on_start=on_start)
+                 on_start=on_start, timeout_s=job.timeout_s)
     wall = time.perf_counter() - t0
     rows: list[dict] = []
     for r in sorted(res.results):
         rr = res.results[r]
         rows.extend(iteration_breakdown(r, getattr(rr, "ops", []), getattr(rr, "iterations", [])))
-    return MultiRankOutcome(dict(sorted(res.results.items())), res.collectives, rows, wall)
+    codes = [c for c in res.exit_codes.values() if c]
+    return MultiRankOutcome(dict(sorted(res.results.items())), res.collectives, rows, wall,
+                            teardown_errors=res.teardown_errors(),
+                            teardown_exit_code=next((c for c in codes if c > 0), 1) if codes or res.teardown_errors()
+                            else 0)
 
 
 def write_tables(out_dir: Path, outcome: MultiRankOutcome) -> list[Path]:
@@ -242,9 +261,12 @@ def write_tables(out_dir: Path, outcome: MultiRankOutcome) -> list[Path]:
                         columns=list(CollectiveRow.__dataclass_fields__))
     bd = pd.DataFrame(outcome.breakdown, columns=["rank", "iteration", "start_us", "end_us", "dur_us",
                                                   "compute_us", "exposed_comm_us", "idle_us"])
+    from phantora.results import atomic_path
+
     paths = [out_dir / "collectives.parquet", out_dir / "breakdown.parquet"]
-    coll.to_parquet(paths[0], index=False)
-    bd.to_parquet(paths[1], index=False)
+    for path, df in zip(paths, (coll, bd), strict=True):
+        with atomic_path(path) as tmp:
+            df.to_parquet(tmp, index=False)
     return paths
 
 
@@ -300,30 +322,29 @@ def print_summary(summary: dict, outcome: MultiRankOutcome, as_json: bool, out_d
 
 
 def network_timer_for(scenario, gpus_per_host: int, hosts: int | None = None) -> NetworkTimer:
-    """The network model a scenario asks for: netsim's flow engine when available, else the
-    analytic ring model with the GPU's NVLink bandwidth (and a 400 Gb/s NIC per GPU)."""
+    """The scenario's network on netsim (its ``network.backend``). A network netsim cannot build is a
+    :class:`~phantora.scenario.ScenarioError` naming the file and field, never a silent swap to another
+    model (:class:`~phantora.coordinator.network.AlphaBetaTimer` is for tests and explicit use only)."""
     from phantora.coordinator import netsim_timer
 
-    timer = netsim_timer.build(scenario, gpus_per_host, hosts)
-    if timer is not None:
-        return timer
-    from phantora.coordinator.network import AlphaBetaTimer
-    from profiles.gpus import get_gpu
-
-    gpu = get_gpu(str(getattr(scenario, "gpu", "h100")))
-    return AlphaBetaTimer(gpus_per_host=gpus_per_host, nvlink_gbps=gpu.nvlink_gbps_per_direction or 450.0)
+    return netsim_timer.build(scenario, gpus_per_host, hosts)
 
 
 def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, nproc_per_node: int | None,
                  out_dir: Path | None, as_json: bool, host_time: str = "zero", isolate: bool = False,
-                 symmetric: bool = False, module: bool = False) -> int:
+                 symmetric: bool = False, module: bool = False, timeout_s: float | None = None,
+                 compute_model=None) -> int:
     """What ``phantora run`` does for more than one rank; returns the exit code.
 
     ``scenario`` is a loaded :class:`phantora.scenario.Scenario` (fields ``gpu``, ``hosts``,
     ``gpus_per_host``, ``compute``, ``memory_limit_gib``, ``network``); ``--nnodes`` /
-    ``--nproc-per-node`` override its shape.
+    ``--nproc-per-node`` override its shape. A bad network or compute model raises
+    :class:`~phantora.scenario.ScenarioError` before any rank starts. With ``out_dir``, its
+    ``summary.json`` always says how the run ended: ``complete``, or ``failed`` / ``timeout`` with
+    the error and exit code (a rank's own ``sys.exit(n)`` code, else 1); a run interrupted by a
+    signal raises :class:`phantora.lifecycle.Interrupted` for the caller to record.
     """
-    import json
+    import time
 
     from phantora.coordinator.core import CoordinatorError
     from profiles import build_compute_model, get_gpu
@@ -331,7 +352,9 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
     gpu = get_gpu(str(scenario.gpu))
     nn = nnodes or int(getattr(scenario, "hosts", 1))
     npn = nproc_per_node or int(getattr(scenario, "gpus_per_host", 1))
-    if hasattr(scenario, "build_compute_model"):
+    if compute_model is not None:
+        pass
+    elif hasattr(scenario, "build_compute_model"):
         compute_model = scenario.build_compute_model()
     else:
         compute = getattr(scenario, "compute", None)
@@ -342,29 +365,42 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
         script=script, argv=list(argv), nnodes=nn, nproc_per_node=npn, gpu=gpu, compute_model=compute_model,
         network=network_timer_for(scenario, npn, nn), host_time=host_time,
         memory_limit_bytes=int(mem_gib * 2**30) if mem_gib else None, stdout_to_stderr=as_json,
-        symmetric=symmetric, module=module,
+        symmetric=symmetric, module=module, timeout_s=timeout_s,
     )
+    from phantora.results import failure_summary, write_json_atomic, write_results
+
+    shape = {"nnodes": nn, "nproc_per_node": npn, "world_size": nn * npn, "ranks": nn * npn,
+             "symmetric": symmetric, "network_model": type(job.network).__name__}
+    t0 = time.perf_counter()
     try:
         outcome = run_multirank(job, isolate=isolate)
     except CoordinatorError as e:
         print(f"phantora: {e}", file=sys.stderr)
-        return 1
-    from phantora.results import build_summary, write_results
-
-    extra = {"nnodes": nn, "nproc_per_node": npn, "world_size": nn * npn, "symmetric": symmetric,
-             "executed_ranks": len(outcome.results), "network_model": type(job.network).__name__,
-             "collectives": len(outcome.collectives), "breakdown": summary_rows(outcome)}
+        if out_dir is not None:
+            write_json_atomic(out_dir / "summary.json", failure_summary(
+                status="timeout" if e.kind == "timeout" else "failed", exit_code=e.exit_code, error=str(e),
+                scenario=scenario, script=script, argv=argv, host_time=host_time,
+                wall_s=time.perf_counter() - t0, failure=e.kind, failed_rank=e.rank, **shape))
+        return e.exit_code
+    extra = {**shape, "executed_ranks": len(outcome.results), "collectives": len(outcome.collectives),
+             "breakdown": summary_rows(outcome)}
+    if outcome.teardown_errors:  # training finished, but a rank did not end cleanly: say so
+        extra.update(status="failed", exit_code=outcome.teardown_exit_code, failure="teardown",
+                     error="; ".join(outcome.teardown_errors))
     if out_dir is not None:
         summary = write_results(out_dir, results=outcome.results, scenario=scenario, script=script, argv=argv,
-                                host_time=host_time, wall_s=outcome.wall_s)
+                                host_time=host_time, wall_s=outcome.wall_s, extra=extra,
+                                also=[lambda d: write_tables(d, outcome)])
     else:
+        from phantora.results import build_summary
+
         summary = build_summary(results=outcome.results, scenario=scenario, script=script, argv=argv,
                                 host_time=host_time, wall_s=outcome.wall_s)
-    summary.update(extra)
-    summary["ranks"] = nn * npn  # simulated ranks; ``executed_ranks`` ran as processes
-    if out_dir is not None:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_tables(out_dir, outcome)
+        summary.update(extra)
     print_summary(summary, outcome, as_json, None if out_dir is None else str(out_dir))
+    for line in outcome.teardown_errors:
+        print(f"phantora: {line}", file=sys.stderr)
     failed = {r: res for r, res in outcome.results.items() if getattr(res, "exit_code", 0)}
-    return int(next(iter(failed.values())).exit_code) if failed else 0
+    if failed:
+        return int(next(iter(failed.values())).exit_code)
+    return outcome.teardown_exit_code if outcome.teardown_errors else 0

@@ -10,13 +10,25 @@
   ``phantora profile --kernels-only`` on a machine with that GPU.
 
 Functions take ``{rank: RankResult}`` so single- and multi-rank runs share them.
+
+The directory can never mislead (:class:`ResultsDir`, ``docs/reliability.md``): it is claimed
+before anything is simulated (created, checked writable, locked against a concurrent writer, a
+non-empty directory that is not a phantora result refused unless ``--overwrite``), the previous
+run's phantora files are removed, and ``summary.json`` is written at once with
+``status: running``; every file is written to a temporary name and renamed, and ``summary.json``
+last, with ``status`` ``complete``, ``failed``, ``interrupted`` or ``timeout`` (plus
+``exit_code`` and ``error``): a failed run leaves a summary that says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
-from collections.abc import Mapping
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +117,9 @@ def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, arg
     n = min((len(m) for m in per_rank), default=0)
     iters = [round(max(m[i] for m in per_rank), 6) for i in range(n)]
     busy = [b for b in (gpu_busy_pct(results[r]) for r in ranks) if b is not None]
-    first = results[ranks[0]] if ranks else None
     coverage = coverage_by_source(results)
+    failed = [(r, int(getattr(results[r], "exit_code", 0) or 1), getattr(results[r], "error", None))
+              for r in ranks if getattr(results[r], "exit_code", 0) or getattr(results[r], "error", None)]
     return {
         "scenario": scenario.model_dump() if hasattr(scenario, "model_dump") else scenario,
         "script": script,
@@ -124,9 +137,10 @@ def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, arg
         "syncs": sum(getattr(results[r], "syncs", 0) for r in ranks),
         "coverage": coverage,
         "exact_coverage_pct": exact_coverage_pct(coverage),
-        "exit_code": getattr(first, "exit_code", 0) if first is not None else 0,
+        "status": "complete" if not failed else "failed",
+        "exit_code": failed[0][1] if failed else 0,
         "oom": any(getattr(results[r], "oom", False) for r in ranks),
-        "error": getattr(first, "error", None) if first is not None else None,
+        "error": failed[0][2] if failed else None,
         "wall_s": round(wall_s, 3),
         "versions": versions(),
     }
@@ -167,6 +181,24 @@ def trace_events(results: Mapping[int, Any]) -> list[dict[str, Any]]:
     return events
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path``, renamed onto it when the block ends without an exception
+    (removed otherwise): readers see the old file or the whole new one, never half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+
+
 def write_missing_signatures(path: Path, results: Mapping[int, Any]) -> int:
     """All ranks' unmeasured op signatures, once each, sorted: the input of
     ``phantora profile --kernels-only`` on a machine with the GPU."""
@@ -174,30 +206,176 @@ def write_missing_signatures(path: Path, results: Mapping[int, Any]) -> int:
     for r in results.values():
         for spec in getattr(r, "missing_signatures", None) or []:
             specs.setdefault(json.dumps(spec, sort_keys=True), spec)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for key in sorted(specs):
             f.write(json.dumps(specs[key], separators=(",", ":")) + "\n")
     return len(specs)
 
 
 def write_results(out_dir: Path, *, results: Mapping[int, Any], scenario: Any, script: str,
-                  argv: list[str], host_time: str, wall_s: float) -> dict[str, Any]:
-    """Write ``summary.json``, ``ops.parquet`` and ``trace.json`` into ``out_dir``; returns the summary."""
+                  argv: list[str], host_time: str, wall_s: float, extra: Mapping[str, Any] | None = None,
+                  also: Iterable[Callable[[Path], Any]] = ()) -> dict[str, Any]:
+    """Write ``missing_signatures.jsonl``, ``ops.parquet``, ``trace.json``, then each ``also(out_dir)``
+    (more tables), and ``summary.json`` (with ``extra`` merged in) last; returns the summary.
+
+    Every file is written under a temporary name and renamed, so a ``summary.json`` saying
+    ``complete`` means the other files are whole and from the same run.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = build_summary(results=results, scenario=scenario, script=script, argv=argv,
                             host_time=host_time, wall_s=wall_s)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary.update(extra or {})
     write_missing_signatures(out_dir / "missing_signatures.jsonl", results)
-    ops_frame(results).to_parquet(out_dir / "ops.parquet", index=False)
-    with open(out_dir / "trace.json", "w") as f:
+    with atomic_path(out_dir / "ops.parquet") as tmp:
+        ops_frame(results).to_parquet(tmp, index=False)
+    with atomic_path(out_dir / "trace.json") as tmp, open(tmp, "w") as f:
         json.dump({"traceEvents": trace_events(results), "displayTimeUnit": "ms",
                    "otherData": {"script": script, "scenario": summary["scenario"].get("name", "")
                                  if isinstance(summary["scenario"], dict) else str(scenario)}}, f)
+    for write in also:
+        write(out_dir)
+    write_json_atomic(out_dir / "summary.json", summary)
     return summary
+
+
+def failure_summary(*, status: str, exit_code: int, error: str, scenario: Any, script: str,
+                    argv: list[str], host_time: str, wall_s: float, **extra: Any) -> dict[str, Any]:
+    """``summary.json`` of a run that produced no results (``status``: ``failed``, ``interrupted``,
+    ``timeout``): what ran, how it ended, no metrics."""
+    return {
+        "status": status,
+        "exit_code": exit_code,
+        "error": error,
+        "scenario": scenario.model_dump() if hasattr(scenario, "model_dump") else scenario,
+        "script": script,
+        "argv": list(argv),
+        "host_time": host_time,
+        "iterations": 0,
+        "iteration_ms": [],
+        "mean_ms_per_iter_excluding_first": None,
+        "wall_s": round(wall_s, 3),
+        **extra,
+        "versions": versions(),
+    }
+
+
+# ----------------------------------------------------------------------------- the results directory
+
+PHANTORA_FILES = ("summary.json", "ops.parquet", "trace.json", "missing_signatures.jsonl",
+                  "collectives.parquet", "breakdown.parquet")
+"""Files a run writes; a new run into the same directory removes the previous run's first."""
+LOCK_FILE = ".phantora.lock"
+STATUSES = ("running", "complete", "failed", "interrupted", "timeout")
+
+
+class ResultsDirError(Exception):
+    """A results directory that cannot be used; ``str()`` is the one line to show the user."""
+
+
+def _is_tmp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp") and any(name.startswith(f".{f}.") for f in PHANTORA_FILES)
+
+
+def is_phantora_result(path: Path) -> bool:
+    """Whether ``path`` holds a (possibly unfinished) phantora run: a ``summary.json`` of ours."""
+    try:
+        data = json.loads((path / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (data.get("status") in STATUSES or {"versions", "scenario"} <= set(data))
+
+
+class ResultsDir:
+    """The output directory of one run, claimed for the run's whole duration.
+
+    :meth:`claim` (before simulating): create it, check it is writable, take an exclusive
+    ``fcntl`` lock (``.phantora.lock``; a second run into the same directory is refused while the
+    first holds it), refuse a non-empty directory that is not a phantora result unless
+    ``overwrite``, delete the previous run's phantora files (other files are left alone), and write
+    ``summary.json`` with ``status: running``. The lock is released by :meth:`release` or when the
+    process ends; rank processes forked meanwhile do not hold it.
+    """
+
+    def __init__(self, path: Path, *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self._lock: Any = None
+
+    def claim(self, running: Mapping[str, Any] | None = None) -> ResultsDir:
+        import fcntl
+
+        from phantora.lifecycle import close_in_children
+
+        p = self.path
+        where = f"--out {p}"
+        if p.exists() and not p.is_dir():
+            raise ResultsDirError(f"{where}: exists and is not a directory")
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ResultsDirError(f"{where}: cannot create the directory ({e.strerror or e})") from None
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ResultsDirError(f"{where}: not writable")
+        try:
+            lock = open(p / LOCK_FILE, "a+")  # noqa: SIM115 (held for the run's duration)
+        except OSError as e:
+            raise ResultsDirError(f"{where}: not writable ({e.strerror or e})") from None
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise ResultsDirError(f"{where}: another phantora run (pid {holder}) is writing there; "
+                                  "wait for it or use another --out") from None
+        close_in_children(lock)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+        try:
+            foreign = sorted(e.name for e in p.iterdir()
+                             if e.name != LOCK_FILE and e.name not in PHANTORA_FILES and not _is_tmp(e.name))
+            if foreign and not self.overwrite and not is_phantora_result(p):
+                shown = ", ".join(repr(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise ResultsDirError(f"{where}: not empty and not a phantora results directory (holds {shown}); "
+                                      "use --overwrite to write into it anyway, or another --out")
+            for e in p.iterdir():  # the previous run's files must not mix with this run's
+                if e.name in PHANTORA_FILES or _is_tmp(e.name):
+                    e.unlink()
+            write_json_atomic(p / "summary.json", {"status": "running", "pid": os.getpid(),
+                                                   "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                                   "command": sys.argv, **(running or {})})
+        except ResultsDirError:
+            self.release()
+            raise
+        except OSError as e:
+            self.release()
+            raise ResultsDirError(f"{where}: cannot write there ({e.strerror or e})") from None
+        return self
+
+    def release(self) -> None:
+        from phantora.lifecycle import forget
+
+        if self._lock is not None:
+            forget(self._lock)
+            self._lock.close()
+            self._lock = None
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        write_json_atomic(self.path / "summary.json", dict(summary))
+
+    def __enter__(self) -> ResultsDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def load_summary(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / "summary.json").read_text())
 
 
-__all__ = ["OPS_COLUMNS", "build_summary", "load_summary", "ops_frame", "trace_events", "write_results"]
+__all__ = ["OPS_COLUMNS", "ResultsDir", "ResultsDirError", "build_summary", "failure_summary", "load_summary",
+           "ops_frame", "trace_events", "write_results"]

@@ -8,10 +8,13 @@ torchrun conventions: phantora's options come before SCRIPT; everything after SC
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+import traceback
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -31,16 +34,24 @@ def default_out_dir(script: str, scenario_name: str, now: datetime | None = None
     return out
 
 
-def _fail(msg: str, code: int = 2) -> None:
+def _fail(msg: str, code: int = 2) -> NoReturn:
     click.echo(f"phantora: {msg}", err=True)
     sys.exit(code)
+
+
+DEFAULT_TIMEOUT_S = 3600.0
+"""Default ``--timeout``: a run (one rank or many) still going after an hour of wall time is killed."""
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--scenario", "scenario_path", type=click.Path(dir_okay=False), default=None,
               help="Scenario YAML (or a name in scenarios/). Default: scenarios/h100x1.yaml.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Results directory. Default: runs/<script>-<scenario>-<timestamp>.")
+              help="Results directory. Default: runs/<script>-<scenario>-<timestamp>. A non-empty directory "
+                   "that is not a phantora result is refused (see --overwrite).")
+@click.option("--overwrite", is_flag=True,
+              help="Write into --out even if it holds files that are not phantora's (they are kept; files "
+                   "with phantora's names are replaced).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary rows as JSON lines (the script's stdout then goes to stderr).")
 @click.option("--host-time", type=click.Choice(["measured", "zero"]), default="zero", show_default=True,
@@ -54,41 +65,95 @@ def _fail(msg: str, code: int = 2) -> None:
                    "times (SPMD data/tensor/fully-sharded parallel jobs); the network still carries every "
                    "rank's traffic. Refused with an error for point-to-point ops or groups that are not "
                    "translated copies of each other.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Kill a one-rank simulation after this many wall seconds.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT_S,
+              show_default=True,
+              help="Kill the run (every rank) after this many wall seconds; 0: no limit.")
 @click.option("-m", "--module", "module", is_flag=True,
               help="SCRIPT is a module name, run like `python -m` / `torchrun -m` (the working directory is "
                    "on sys.path).")
 @click.argument("script")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-def run(scenario_path: str | None, out_dir: str | None, as_json: bool, host_time: str, nnodes: int | None,
-        nproc_per_node: int | None, symmetric: bool, timeout_s: float | None, module: bool, script: str,
-        script_args: tuple[str, ...]) -> None:
+def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json: bool, host_time: str,
+        nnodes: int | None, nproc_per_node: int | None, symmetric: bool, timeout_s: float, module: bool,
+        script: str, script_args: tuple[str, ...]) -> None:
     """Run SCRIPT on simulated GPUs and print simulated ms/iteration and peak memory.
 
     Writes summary.json, ops.parquet and trace.json (Perfetto) into the results directory.
+    Exit code: the script's (a rank's sys.exit(n) gives n), 1 for a failure or timeout, 2 for a usage
+    or scenario error, 130 / 143 when interrupted by SIGINT / SIGTERM.
     """
+    from phantora.lifecycle import handle_signals
+
+    with handle_signals():  # SIGTERM/SIGINT/SIGHUP: kill every rank's process group, record, exit 128+n
+        code = _main(scenario_path, out_dir, overwrite, as_json, host_time, nnodes, nproc_per_node, symmetric,
+                     timeout_s or None, module, script, list(script_args))
+    sys.exit(code)
+
+
+def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json: bool, host_time: str,
+          nnodes: int | None, nproc_per_node: int | None, symmetric: bool, timeout_s: float | None, module: bool,
+          script: str, argv: list[str]) -> int:
+    from phantora.lifecycle import Interrupted
+    from phantora.results import ResultsDir, ResultsDirError, failure_summary
+
     _check_target(script, module)
+    # everything that can be wrong with the inputs is found here, before anything is written or forked
     try:
         scenario = load_scenario(scenario_path)
+        nn, npn = nnodes or scenario.hosts, nproc_per_node or scenario.gpus_per_host
+        world = nn * npn
+        if world > 1:
+            scenario.check_network(nn, npn)
+        compute_model = scenario.build_compute_model()
     except ScenarioError as e:
         _fail(str(e))
-    argv = list(script_args)
-    world = (nnodes or scenario.hosts) * (nproc_per_node or scenario.gpus_per_host)
     out = Path(out_dir) if out_dir else default_out_dir(script.rsplit(".", 1)[-1] if module else script,
                                                         scenario.name)
-    if world > 1:
-        from phantora.multirank import run_from_cli
+    results_dir = ResultsDir(out, overwrite=overwrite)
+    try:
+        results_dir.claim({"script": script, "argv": argv, "scenario": scenario.name})
+    except ResultsDirError as e:
+        _fail(str(e))
+    t0 = time.perf_counter()
 
-        if world >= LARGE_WORLD and not symmetric:
-            click.echo(f"phantora: {world} ranks means {world} rank processes on this machine; for SPMD jobs "
-                       "(DDP, FSDP, tensor parallel) --symmetric runs one", err=True)
+    def record_failure(status: str, exit_code: int, error: str, **extra) -> None:
+        with contextlib.suppress(Exception):  # never hide the original error behind a write error
+            results_dir.write_summary(failure_summary(
+                status=status, exit_code=exit_code, error=error, scenario=scenario, script=script, argv=argv,
+                host_time=host_time, wall_s=time.perf_counter() - t0, ranks=world, **extra))
 
-        sys.exit(run_from_cli(script=script, argv=argv, scenario=scenario, nnodes=nnodes,
-                              nproc_per_node=nproc_per_node, out_dir=out, as_json=as_json,
-                              host_time=host_time, symmetric=symmetric, module=module))
-    sys.exit(_run_one(script, argv, scenario, out, as_json=as_json, host_time=host_time, timeout_s=timeout_s,
-                      module=module))
+    try:
+        if world > 1:
+            from phantora.multirank import run_from_cli
+
+            if world >= LARGE_WORLD and not symmetric:
+                click.echo(f"phantora: {world} ranks means {world} rank processes on this machine; for SPMD jobs "
+                           "(DDP, FSDP, tensor parallel) --symmetric runs one", err=True)
+            return run_from_cli(script=script, argv=argv, scenario=scenario, nnodes=nnodes,
+                                nproc_per_node=nproc_per_node, out_dir=out, as_json=as_json, host_time=host_time,
+                                symmetric=symmetric, module=module, timeout_s=timeout_s,
+                                compute_model=compute_model)
+        return _run_one(script, argv, scenario, out, as_json=as_json, host_time=host_time, timeout_s=timeout_s,
+                        module=module, compute_model=compute_model, record_failure=record_failure)
+    except Interrupted as e:
+        record_failure("interrupted", e.exit_code, f"interrupted by {e.name}")
+        click.echo(f"phantora: interrupted by {e.name}; every rank was stopped (summary in {out})", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:  # no signal handler (not the main thread): Ctrl-C all the same
+        record_failure("interrupted", 130, "interrupted")
+        click.echo(f"phantora: interrupted (summary in {out})", err=True)
+        return 130
+    except ScenarioError as e:
+        record_failure("failed", 2, str(e))
+        click.echo(f"phantora: {e}", err=True)
+        return 2
+    except Exception as e:  # a bug or an I/O error: one line here, the traceback in summary.json
+        record_failure("failed", 1, traceback.format_exc())
+        click.echo(f"phantora: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                   f"(traceback in {out / 'summary.json'})", err=True)
+        return 1
+    finally:
+        results_dir.release()
 
 
 def _check_target(script: str, module: bool) -> None:
@@ -104,15 +169,16 @@ def _check_target(script: str, module: bool) -> None:
 
 
 def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool, host_time: str,
-             timeout_s: float | None, module: bool = False) -> int:
+             timeout_s: float | None, module: bool = False, compute_model=None, record_failure=None) -> int:
     from phantora.rank_process import RankJob, RankProcessError, prewarm, run_rank
     from phantora.results import write_results
     from phantora.summary import print_summary
 
-    try:
-        compute_model = scenario.build_compute_model()
-    except ScenarioError as e:
-        _fail(str(e))
+    if compute_model is None:
+        try:
+            compute_model = scenario.build_compute_model()
+        except ScenarioError as e:
+            _fail(str(e))
     job = RankJob(script=script, argv=argv, gpu=scenario.gpu_spec(), compute_model=compute_model,
                   memory_limit_bytes=scenario.memory_limit_bytes(), host_time=host_time,
                   stdout_to_stderr=as_json, module=module)
@@ -124,9 +190,10 @@ def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool
     try:
         result = run_rank(job, timeout_s=timeout_s)
     except RankProcessError as e:
-        _fail(str(e), 1)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        if record_failure is not None:
+            record_failure(e.status, e.exit_code, str(e))
+        click.echo(f"phantora: {e}", err=True)
+        return e.exit_code
     wall_s = time.perf_counter() - t0
     summary = write_results(out, results={0: result}, scenario=scenario, script=script, argv=argv,
                             host_time=host_time, wall_s=wall_s)
