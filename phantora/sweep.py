@@ -9,16 +9,24 @@ Each point runs as its own ``python -m phantora <command>`` subprocess writing i
 ``<out>/points/<id>/``; a point is finished once its ``result.json`` exists (written
 atomically: tmp + rename), so rerunning the same command resumes and skips finished points.
 The point id is a stable hash of its overrides, so reordering a grid reuses results.
+
+Lifecycle: each point runs in its own session (process group) with a parent-death signal tied
+to the sweep, so a point past ``timeout_s``, a sweep interrupted by SIGINT/SIGTERM and a sweep
+killed outright all end the point's whole process tree; one sweep at a time may write into an
+output folder (``.phantora-sweep.lock``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +49,9 @@ from phantora.compose import (
 
 RESULT_FILE = "result.json"
 TABLE_FILE = "sweep.parquet"
+LOCK_FILE = ".phantora-sweep.lock"
+STOP_GRACE_S = 10.0
+"""A point told to stop (timeout, interrupted sweep) gets this long after SIGTERM before SIGKILL."""
 
 
 class SweepError(Exception):
@@ -181,12 +192,16 @@ def _expand(sweep: SweepSection, source: str) -> tuple[list[dict[str, Any]], lis
     return [dict(e) for e in sweep.list_], names
 
 
-def validate_scenario(data: dict[str, Any], source: str) -> None:
-    """Validate a composed scenario the way ``phantora run`` will (raises :class:`SweepError`)."""
+def validate_scenario(data: dict[str, Any], source: str, *, network: bool | None = None) -> None:
+    """Validate a composed scenario the way ``phantora run`` will (raises :class:`SweepError`):
+    the schema and every registry name, and, when ``network`` (default: more than one GPU), that
+    netsim can build its network."""
     from phantora.scenario import ScenarioError, scenario_from_dict
 
     try:
-        scenario_from_dict(data, source)
+        scenario = scenario_from_dict(data, source)
+        if network or (network is None and scenario.world_size > 1):
+            scenario.check_network()
     except ScenarioError as e:
         raise SweepError(str(e)) from None
     net = data.get("network")
@@ -259,7 +274,7 @@ def load_study(path: str | Path) -> Study:
             raise SweepError(str(e)) from None
         scen.setdefault("name", spec.study.name)
         scen["name"] = f"{scen['name']}[{', '.join(f'{k}={v}' for k, v in combo.items())}]"
-        _validate_point(scen, combo, source, where)
+        _validate_point(scen, combo, source, where, network=True if spec.study.command == "netbench" else None)
         pt = Point(combo, scen)
         if any(q.id == pt.id for q in points):
             raise SweepError(f"{source}: {where}: the point {combo} appears twice")
@@ -269,11 +284,12 @@ def load_study(path: str | Path) -> Study:
     return study
 
 
-def _validate_point(scen: dict[str, Any], combo: dict[str, Any], source: str, where: str) -> None:
+def _validate_point(scen: dict[str, Any], combo: dict[str, Any], source: str, where: str,
+                    network: bool | None = None) -> None:
     """Validate one point; an error about a swept field is reported as ``sweep.grid.<field>``."""
     marker = "\x00point"
     try:
-        validate_scenario(scen, marker)
+        validate_scenario(scen, marker, network=network)
     except SweepError as e:
         rest = str(e).removeprefix(marker + ": ")
         loc, _, what = rest.partition(": ")
@@ -487,17 +503,66 @@ def point_command(study: Study, out: Path, pt: Point) -> list[str]:
     return study.kind.command(study, d / "scenario.yaml", d / "out")
 
 
+_running: dict[int, subprocess.Popen] = {}
+"""Points running now (pid → process), so an interrupted sweep can stop them all."""
+_running_lock = threading.Lock()
+
+
+def _stop_point(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM the point's whole process group, SIGKILL it after ``grace_s``, then reap the point."""
+    from phantora.lifecycle import child_state, kill_group
+
+    if child_state(proc.pid)[0] == "running":
+        kill_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while child_state(proc.pid)[0] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if child_state(proc.pid)[0] != "reaped":  # running or a zombie: its pid is still ours
+        kill_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def stop_running_points(grace_s: float = STOP_GRACE_S) -> None:
+    """Stop every point this process is running (an interrupted sweep)."""
+    with _running_lock:
+        procs = list(_running.values())
+    threads = [threading.Thread(target=_stop_point, args=(p, grace_s), daemon=True) for p in procs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(grace_s + 10.0)
+
+
 def run_point(argv: list[str], kind_name: str, pdir: str, pid: str, timeout_s: float) -> PointOutcome:
-    """Run one point's subprocess and record its result (module-level so Ray can ship it)."""
+    """Run one point's subprocess and record its result (module-level so Ray can ship it).
+
+    The point runs in its own session, with SIGTERM as its parent-death signal (so it ends if this
+    process dies, however); past ``timeout_s`` its whole process group is stopped.
+    """
+    from phantora.lifecycle import track, untrack
+
     d = Path(pdir)
     t0 = time.perf_counter()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    try:
-        with open(d / "stdout.txt", "w") as so, open(d / "stderr.txt", "w") as se:
-            proc = subprocess.run(argv, stdout=so, stderr=se, env=env, timeout=timeout_s, check=False)
-        rc: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        rc = None
+    cmd = [sys.executable, "-m", "phantora.lifecycle", "--parent", str(os.getpid()), "--", *argv]
+    with open(d / "stdout.txt", "w") as so, open(d / "stderr.txt", "w") as se:
+        proc = subprocess.Popen(cmd, stdout=so, stderr=se, env=env, start_new_session=True)
+        with _running_lock:
+            _running[proc.pid] = proc
+        track(proc.pid)  # a SIGTERM/SIGINT to the sweep (phantora.lifecycle.handle_signals) stops it too
+        try:
+            try:
+                rc: int | None = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                rc = None
+                _stop_point(proc)
+        except BaseException:
+            _stop_point(proc)
+            raise
+        finally:
+            untrack(proc.pid)
+            with _running_lock:
+                _running.pop(proc.pid, None)
     wall = time.perf_counter() - t0
     stdout = (d / "stdout.txt").read_text()
     if rc != 0:
@@ -533,11 +598,18 @@ def local_executor(jobs: list[tuple[list[str], str, str, str, float]], workers: 
         except BaseException:
             for f in futs:
                 f.cancel()
+            stop_running_points()  # the pool's threads end once their points are gone
             raise
 
 
 def ray_executor(address: str | None) -> Executor:
-    """An executor that runs each point as a Ray task (``pip install ray``; workers need phantora)."""
+    """An executor that runs each point as a Ray task (``pip install ray``; workers need phantora).
+
+    Trust: ``address`` is trusted completely. Each task runs the point's command line on whatever
+    worker the cluster picks, and the outcome comes back through Ray's object store, which
+    *unpickles* it here: anyone who controls that cluster can run code in this process and on the
+    workers. Use only a cluster you (or people you trust) run; see docs/reliability.md.
+    """
     try:
         import ray  # type: ignore[import-not-found]
     except ImportError:
@@ -569,6 +641,43 @@ def run_study(
     after every point, so an interrupted sweep still leaves a consistent partial table.
     """
     out.mkdir(parents=True, exist_ok=True)
+    with _sweep_lock(out):
+        return _run_study_locked(study, out, workers=workers, executor=executor, on_progress=on_progress)
+
+
+@contextlib.contextmanager
+def _sweep_lock(out: Path) -> Iterator[None]:
+    """One sweep at a time writes into ``out`` (an exclusive ``fcntl`` lock for the sweep's duration)."""
+    import fcntl
+
+    from phantora.lifecycle import close_in_children, forget
+
+    try:
+        f = open(out / LOCK_FILE, "a+")  # noqa: SIM115 (held for the sweep's duration)
+    except OSError as e:
+        raise SweepError(f"{out}: not writable ({e.strerror or e})") from None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise SweepError(f"{out}: another phantora sweep (pid {holder}) is running there; wait for it "
+                         "or use another --out") from None
+    close_in_children(f)
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    try:
+        yield
+    finally:
+        forget(f)
+        f.close()
+
+
+def _run_study_locked(study: Study, out: Path, *, workers: int | None, executor: Executor | None,
+                      on_progress: Callable[[PointOutcome, int, int], None] | None) -> list[PointOutcome]:
     materialise(study, out)
     outcomes: dict[str, PointOutcome] = {}
     todo = []

@@ -16,7 +16,8 @@ import click
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Points run at once (default: the number of CPU cores).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None,
-              help="Run the points as Ray tasks (optionally give the cluster address).")
+              help="Run the points as Ray tasks (optionally give the cluster address). The cluster is trusted "
+                   "completely: it runs the points' commands and its results are unpickled here.")
 @click.option("--dry-run", is_flag=True, help="Validate and write every point's scenario, run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON lines.")
 def sweep(study_file: Path, out_dir: Path | None, jobs: int | None, ray_address: str | None,
@@ -58,13 +59,17 @@ def sweep(study_file: Path, out_dir: Path | None, jobs: int | None, ray_address:
                 failures.append(msg)
             console.print(msg, highlight=False)
 
+        from phantora.lifecycle import Interrupted, handle_signals
+
         try:
-            run_study(study, out, workers=jobs, executor=executor, on_progress=progress)
+            with handle_signals():  # SIGTERM/SIGINT/SIGHUP: stop every running point's process group
+                run_study(study, out, workers=jobs, executor=executor, on_progress=progress)
         except SweepError as e:
             raise click.ClickException(str(e)) from None
-        except KeyboardInterrupt:
-            console.print(f"interrupted; rerun the same command to resume in {out}")
-            sys.exit(130)
+        except KeyboardInterrupt as e:
+            how = f" by {e.name}" if isinstance(e, Interrupted) else ""
+            console.print(f"interrupted{how}; rerun the same command to resume in {out}", highlight=False)
+            sys.exit(e.exit_code if isinstance(e, Interrupted) else 130)
     _print_table(out, as_json)
     console.print(f"table: {out / 'sweep.parquet'}", highlight=False)
     if failures:
