@@ -82,11 +82,15 @@ def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json
     Exit code: the script's (a rank's sys.exit(n) gives n), 1 for a failure or timeout, 2 for a usage
     or scenario error, 130 / 143 when interrupted by SIGINT / SIGTERM.
     """
-    from phantora.lifecycle import handle_signals
+    from phantora.lifecycle import Interrupted, handle_signals
 
     with handle_signals():  # SIGTERM/SIGINT/SIGHUP: kill every rank's process group, record, exit 128+n
-        code = _main(scenario_path, out_dir, overwrite, as_json, host_time, nnodes, nproc_per_node, symmetric,
-                     timeout_s or None, module, script, list(script_args))
+        try:
+            code = _main(scenario_path, out_dir, overwrite, as_json, host_time, nnodes, nproc_per_node, symmetric,
+                         timeout_s or None, module, script, list(script_args))
+        except Interrupted as e:  # before the results directory was claimed: nothing was written
+            click.echo(f"phantora: interrupted by {e.name}", err=True)
+            code = e.exit_code
     sys.exit(code)
 
 
