@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from interpose import runtime as _runtime
@@ -65,6 +66,7 @@ def install(cfg: RankConfig) -> RankRuntime:
         "scaled_dot_product_attention",
         make_sdpa(torch.nn.functional.scaled_dot_product_attention),
     )
+    patcher.after_import("transformers.utils.import_utils", lambda mod: _untrace_sim_fakes(patcher, mod, fake))
     # torch.tensor(data, device="cuda") builds on the CPU, then moves it through the dispatcher
     lift_cpu_only = torch._C._only_lift_cpu_tensors()
     torch._C._set_only_lift_cpu_tensors(True)
@@ -84,6 +86,22 @@ def install(cfg: RankConfig) -> RankRuntime:
     rt.clock.leave_mark()
     _state = _Installed(rt, mode, patcher, tp, hook, lift_cpu_only, autograd_threads)
     return rt
+
+
+def _untrace_sim_fakes(p: Patcher, import_utils, fake: SimFakeMode) -> None:
+    """Hugging Face transformers takes a FakeTensor for a sign of graph tracing (``is_tracing``) and
+    then never reads mask values: it builds an explicit mask and repeats k/v where the program on a
+    GPU (real tensors) checks the mask and passes none, with ``is_causal`` and GQA. The shim's fake
+    tensors stand for real GPU tensors (their known values are read like real ones), so they are
+    not tracing; the script's own FakeTensorModes still are."""
+    orig = import_utils.is_fake_tensor
+
+    def is_fake_tensor(x) -> bool:
+        if isinstance(x, FakeTensor) and x.fake_mode is fake:
+            return False
+        return orig(x)
+
+    p.set(import_utils, "is_fake_tensor", is_fake_tensor)
 
 
 def _patch_backward(p: Patcher, rt: RankRuntime) -> None:
