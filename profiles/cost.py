@@ -21,7 +21,7 @@ FAMILIES = ("matmul", "attention", "reduction", "copy", "optimizer", "elementwis
 _MATMUL = {
     "mm", "addmm", "bmm", "baddbmm", "addbmm", "matmul", "linear", "mv", "addmv", "dot", "vdot",
     "_scaled_mm", "_int_mm", "convolution", "convolution_backward", "cudnn_convolution",
-    "_convolution", "_addmm_activation", "addr",
+    "_convolution", "_addmm_activation", "addr", "_grouped_mm", "_scaled_grouped_mm",
 }  # fmt: skip
 _REDUCTION = {
     "sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "norm", "linalg_vector_norm",
@@ -76,9 +76,22 @@ def op_bytes(args: tuple, kwargs: dict, out: Any) -> int:
     return total
 
 
+def _grouped_mm_flops(a: torch.Tensor, b: torch.Tensor, *rest: Any, out_val: Any = None, **kw: Any) -> float:
+    """``_grouped_mm``: 2·M·K·N summed over the groups. With 2-D × 2-D the groups split K (the weight
+    gradient of grouped experts); otherwise every output element contracts ``a``'s last dim."""
+    if a.dim() == 2 and b.dim() == 2:
+        return 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+    return 2.0 * out_val.numel() * a.shape[-1] if isinstance(out_val, torch.Tensor) else 0.0
+
+
+_EXTRA_FLOPS = {torch.ops.aten._grouped_mm: _grouped_mm_flops}
+"""Formulas ``torch.utils.flop_counter`` lacks."""
+
+
 def op_flops(func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any) -> float:
-    """FLOPs from ``torch.utils.flop_counter``'s formulas (matmul, conv, attention); 0 for other ops."""
-    f = flop_registry.get(func.overloadpacket)
+    """FLOPs from ``torch.utils.flop_counter``'s formulas (matmul, conv, attention) and
+    :data:`_EXTRA_FLOPS`; 0 for other ops."""
+    f = flop_registry.get(func.overloadpacket) or _EXTRA_FLOPS.get(func.overloadpacket)
     if f is None:
         return 0.0
     try:

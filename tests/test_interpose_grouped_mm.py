@@ -62,3 +62,17 @@ def test_invalid_inputs_raise_like_cuda(rt):
         torch._grouped_mm(a, w)
     with pytest.raises(RuntimeError, match="Float32, BFloat16 or Float16"):
         torch._grouped_mm(a.double(), w.double(), offs=offs)
+
+
+def test_grouped_mm_counts_its_flops_as_a_matmul():
+    from profiles.cost import family_of, op_flops
+
+    a = torch.empty(512, 128, dtype=torch.bfloat16, device="meta")
+    w = torch.empty(8, 128, 256, dtype=torch.bfloat16, device="meta")
+    out = torch.empty(512, 256, dtype=torch.bfloat16, device="meta")
+    assert family_of("aten._grouped_mm.default") == "matmul"
+    assert op_flops(torch.ops.aten._grouped_mm.default, (a, w), {}, out) == 2 * 512 * 128 * 256
+    g = torch.empty(256, 512, dtype=torch.bfloat16, device="meta")  # 2-D x 2-D: groups split K
+    assert op_flops(torch.ops.aten._grouped_mm.default, (g, a), {}, torch.empty(8, 256, 128, device="meta")) == (
+        2 * 256 * 512 * 128
+    )
