@@ -108,6 +108,8 @@ class MultiRankJob:
     network: NetworkTimer
     host_time: str = "zero"
     memory_limit_bytes: int | None = None
+    values: object = None
+    """:class:`interpose.values.ValuePolicy` of every rank (``None``: the default policy)."""
     stdout_to_stderr: bool = False
     """Send the ranks' stdout to stderr (``--json`` keeps stdout for the summary rows)."""
     symmetric: bool = False
@@ -230,6 +232,7 @@ def run_multirank(job: MultiRankJob, on_start=None, isolate: bool = True) -> Mul
             rank=rank, world_size=world, local_rank=rank % job.nproc_per_node,
             local_world_size=job.nproc_per_node, gpu=job.gpu, compute_model=job.compute_model,  # type: ignore[arg-type]
             memory_limit_bytes=job.memory_limit_bytes, host_time=job.host_time,  # type: ignore[arg-type]
+            **({} if job.values is None else {"values": job.values}),
         )
 
     prewarm()
@@ -366,6 +369,7 @@ def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, 
         network=network_timer_for(scenario, npn, nn), host_time=host_time,
         memory_limit_bytes=int(mem_gib * 2**30) if mem_gib else None, stdout_to_stderr=as_json,
         symmetric=symmetric, module=module, timeout_s=timeout_s,
+        values=scenario.values.build() if hasattr(scenario, "values") else None,
     )
     from phantora.results import failure_summary, write_json_atomic, write_results
 

@@ -44,6 +44,8 @@ class RankJob:
     compute_model: Any
     memory_limit_bytes: int | None = None
     host_time: str = "zero"
+    values: Any = None
+    """:class:`interpose.values.ValuePolicy` (``None``: the default policy)."""
     rank: int = 0
     world_size: int = 1
     stdout_to_stderr: bool = False
@@ -69,7 +71,8 @@ def _child(job: RankJob, conn, parent_pid: int) -> None:
         install_distributed()
         cfg = RankConfig(rank=job.rank, world_size=job.world_size, local_rank=job.rank,
                          local_world_size=job.world_size, gpu=job.gpu, compute_model=job.compute_model,
-                         memory_limit_bytes=job.memory_limit_bytes, host_time=job.host_time)  # type: ignore[arg-type]
+                         memory_limit_bytes=job.memory_limit_bytes, host_time=job.host_time,  # type: ignore[arg-type]
+                         **({} if job.values is None else {"values": job.values}))
         result: Any = run_script(job.script, list(job.argv), cfg, module=job.module)
         payload: tuple[str, Any] = ("result", result)
     except BaseException:  # the shim itself failed: still report, never leave the parent waiting

@@ -65,6 +65,34 @@ class ComputeSection(BaseModel):
         return v
 
 
+class ValuesSection(BaseModel):
+    """Known values on the simulated GPU and the policy for values nobody can know
+    (:class:`interpose.values.ValuePolicy`; see "Known values" in interpose/README.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str = "balanced"
+    """``balanced`` | ``uniform`` | ``skewed:<s>``: indices of argmax/topk/sort/multinomial on unknown data
+    (MoE routing, decoding)."""
+    seed: int = 0
+    """Seeds the policy's draws and the simulated GPU's random factories."""
+    cap_mib: float = Field(16.0, gt=0, le=4096)
+    """Largest storage whose values are kept (MiB); bigger ones read as placeholders."""
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        from interpose.values import ValuePolicy
+
+        ValuePolicy.parse(v)  # ValueError names the valid forms
+        return v
+
+    def build(self):
+        from interpose.values import ValuePolicy
+
+        return ValuePolicy.parse(self.policy, seed=self.seed, cap_bytes=int(self.cap_mib * 2**20))
+
+
 class Scenario(BaseModel):
     """A simulated cluster: ``hosts`` × ``gpus_per_host`` GPUs of one kind."""
 
@@ -81,6 +109,8 @@ class Scenario(BaseModel):
     """Override of the GPU's memory (GiB); default: the GPU's ``total_memory_bytes``."""
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     """Network description (netsim.config.NetworkConfig); default: an H100/H200 cluster."""
+    values: ValuesSection = Field(default_factory=ValuesSection)
+    """Known-value tracking and the value policy (``values.policy``; ``phantora run --values`` overrides)."""
     _source: str = PrivateAttr(default="<scenario>")
 
     @property

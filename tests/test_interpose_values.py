@@ -170,3 +170,34 @@ def test_collectives_keep_known_values_symmetric(cfg):
         assert out.tolist() == [1, 2, 3, 4]
         symmetric.copy_into(out, torch.randn(400, device="cuda")[:4].long())  # from unknown data
         assert out.tolist() == [0, 0, 0, 0]
+
+
+ROUTING_SCRIPT = """
+import torch
+logits = torch.randn(1024, 8, device="cuda")
+idx = torch.topk(logits, 2, dim=-1).indices
+print("COUNTS", torch.bincount(idx.flatten(), minlength=8).tolist())
+"""
+
+
+def _counts_from_cli(tmp_path, *opts: str) -> list[int]:
+    import subprocess
+    import sys
+
+    script = tmp_path / "route.py"
+    script.write_text(ROUTING_SCRIPT)
+    out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+    p = subprocess.run([sys.executable, "-m", "phantora", "run", *opts, "--out", str(out), str(script)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    line = next(x for x in p.stdout.splitlines() if x.startswith("COUNTS"))
+    return eval(line.split(" ", 1)[1])
+
+
+def test_value_policy_from_the_scenario_and_the_cli(tmp_path):
+    assert _counts_from_cli(tmp_path) == [256] * 8  # balanced by default
+    scen = tmp_path / "skew.yaml"
+    scen.write_text("name: skew\ngpu: h100\nvalues:\n  policy: skewed:1.5\n  seed: 1\n")
+    skewed = _counts_from_cli(tmp_path, "--scenario", str(scen))
+    assert sum(skewed) == 2048 and skewed[0] == max(skewed) and skewed != [256] * 8
+    assert _counts_from_cli(tmp_path, "--scenario", str(scen), "--values", "balanced") == [256] * 8

@@ -68,14 +68,18 @@ DEFAULT_TIMEOUT_S = 3600.0
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT_S,
               show_default=True,
               help="Kill the run (every rank) after this many wall seconds; 0: no limit.")
+@click.option("--values", "values_policy", default=None, metavar="POLICY",
+              help="Value policy for what the simulator cannot know (argmax/topk/sort/multinomial on fake "
+                   "data: MoE routing, decoding): balanced (default), uniform or skewed:<zipf s>; overrides "
+                   "the scenario's values.policy.")
 @click.option("-m", "--module", "module", is_flag=True,
               help="SCRIPT is a module name, run like `python -m` / `torchrun -m` (the working directory is "
                    "on sys.path).")
 @click.argument("script")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json: bool, host_time: str,
-        nnodes: int | None, nproc_per_node: int | None, symmetric: bool, timeout_s: float, module: bool,
-        script: str, script_args: tuple[str, ...]) -> None:
+        nnodes: int | None, nproc_per_node: int | None, symmetric: bool, timeout_s: float,
+        values_policy: str | None, module: bool, script: str, script_args: tuple[str, ...]) -> None:
     """Run SCRIPT on simulated GPUs and print simulated ms/iteration and peak memory.
 
     Writes summary.json, ops.parquet and trace.json (Perfetto) into the results directory.
@@ -87,7 +91,7 @@ def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json
     with handle_signals():  # SIGTERM/SIGINT/SIGHUP: kill every rank's process group, record, exit 128+n
         try:
             code = _main(scenario_path, out_dir, overwrite, as_json, host_time, nnodes, nproc_per_node, symmetric,
-                         timeout_s or None, module, script, list(script_args))
+                         timeout_s or None, module, script, list(script_args), values_policy)
         except Interrupted as e:  # before the results directory was claimed: nothing was written
             click.echo(f"phantora: interrupted by {e.name}", err=True)
             code = e.exit_code
@@ -96,7 +100,7 @@ def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json
 
 def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json: bool, host_time: str,
           nnodes: int | None, nproc_per_node: int | None, symmetric: bool, timeout_s: float | None, module: bool,
-          script: str, argv: list[str]) -> int:
+          script: str, argv: list[str], values_policy: str | None = None) -> int:
     from phantora.lifecycle import Interrupted
     from phantora.results import ResultsDir, ResultsDirError, failure_summary
 
@@ -104,6 +108,8 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
     # everything that can be wrong with the inputs is found here, before anything is written or forked
     try:
         scenario = load_scenario(scenario_path)
+        if values_policy is not None:
+            scenario = _with_values_policy(scenario, values_policy)
         nn, npn = nnodes or scenario.hosts, nproc_per_node or scenario.gpus_per_host
         world = nn * npn
         if world > 1:
@@ -160,6 +166,19 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
         results_dir.release()
 
 
+def _with_values_policy(scenario, policy: str):
+    """The scenario with ``values.policy`` replaced by ``--values`` (checked like the scenario field)."""
+    from interpose.values import ValuePolicy
+
+    try:
+        ValuePolicy.parse(policy)
+    except ValueError as e:
+        _fail(f"--values: {e}")
+    out = scenario.model_copy(update={"values": scenario.values.model_copy(update={"policy": policy})})
+    out._source = scenario.source
+    return out
+
+
 def _check_target(script: str, module: bool) -> None:
     """One clear line for a missing script or module (as click's path check would give)."""
     if not module:
@@ -185,7 +204,7 @@ def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool
             _fail(str(e))
     job = RankJob(script=script, argv=argv, gpu=scenario.gpu_spec(), compute_model=compute_model,
                   memory_limit_bytes=scenario.memory_limit_bytes(), host_time=host_time,
-                  stdout_to_stderr=as_json, module=module)
+                  values=scenario.values.build(), stdout_to_stderr=as_json, module=module)
     if sys.stderr.isatty():
         click.echo(f"phantora: simulating {script} on {scenario.name} (1 rank, host time {host_time})",
                    err=True)
