@@ -88,6 +88,28 @@ _EXTRA_FLOPS = {torch.ops.aten._grouped_mm: _grouped_mm_flops}
 """Formulas ``torch.utils.flop_counter`` lacks."""
 
 
+def refreshed_costs(op: str, key: str, flops: float) -> tuple[str, float]:
+    """``(family, flops)`` of a stored profile entry by the current cost rules: entries recorded before
+    an op's family or FLOP formula was known (``_EXTRA_FLOPS``) are re-derived from the key's shapes and
+    dtypes on meta tensors, so fitted fallbacks see them as what they are."""
+    family = family_of(op)
+    if flops or family != "matmul":
+        return family, flops
+    name, _, overload = op.removeprefix("aten.").partition(".")
+    packet = getattr(torch.ops.aten, name, None)
+    f = _EXTRA_FLOPS.get(packet) if packet is not None else None
+    parts = key.split("|")
+    if f is None or len(parts) < 3:
+        return family, flops
+    try:
+        args = [torch.empty([int(d) for d in s.split("x")] if s else [], dtype=getattr(torch, dt), device="meta")
+                for s, dt in zip(parts[1].split(";"), parts[2].split(","), strict=True)]
+        out = getattr(packet, overload or "default")(*args)
+        return family, float(f(*args, out_val=out))
+    except Exception:  # a key these shapes cannot be rebuilt from: keep what was stored
+        return family, flops
+
+
 def op_flops(func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any) -> float:
     """FLOPs from ``torch.utils.flop_counter``'s formulas (matmul, conv, attention) and
     :data:`_EXTRA_FLOPS`; 0 for other ops."""

@@ -129,6 +129,8 @@ def read_profile(path: str | Path) -> tuple[ProfileHeader, dict[str, ProfileEntr
     if not isinstance(head.get("gpu"), str):
         raise ProfileFormatError(f"{path}:1: field 'gpu' is missing")
     header = ProfileHeader(**{k: v for k, v in head.items() if k not in ("format", "version")})
+    from profiles.cost import refreshed_costs  # imports torch: only once a profile is read
+
     entries: dict[str, ProfileEntry] = {}
     for i, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -139,7 +141,9 @@ def read_profile(path: str | Path) -> tuple[ProfileHeader, dict[str, ProfileEntr
                 raise ProfileFormatError(f"{path}:{i}: field '{k}' is missing")
         if not isinstance(d["dur_us"], int | float) or d["dur_us"] < 0:
             raise ProfileFormatError(f"{path}:{i}: field 'dur_us' must be a non-negative number")
-        entries[d["key"]] = ProfileEntry(**{k: v for k, v in d.items() if k in _ENTRY_FIELDS})
+        e = ProfileEntry(**{k: v for k, v in d.items() if k in _ENTRY_FIELDS})
+        e.family, e.flops = refreshed_costs(e.op, e.key, e.flops)
+        entries[d["key"]] = e
     return header, entries
 
 

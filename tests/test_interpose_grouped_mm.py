@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+
+REPO = Path(__file__).resolve().parent.parent
 
 aten = torch.ops.aten
 
@@ -76,3 +80,11 @@ def test_grouped_mm_counts_its_flops_as_a_matmul():
     assert op_flops(torch.ops.aten._grouped_mm.default, (g, a), {}, torch.empty(8, 256, 128, device="meta")) == (
         2 * 256 * 512 * 128
     )
+
+
+def test_profiles_recorded_before_the_formula_are_refreshed_on_read():
+    from profiles.store import read_profile
+
+    _, entries = read_profile(REPO / "profiles" / "data" / "h200" / "moe_large.jsonl.gz")  # recorded with flops 0
+    e = entries["aten._grouped_mm.default|2048x32768;32768x4096;8|bfloat16,bfloat16,int32|ncc|"]
+    assert e.family == "matmul" and e.flops == 2 * 2048 * 32768 * 4096
