@@ -67,7 +67,11 @@ class RankResult:
     rank: int = 0
     ops: list[OpRecord] = field(default_factory=list)
     iterations: list[tuple[float, float]] = field(default_factory=list)
-    """(start_us, end_us) of each training iteration, delimited by optimizer steps."""
+    """(start_us, end_us) of each iteration: delimited by outermost optimizer steps, or, in a program that
+    steps no optimizer, by outermost module forwards (``iteration_kind``)."""
+    iteration_kind: str = "optimizer_step"
+    """``optimizer_step``, ``forward`` (no optimizer step: one iteration per outermost module forward,
+    e.g. per generated token) or ``none`` (neither happened)."""
     peak_allocated_bytes: int = 0
     peak_reserved_bytes: int = 0
     gpu_busy_us: float = 0.0

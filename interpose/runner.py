@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
-from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from interpose import runtime as _runtime
 from interpose.clock import TimePatch
@@ -74,7 +74,7 @@ def install(cfg: RankConfig) -> RankRuntime:
     # "cuda" its own autograd worker thread (GIL hand-offs, nondeterministic order)
     autograd_threads = torch._C._is_multithreading_enabled()
     torch._C._set_multithreading_enabled(False)
-    hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: rt.mark_step())
+    hook = _iteration_hooks(rt)
     _patch_backward(patcher, rt)
     if cfg.host_time == "measured":
         rt.clock.per_call_us = mode.calibrate()
@@ -102,6 +102,35 @@ def _untrace_sim_fakes(p: Patcher, import_utils, fake: SimFakeMode) -> None:
         return orig(x)
 
     p.set(import_utils, "is_fake_tensor", is_fake_tensor)
+
+
+def _iteration_hooks(rt: RankRuntime) -> list:
+    """Where iterations end: each outermost ``Optimizer.step`` (an optimizer whose ``step`` calls other
+    optimizers' steps, e.g. a container of one per model part, is one step, not several), and, for
+    programs that never step an optimizer (inference, ``generate()``), each outermost module forward
+    (:meth:`RankRuntime.result` uses those only when there were no optimizer steps)."""
+    depth = {"opt": 0, "fwd": 0}
+
+    def opt_pre(opt, args, kwargs):
+        depth["opt"] += 1
+
+    def opt_post(opt, args, kwargs):
+        depth["opt"] = max(depth["opt"] - 1, 0)
+        if depth["opt"] == 0:
+            rt.mark_step()
+
+    def fwd_pre(module, args):
+        depth["fwd"] += 1
+
+    def fwd_post(module, args, out):
+        depth["fwd"] = max(depth["fwd"] - 1, 0)
+        if depth["fwd"] == 0:
+            rt.mark_forward()
+
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+    return [register_optimizer_step_pre_hook(opt_pre), register_optimizer_step_post_hook(opt_post),
+            register_module_forward_pre_hook(fwd_pre), register_module_forward_hook(fwd_post, always_call=True)]
 
 
 def _patch_backward(p: Patcher, rt: RankRuntime) -> None:
@@ -137,7 +166,8 @@ def uninstall() -> None:
     _state = None
     st.mode.__exit__(None, None, None)
     st.time_patch.uninstall()
-    st.hook.remove()
+    for h in st.hook:
+        h.remove()
     restore_fake_cuda()
     torch._C._set_only_lift_cpu_tensors(st.lift_cpu_only)
     torch._C._set_multithreading_enabled(st.autograd_threads)

@@ -50,6 +50,8 @@ class RankRuntime:
         self.current_stream = self.default_stream
         self._op_rows: list[tuple] = []
         self.iterations: list[tuple[float, float]] = []
+        self.forwards: list[tuple[float, float]] = []
+        self._fwd_start_us = cfg.start_time_us
         self._iter_start_us = cfg.start_time_us
         self.syncs = 0
         self.gpu_busy_us = 0.0
@@ -188,6 +190,13 @@ class RankRuntime:
         self.iterations.append((self._iter_start_us, end))
         self._iter_start_us = end
 
+    def mark_forward(self) -> None:
+        """An outermost module forward returned: a forward "iteration" ends when its GPU work (or the
+        host) finishes; one per generated token in ``generate()``."""
+        end = max(self.clock.host_us, self.device_tail_us())
+        self.forwards.append((self._fwd_start_us, end))
+        self._fwd_start_us = end
+
     # -- result -------------------------------------------------------------------
     def result(self) -> RankResult:
         r = self.rank
@@ -196,7 +205,8 @@ class RankRuntime:
         return RankResult(
             rank=r,
             ops=ops,
-            iterations=list(self.iterations),
+            iterations=list(self.iterations or self.forwards),
+            iteration_kind="optimizer_step" if self.iterations else "forward" if self.forwards else "none",
             peak_allocated_bytes=st.peak_allocated_bytes,
             peak_reserved_bytes=st.peak_reserved_bytes,
             gpu_busy_us=self.gpu_busy_us,

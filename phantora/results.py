@@ -109,6 +109,12 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _iteration_kind(results: Mapping[int, Any]) -> str:
+    """What delimits the iterations (``RankResult.iteration_kind``); ``mixed`` if ranks disagree."""
+    kinds = {getattr(results[r], "iteration_kind", "optimizer_step") for r in results}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, argv: list[str],
                   host_time: str, wall_s: float) -> dict[str, Any]:
     """The content of ``summary.json``. Multi-rank: iteration times are the slowest rank's."""
@@ -127,6 +133,7 @@ def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, arg
         "host_time": host_time,
         "ranks": len(ranks),
         "iterations": n,
+        "iteration_kind": _iteration_kind(results),
         "iteration_ms": iters,
         "mean_ms_per_iter_excluding_first": mean_excluding_first(iters),
         "gpu_busy_pct": round(sum(busy) / len(busy), 3) if busy else None,

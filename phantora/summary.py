@@ -19,6 +19,7 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows.append({
         "row": "summary",
         "iterations": summary["iterations"],
+        "iteration_kind": summary.get("iteration_kind", "optimizer_step"),
         "mean_ms_per_iter_excluding_first": None if mean is None else round(mean, 4),
         "gpu_busy_pct": summary["gpu_busy_pct"],
         "peak_allocated_mib": round(summary["peak_allocated_bytes"] / MIB, 1),
@@ -38,13 +39,17 @@ def print_summary(summary: dict[str, Any], *, as_json: bool, out_dir: str | None
     from rich.table import Table
 
     scen = summary["scenario"].get("name", "") if isinstance(summary["scenario"], dict) else ""
-    iters = Table(title="simulated iterations", caption=f"{scen}, host time {summary['host_time']}")
+    kind = summary.get("iteration_kind", "optimizer_step")
+    what = {"optimizer_step": "", "forward": "; no optimizer step: one iteration per outermost module forward",
+            "none": "; no optimizer step and no module forward: no iterations", "mixed": "; ranks disagree"}
+    iters = Table(title="simulated iterations",
+                  caption=f"{scen}, host time {summary['host_time']}{what.get(kind, '')}")
     iters.add_column("iteration", justify="right")
     iters.add_column("sim ms", justify="right")
     for r in rows[:-1]:
         iters.add_row(str(r["iteration"]), f"{r['sim_ms']:.3f}")
     s = rows[-1]
-    tot = Table(title="summary")
+    tot = Table(title="summary", caption=what.get(kind, "").removeprefix("; ") or None)
     for col in ("iterations", "ms/iter (excl. first)", "GPU busy %", "peak alloc MiB", "peak reserved MiB",
                 "wall s"):
         tot.add_column(col, justify="right")
