@@ -83,5 +83,10 @@ class RankResult:
     """True when the script died of a simulated ``torch.cuda.OutOfMemoryError``."""
     syncs: int = 0
     """Host-device synchronisations (``.item()``, ``synchronize`` ...)."""
+    op_keys: list[str] = field(default_factory=list)
+    """Signature keys of the kernel-launching ops in call order (the simulated side of
+    ``phantora conformance``; same keys as ``phantora profile --trace`` on a GPU)."""
+    op_key_times: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """Per key in ``op_keys``: simulated GPU time (us) and timing source."""
     missing_signatures: list[dict] = field(default_factory=list)
     """Op signatures the compute model had no measurement for (input of ``phantora profile --kernels-only``)."""

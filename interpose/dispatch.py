@@ -231,7 +231,7 @@ class SimDispatchMode(TorchDispatchMode):
         self.values = rt.values
         self.fake = fake_mode
         self.model = model
-        self._timings: dict[Any, tuple[float, float, str, str, str]] = {}
+        self._timings: dict[Any, tuple[float, float, str, str, str, str]] = {}
         self._skip: dict[Any, bool] = {}
         self._implicit: dict[Any, bool] = {}
         self._dynamic: dict[Any, bool] = {}
@@ -415,11 +415,13 @@ class SimDispatchMode(TorchDispatchMode):
         if t is None:
             timing = self.model.time_op(func, args, kwargs, out)
             shapes, dtype = _shapes_text(args)
-            t = self._timings[sig] = (timing.dur_us, timing.launch_us, timing.source, shapes, dtype)
-        dur, launch, source, shapes, dtype = t
+            key = self.rt.op_key(sig, timing.dur_us, timing.source)
+            t = self._timings[sig] = (timing.dur_us, timing.launch_us, timing.source, shapes, dtype, key)
+        dur, launch, source, shapes, dtype, key = t
         if dur == 0.0 and source == "none":
             self.rt.clock.host_us += launch
             return
+        self.rt.op_keys.append(key)
         self.rt.launch(str(func), shapes, dtype, dur, launch, source, stream)
 
     def _ensure_workspace(self) -> None:
@@ -430,8 +432,10 @@ class SimDispatchMode(TorchDispatchMode):
             self._workspace_streams.add(key)
             self._workspace_blocks.append(self.rt.allocator.malloc(self._workspace_bytes))
 
-    def _copy_kernel(self, name: str, nbytes: int, shapes: str, dtype: str, blocking: bool) -> None:
+    def _copy_kernel(self, name: str, nbytes: int, shapes: str, dtype: str, blocking: bool, sig=None) -> None:
         dur = HOST_LINK_LATENCY_US + nbytes / (HOST_LINK_GBPS * 1e3)
+        if sig is not None:  # the op as the script called it (a kernel's own copies have none)
+            self.rt.op_keys.append(self.rt.op_key(sig, dur, "copy"))
         end = self.rt.launch(name, shapes, dtype, dur, self.model_launch_us(), "copy")
         if blocking:
             self.rt.wait_for(end)
@@ -442,7 +446,8 @@ class SimDispatchMode(TorchDispatchMode):
     # -- special ops ----------------------------------------------------------------
     def _item(self, func, args, kwargs):
         x = args[0]
-        self._copy_kernel("aten._local_scalar_dense.default(d2h)", x.element_size(), "", _dtype_text(x), True)
+        self._copy_kernel("aten._local_scalar_dense.default(d2h)", x.element_size(), "", _dtype_text(x), True,
+                          signature_of(func, args, kwargs))
         real = self.values.get(x)
         if real is not None:
             return real.item()
@@ -560,7 +565,8 @@ class SimDispatchMode(TorchDispatchMode):
                 out = torch.zeros(x.shape, dtype=out_dtype, device=dev)
             shapes, dtype = _shapes_text(args)
             self._copy_kernel(
-                "aten._to_copy.default(d2h)", x.numel() * x.element_size(), shapes, dtype, blocking
+                "aten._to_copy.default(d2h)", x.numel() * x.element_size(), shapes, dtype, blocking,
+                signature_of(func, args, kwargs),
             )
             return out
         host = x
@@ -578,7 +584,8 @@ class SimDispatchMode(TorchDispatchMode):
             self.track(out)
             shapes, dtype = _shapes_text(args)
             self._copy_kernel(
-                "aten._to_copy.default(h2d)", x.numel() * x.element_size(), shapes, dtype, blocking
+                "aten._to_copy.default(h2d)", x.numel() * x.element_size(), shapes, dtype, blocking,
+                signature_of(func, args, kwargs),
             )
             return out
         self.values.propagate(func, args, kwargs, out)
@@ -595,7 +602,8 @@ class SimDispatchMode(TorchDispatchMode):
                 dst.copy_(real)
             shapes, dtype = _shapes_text(args)
             self._copy_kernel(
-                "aten.copy_.default(d2h)", src.numel() * src.element_size(), shapes, dtype, blocking
+                "aten.copy_.default(d2h)", src.numel() * src.element_size(), shapes, dtype, blocking,
+                signature_of(func, args, kwargs),
             )
             return dst
         with self.fake:
@@ -604,7 +612,8 @@ class SimDispatchMode(TorchDispatchMode):
             self._known_h2d(dst, src)
             shapes, dtype = _shapes_text(args)
             self._copy_kernel(
-                "aten.copy_.default(h2d)", src.numel() * src.element_size(), shapes, dtype, blocking
+                "aten.copy_.default(h2d)", src.numel() * src.element_size(), shapes, dtype, blocking,
+                signature_of(func, args, kwargs),
             )
             return out
         self.values.propagate(func, args, kwargs, out)

@@ -61,6 +61,11 @@ class RankRuntime:
         """Shadows of the fake storages whose contents are known (:mod:`interpose.values`)."""
         self.capture: list[tuple[str, str, str, float, str]] | None = None
         """Kernels launched while a CUDA graph is being captured (``None``: not capturing)."""
+        self.op_keys: list[str] = []
+        """Signature key (``profiles.OpSignature.key``) of every kernel-launching op in call order, as
+        ``phantora profile --trace`` records them on a GPU; one shared string per distinct key."""
+        self.key_times: dict[str, tuple[float, str]] = {}
+        """Simulated GPU time (us) and timing source of each key in :attr:`op_keys`."""
 
     @property
     def device(self) -> int:
@@ -197,6 +202,12 @@ class RankRuntime:
         self.forwards.append((self._fwd_start_us, end))
         self._fwd_start_us = end
 
+    def op_key(self, sig, dur_us: float, source: str) -> str:
+        """The key of a signature seen for the first time, with its simulated time kept for the trace."""
+        key = sig.key()
+        self.key_times[key] = (dur_us, source)
+        return key
+
     # -- result -------------------------------------------------------------------
     def result(self) -> RankResult:
         r = self.rank
@@ -213,6 +224,8 @@ class RankRuntime:
             end_time_us=max(self.clock.host_us, self.device_tail_us()),
             oom=self.oom,
             syncs=self.syncs,
+            op_keys=self.op_keys,
+            op_key_times=self.key_times,
         )
 
 

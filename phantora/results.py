@@ -7,7 +7,10 @@
 * ``trace.json`` — a Chrome/Perfetto trace (``ui.perfetto.dev`` or ``chrome://tracing``): one
   process per rank, one thread per stream plus a ``host`` thread holding the iterations;
 * ``missing_signatures.jsonl`` — ops the compute model had no measurement for, as input for
-  ``phantora profile --kernels-only`` on a machine with that GPU.
+  ``phantora profile --kernels-only`` on a machine with that GPU;
+* ``op_trace.gz`` — the lowest rank's op signature keys in call order, one a line (gzip text, the
+  format of ``phantora profile --trace``), and ``op_times.jsonl`` — per key its simulated time,
+  timing source and call count: the simulated side of ``phantora conformance``.
 
 Functions take ``{rank: RankResult}`` so single- and multi-rank runs share them.
 
@@ -219,10 +222,29 @@ def write_missing_signatures(path: Path, results: Mapping[int, Any]) -> int:
     return len(specs)
 
 
+def write_op_trace(out_dir: Path, results: Mapping[int, Any]) -> int:
+    """``op_trace.gz`` and ``op_times.jsonl`` of the lowest rank (see the module doc); returns the ops written."""
+    import gzip
+    from collections import Counter
+
+    r = results[min(results)] if results else None
+    keys = list(getattr(r, "op_keys", None) or [])
+    times = getattr(r, "op_key_times", None) or {}
+    with atomic_path(out_dir / "op_trace.gz") as tmp, gzip.open(tmp, "wt", encoding="utf-8") as f:
+        if keys:
+            f.write("\n".join(keys) + "\n")
+    calls = Counter(keys)
+    with atomic_path(out_dir / "op_times.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for key in sorted(calls):
+            dur, source = times.get(key, (0.0, "none"))
+            f.write(json.dumps({"key": key, "dur_us": dur, "source": source, "calls": calls[key]}) + "\n")
+    return len(keys)
+
+
 def write_results(out_dir: Path, *, results: Mapping[int, Any], scenario: Any, script: str,
                   argv: list[str], host_time: str, wall_s: float, extra: Mapping[str, Any] | None = None,
                   also: Iterable[Callable[[Path], Any]] = ()) -> dict[str, Any]:
-    """Write ``missing_signatures.jsonl``, ``ops.parquet``, ``trace.json``, then each ``also(out_dir)``
+    """Write ``missing_signatures.jsonl``, ``op_trace.gz``/``op_times.jsonl``, ``ops.parquet``, ``trace.json``, then each ``also(out_dir)``
     (more tables), and ``summary.json`` (with ``extra`` merged in) last; returns the summary.
 
     Every file is written under a temporary name and renamed, so a ``summary.json`` saying
@@ -233,6 +255,7 @@ def write_results(out_dir: Path, *, results: Mapping[int, Any], scenario: Any, s
                             host_time=host_time, wall_s=wall_s)
     summary.update(extra or {})
     write_missing_signatures(out_dir / "missing_signatures.jsonl", results)
+    write_op_trace(out_dir, results)
     with atomic_path(out_dir / "ops.parquet") as tmp:
         ops_frame(results).to_parquet(tmp, index=False)
     with atomic_path(out_dir / "trace.json") as tmp, open(tmp, "w") as f:
@@ -268,7 +291,7 @@ def failure_summary(*, status: str, exit_code: int, error: str, scenario: Any, s
 
 # ----------------------------------------------------------------------------- the results directory
 
-PHANTORA_FILES = ("summary.json", "ops.parquet", "trace.json", "missing_signatures.jsonl",
+PHANTORA_FILES = ("summary.json", "ops.parquet", "trace.json", "missing_signatures.jsonl", "op_trace.gz", "op_times.jsonl",
                   "collectives.parquet", "breakdown.parquet")
 """Files a run writes; a new run into the same directory removes the previous run's first."""
 LOCK_FILE = ".phantora.lock"
