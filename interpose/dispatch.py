@@ -119,6 +119,29 @@ _DYNAMIC_SHAPE = {
 }
 
 
+_FUNCTIONAL = torch.ops._c10d_functional
+_CLONING_COLLECTIVES = {_FUNCTIONAL.all_reduce.default, _FUNCTIONAL.all_reduce_coalesced.default,
+                        _FUNCTIONAL.broadcast.default}
+"""Functional collectives whose composite kernel clones the input (below the shim, so the clone has
+no known value) and then reduces the clone in place; the other functional collectives allocate an
+output that the process group writes whole, which :mod:`interpose.distributed.symmetric` adopts."""
+
+
+def _clone_values(func, args: tuple, out: Any) -> None:
+    """Known inputs of a cloning functional collective give known outputs (symmetric ranks)."""
+    from interpose.distributed import symmetric
+
+    if func is _FUNCTIONAL.broadcast.default:
+        symmetric.functional_result(out, args[0])
+        return
+    import torch.distributed.distributed_c10d as c10d
+
+    n = c10d._resolve_process_group(args[2]).size()
+    ins, outs = (args[0], out) if isinstance(out, list | tuple) else ([args[0]], [out])
+    for i, o in zip(ins, outs, strict=False):
+        symmetric.functional_result(o, i, str(args[1]).lower(), n)
+
+
 def _is_cuda_device(d: Any) -> bool:
     if d is None:
         return False
@@ -481,6 +504,8 @@ class SimDispatchMode(TorchDispatchMode):
         with self.fake:  # the kernel's own allocations (clone, empty) must be fake too
             out = func.redispatch(_COMPOSITE_KEYSET, *args, **kwargs)
         self.track(out)
+        if func in _CLONING_COLLECTIVES and self.values:
+            _clone_values(func, args, out)
         return out
 
     def _noop(self, func, args, kwargs):

@@ -45,7 +45,8 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class CollectiveCall:
-    """What a rank asked for, identical on every member rank except ``call_site`` and ``nbytes`` of p2p."""
+    """What a rank asked for, identical on every member rank except ``call_site``, ``nbytes`` of p2p and
+    of all-to-all, and ``splits``."""
 
     key: str
     """Matching key: ``<group name>#<seq>`` for collectives, ``p2p:<src>-<dst>#<seq>`` for send/recv."""
@@ -65,6 +66,12 @@ class CollectiveCall:
     """Global rank of the root (broadcast/reduce/gather/scatter), else -1."""
     call_site: str = ""
     """``file:line`` of the user's frame that issued it."""
+    splits: tuple[int, ...] = ()
+    """``all_to_all``: bytes this rank sends to each member, in group-rank order (differs per rank,
+    like ``nbytes``); empty for other kinds."""
+    matrix: tuple[tuple[int, ...], ...] = ()
+    """``all_to_all`` as matched by the coordinator: every member's ``splits`` (row ``i``: what member
+    ``i`` sends to each member), the traffic matrix the network times; set by the coordinator only."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,6 +171,10 @@ FINITE_OPS = {aten.isnan.default: False, aten.isinf.default: False, aten.isposin
               aten.isneginf.default: False, aten.isfinite.default: True}  # fmt: skip
 """Classification of unknown floats: taken to be finite numbers."""
 
+_LIKE_FACTORIES = {aten.zeros_like.default, aten.ones_like.default, aten.full_like.default,
+                   aten.new_zeros.default, aten.new_ones.default, aten.new_full.default}
+"""Factories shaped like a tensor: their values never depend on that tensor's (maybe unknown) data."""
+
 _OVERWRITE = {aten.copy_.default, aten.fill_.Scalar, aten.fill_.Tensor, aten.zero_.default}
 """In-place ops that replace every element of their destination (which may be unknown before)."""
 
@@ -233,13 +237,25 @@ class KnownValues:
             return False
         st = fake.untyped_storage()
         key = st._cdata
-        if key not in self._shadow:
+        created = key not in self._shadow
+        if created:
             self._shadow[key] = torch.UntypedStorage(st.nbytes())
             weakref.finalize(st, self._shadow.pop, key, None)
         if real is not None:
             view = self.get(fake)
             with torch.no_grad(), _disable_current_modes():
-                view.copy_(real.reshape(view.shape) if real.shape != view.shape else real)
+                real = real.reshape(view.shape) if real.shape != view.shape else real
+                if torch._debug_has_internal_overlap(view) == 1:
+                    # an expanded layout (stride 0, ``empty_strided`` of an expand): its elements share
+                    # memory, so write one slice along each broadcast dim
+                    idx = tuple(slice(0, 1) if s == 0 else slice(None) for s in view.stride())
+                    view, real = view[idx], real[idx]
+                try:
+                    view.copy_(real)
+                except RuntimeError:  # still self-overlapping: no well-defined contents to keep
+                    if created:
+                        self._shadow.pop(key, None)
+                    return False
         return True
 
     def drop(self, t: Any) -> None:
@@ -318,6 +334,9 @@ class KnownValues:
 
     def propagate(self, func, args: tuple, kwargs: dict, out: Any, factory: bool = False) -> None:
         """After fake ``out = func(*args, **kwargs)``: keep shadows true (module docstring)."""
+        if func in _LIKE_FACTORIES:
+            self._like_factory(func, args, kwargs, out)
+            return
         if factory:
             if not (isinstance(out, FakeTensor) and self.keepable(out, from_host=True)):
                 return
@@ -342,7 +361,24 @@ class KnownValues:
         for t in self._written(func, args, kwargs):
             if isinstance(t, FakeTensor):
                 self.drop(t)
-        self._from_policy(func, args, kwargs, out)
+        with _disable_current_modes():  # the draws are CPU tensors, whatever mode the op ran under
+            self._from_policy(func, args, kwargs, out)
+
+    def _like_factory(self, func, args: tuple, kwargs: dict, out: Any) -> None:
+        """``zeros_like(x)``, ``x.new_full(...)``: known as any factory result is, whatever ``x`` holds."""
+        if not (isinstance(out, FakeTensor) and self.keepable(out, from_host=True)):
+            return
+        with _disable_current_modes():
+            x = args[0]
+            rargs = (torch.empty_strided(x.shape, x.stride(), dtype=x.dtype), *args[1:])
+            rkw = {k: v for k, v in kwargs.items() if k != "pin_memory"}
+            if rkw.get("device") is not None:
+                rkw["device"] = "cpu"
+            try:
+                real = func(*rargs, **rkw)
+            except Exception:
+                return
+        self._adopt(out, real, from_host=True)
 
     def _adopt(self, out: Any, real: Any, from_host: bool) -> None:
         if isinstance(out, FakeTensor) and isinstance(real, torch.Tensor):

@@ -166,7 +166,7 @@ def test_collectives_keep_known_values_symmetric(cfg):
         symmetric.all_reduce([counts], "sum", 4)
         assert counts.tolist() == [12, 4]
         out = torch.zeros(4, dtype=torch.long, device="cuda")
-        symmetric.copy_into(out, torch.tensor([1, 2, 3, 4], device="cuda"))  # all_to_all of counts
+        symmetric.copy_into(out, torch.tensor([1, 2, 3, 4], device="cuda"))  # scatter: my chunk
         assert out.tolist() == [1, 2, 3, 4]
         symmetric.copy_into(out, torch.randn(400, device="cuda")[:4].long())  # from unknown data
         assert out.tolist() == [0, 0, 0, 0]

@@ -100,7 +100,7 @@ class SimProcessGroup(dist.ProcessGroup):
 
     # issuing -----------------------------------------------------------------
     def _issue(self, kind: str, payload: Any, result: list[torch.Tensor], opts: Any = None,
-               root: int = -1, nbytes: int | None = None) -> SimWork:
+               root: int = -1, nbytes: int | None = None, splits: tuple[int, ...] = ()) -> SimWork:
         ranks = self.global_ranks()
         name = self.group_name
         call = CollectiveCall(
@@ -113,6 +113,7 @@ class SimProcessGroup(dist.ProcessGroup):
             reduce_op=reduce_op_name(opts),
             root=ranks[root] if 0 <= root < len(ranks) else -1,
             call_site=user_call_site(),
+            splits=splits,
         )
         self._seq += 1
         return SimWork(self._sink, self._sink.issue(call), result)
@@ -167,6 +168,7 @@ class SimProcessGroup(dist.ProcessGroup):
         return self.allgather(output_lists, inputs, opts)
 
     def _allgather_base(self, output, inp, opts=None):
+        symmetric.adopt(output, inp)
         symmetric.all_gather(list(output.chunk(self._size)) if symmetric.tracked(output) else [], inp)
         return self._issue("all_gather", output, [output], opts)
 
@@ -174,6 +176,7 @@ class SimProcessGroup(dist.ProcessGroup):
 
     def allgather_into_tensor_coalesced(self, outputs, inputs, opts=None):
         for o, i in zip(outputs, inputs, strict=False):
+            symmetric.adopt(o, i)
             symmetric.all_gather(list(o.chunk(self._size)) if symmetric.tracked(o) else [], i)
         return self._issue("all_gather", outputs, list(outputs), opts)
 
@@ -217,15 +220,14 @@ class SimProcessGroup(dist.ProcessGroup):
 
     # all-to-all --------------------------------------------------------------
     def alltoall_base(self, output, inp, output_splits, input_splits, opts=None):
-        symmetric.copy_into(output, inp)
-        return self._issue("all_to_all", inp, [output], opts)
+        symmetric.all_to_all_single(output, inp, output_splits, input_splits, self._rank, self._size)
+        return self._issue("all_to_all", inp, [output], opts, splits=send_splits(inp, input_splits, self._size))
 
     all_to_all_single = alltoall_base
 
     def alltoall(self, outputs, inputs, opts=None):
-        for o, i in zip(outputs, inputs, strict=False):
-            symmetric.copy_into(o, i)
-        return self._issue("all_to_all", inputs, list(outputs), opts)
+        symmetric.all_to_all(list(outputs), list(inputs), self._rank)
+        return self._issue("all_to_all", inputs, list(outputs), opts, splits=tuple(nbytes_of(i) for i in inputs))
 
     # object collectives (payloads relayed by the coordinator) --------------------
     def exchange(self, kind: str, payload: bytes | None, root: int = -1) -> tuple[bytes | None, ...]:
@@ -248,6 +250,26 @@ class SimProcessGroup(dist.ProcessGroup):
 
     def __repr__(self) -> str:
         return f"SimProcessGroup(rank={self._rank}, size={self._size})"
+
+
+def send_splits(inp: torch.Tensor, input_splits, n: int) -> tuple[int, ...]:
+    """Bytes ``all_to_all_single`` sends to each group member: ``input_splits`` rows of dim 0
+    (none given: equal parts)."""
+    total = nbytes_of(inp)
+    if not len(input_splits):
+        return tuple([total // n] * n)
+    row = total // inp.shape[0] if inp.dim() and inp.shape[0] else 0
+    return tuple(int(s) * row for s in input_splits)
+
+
+def set_timeout(timeout: timedelta, group: dist.ProcessGroup | None = None) -> None:
+    """``torch.distributed.set_timeout`` for torch builds without it (newer torch has it): a simulated
+    group never times out, so after checking the arguments as torch does nothing changes."""
+    if not isinstance(timeout, timedelta):
+        raise TypeError(f"Expected timeout argument to be of type datetime.timedelta, got {timeout}")
+    if group is None and not dist.is_initialized():
+        raise ValueError("Default process group has not been initialized, please make sure to call "
+                         "init_process_group.")
 
 
 class _QuietDdpLogger(dist.Logger):
@@ -364,6 +386,10 @@ def install(sink: CollectiveSink | None = None) -> None:
         orig[f"obj.{name}"] = getattr(c10d, name)
         setattr(c10d, name, fn)
         setattr(dist, name, fn)
+    # scripts written for newer torch adjust group timeouts (``dist.set_timeout``)
+    if not hasattr(dist, "set_timeout"):
+        orig["set_timeout"] = True
+        dist.set_timeout = c10d.set_timeout = set_timeout
     _state["installed"] = True
 
 
@@ -385,5 +411,7 @@ def uninstall() -> None:
         setattr(dist, name, orig[f"obj.{name}"])
     c10d.init_process_group = orig["init"]
     dist.init_process_group = orig["init"]
+    if orig.pop("set_timeout", False):
+        del dist.set_timeout, c10d.set_timeout
     _state["installed"] = False
     _state["sink"] = None

@@ -6,16 +6,17 @@ member rank (per-group sequence numbers, per-pair p2p counters) live in one plac
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
-_SKIP_PARTS = (
-    f"{Path(torch.__file__).parent}",
-    f"{Path(__file__).resolve().parent.parent}",  # interpose/
-    f"{Path(__file__).resolve().parent.parent.parent / 'phantora'}",
+_SKIP_PARTS = (  # folders end in a separator: site-packages/torchtitan is not torch
+    f"{Path(torch.__file__).parent}{os.sep}",
+    f"{Path(__file__).resolve().parent.parent}{os.sep}",  # interpose/
+    f"{Path(__file__).resolve().parent.parent.parent / 'phantora'}{os.sep}",
     "<frozen ",
     "functools.py",
     "contextlib.py",

@@ -7,8 +7,11 @@ small real CPU collectives, and collectives on simulated-GPU tensors whose value
 flow (DDP checks that every rank has the same parameter shapes; loss/token counts get summed;
 expert-parallel all-to-alls exchange per-expert counts). Pretending all ranks agree gives those
 helpers the answer they expect: an all_gather returns copies of my input, a SUM all_reduce
-multiplies by the group size, and so on. A known destination written from unknown data becomes
-unknown.
+multiplies by the group size, an all-to-all gives every member the block addressed to it by each
+member, which is its own block (every member holds the same tensor), repeated once per member.
+A known destination written from unknown data becomes unknown; an unknown destination that a
+collective overwrites whole (the output a functional collective allocates) becomes known when the
+data written into it is.
 """
 
 from __future__ import annotations
@@ -62,8 +65,29 @@ def all_reduce(tensors: list[torch.Tensor], op: str, n: int) -> None:
                 _scale(d, op, n)
 
 
-def _copy(out: torch.Tensor, src: torch.Tensor | None) -> torch.Tensor | None:
+def _adopt(out: torch.Tensor, src: torch.Tensor | None) -> torch.Tensor | None:
+    """``data(out)``; an unknown fake ``out`` that covers its whole storage (so the collective replaces
+    every byte of it) first gets a shadow when ``src`` (the data written into it) is known."""
     d = data(out)
+    if d is not None or src is None or not is_fake(out):
+        return d
+    from interpose.runtime import _current
+
+    whole = out.numel() * out.element_size() == out.untyped_storage().nbytes()
+    if _current is None or not whole or torch._debug_has_internal_overlap(out) == 1:
+        return None
+    return _known_view(out) if _current.values.put(out) else None
+
+
+def adopt(out: torch.Tensor, inp: torch.Tensor) -> None:
+    """Make ``out`` known before a collective writes all of it from ``inp``, if ``inp`` is known
+    (all-gather into one tensor, whose chunks are then written one by one)."""
+    with _disable_current_modes():
+        _adopt(out, data(inp))
+
+
+def _copy(out: torch.Tensor, src: torch.Tensor | None) -> torch.Tensor | None:
+    d = _adopt(out, src)
     if d is None:
         return None
     if src is None or d.numel() != src.numel():
@@ -90,3 +114,50 @@ def reduce_scatter(out: torch.Tensor, inputs: list[torch.Tensor], my: int, op: s
 def copy_into(out: torch.Tensor, inp: torch.Tensor) -> None:
     with _disable_current_modes():
         _copy(out, data(inp))
+
+
+def _even(rows: int, n: int) -> list[int] | None:
+    return [rows // n] * n if n > 0 and rows % n == 0 else None
+
+
+def all_to_all_single(out: torch.Tensor, inp: torch.Tensor, out_splits, in_splits, my: int, n: int) -> None:
+    """``all_to_all_single`` on dim 0: member ``j`` sends rows ``in_splits[j]`` of its input to ``j``.
+    Every member holds my input, so I receive my own block ``in_splits[my]`` from each of ``n``
+    members; output splits that disagree with that (or unknown input) leave ``out`` unknown."""
+    with _disable_current_modes():
+        src = data(inp)
+        block = None
+        if src is not None and inp.dim() > 0 and out.dim() == inp.dim() and out.shape[1:] == inp.shape[1:]:
+            rows_in = [int(s) for s in in_splits] if len(in_splits) else _even(inp.shape[0], n)
+            rows_out = [int(s) for s in out_splits] if len(out_splits) else _even(out.shape[0], n)
+            if (rows_in is not None and rows_out is not None and len(rows_in) == n == len(rows_out)
+                    and sum(rows_in) == inp.shape[0] and all(r == rows_in[my] for r in rows_out)):
+                start = sum(rows_in[:my])
+                block = src[start:start + rows_in[my]]
+        if block is None:
+            _forget(out)
+            return
+        d = _adopt(out, src)
+        if d is not None:
+            d.copy_(torch.cat([block] * n).reshape(d.shape))
+
+
+def all_to_all(outputs: list[torch.Tensor], inputs: list[torch.Tensor], my: int) -> None:
+    """List ``all_to_all``: output ``j`` is member ``j``'s input ``my``, i.e. my own input ``my``."""
+    with _disable_current_modes():
+        src = data(inputs[my]) if my < len(inputs) else None
+        for o in outputs:
+            _copy(o, src)
+
+
+def functional_result(out: torch.Tensor, inp: torch.Tensor, op: str = "", n: int = 1) -> None:
+    """A functional collective that cloned ``inp`` into ``out`` before reducing it in place (all-reduce,
+    broadcast): the clone is made below the shim, so ``out`` learns ``inp``'s value here, reduced over
+    ``n`` symmetric members with ``op`` (empty: a broadcast)."""
+    with _disable_current_modes():
+        if data(out) is not None or not is_fake(out):
+            return
+        d = _adopt(out, data(inp))
+        if d is not None:
+            d.copy_(data(inp).reshape(d.shape))
+            _scale(d, op, n)
