@@ -237,11 +237,12 @@ def soak_sweep(study: Path, n_points: int, cycles: int, work: Path, rng: random.
             n_kills = 0
             while True:
                 proc = start([*cmd, "--out", str(out)], env, log)
-                kill = n_kills < 4 and rng.random() < 0.85
+                kill = n_kills == 0 or (n_kills < 4 and rng.random() < 0.6)  # every cycle is killed
                 if kill:
                     try:
-                        proc.wait(timeout=rng.uniform(0.3, 0.9 * ref_s))  # mostly mid-sweep
+                        proc.wait(timeout=rng.uniform(0.3, 0.8 * ref_s))  # mostly mid-sweep
                         kill = False  # it finished before the kill
+                        kills["none (finished first)"] += 1
                     except subprocess.TimeoutExpired:
                         sig = rng.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
                         proc.send_signal(sig)
@@ -291,6 +292,9 @@ def main() -> int:
     a = ap.parse_args()
     rng = random.Random(a.seed)
     token = uuid.uuid4().hex
+    # a background job of a shell script inherits SIGINT as ignored, and so would every run we start
+    # (phantora respects an inherited SIG_IGN): give the children the default disposition
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     work = a.work or Path(tempfile.mkdtemp(prefix="phantora-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"soak: work folder {work}, token {token}", flush=True)

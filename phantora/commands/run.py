@@ -9,6 +9,7 @@ torchrun conventions: phantora's options come before SCRIPT; everything after SC
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import traceback
@@ -95,7 +96,17 @@ def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json
         except Interrupted as e:  # before the results directory was claimed: nothing was written
             click.echo(f"phantora: interrupted by {e.name}", err=True)
             code = e.exit_code
+        except Exception as e:  # a bug before the results directory was claimed: one line, never a traceback
+            if os.environ.get("PHANTORA_DEBUG"):
+                raise
+            click.echo(f"phantora: internal error: {_one_line(e)} (set PHANTORA_DEBUG=1 for the traceback)", err=True)
+            code = 1
     sys.exit(code)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json: bool, host_time: str,
@@ -158,9 +169,10 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
         click.echo(f"phantora: {e}", err=True)
         return 2
     except Exception as e:  # a bug or an I/O error: one line here, the traceback in summary.json
+        if os.environ.get("PHANTORA_DEBUG"):
+            raise
         record_failure("failed", 1, traceback.format_exc())
-        click.echo(f"phantora: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                   f"(traceback in {out / 'summary.json'})", err=True)
+        click.echo(f"phantora: internal error: {_one_line(e)} (traceback in {out / 'summary.json'})", err=True)
         return 1
     finally:
         results_dir.release()

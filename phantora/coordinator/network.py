@@ -2,8 +2,9 @@
 
 The coordinator only ever (1) submits a matched collective with its start time and
 (2) pops completions up to a time it has proven safe. Any engine that can do that
-plugs in: :class:`AlphaBetaTimer` (analytic ring model, no contention; the fallback)
-and the netsim flow engine adapter (contention between all in-flight collectives).
+plugs in: :class:`AlphaBetaTimer` (analytic ring model, no contention; for tests and explicit
+use, never a silent stand-in for a network netsim cannot build) and the netsim adapter
+(:mod:`phantora.coordinator.netsim_timer`: contention between all in-flight collectives).
 """
 
 from __future__ import annotations
