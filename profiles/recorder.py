@@ -192,9 +192,14 @@ class KernelRecorder(TorchDispatchMode):
         self._t_exit = 0.0
         self._pending_us = 0.0
         self._calibrating = False
+        self._composite: dict = {}
+        self._depth = 0
 
     # -- the mode ------------------------------------------------------------------------------
     def __enter__(self):
+        self._depth += 1  # re-entered to decompose composite ops: patch once
+        if self._depth > 1:
+            return super().__enter__()
         # The script's own torch.cuda.synchronize() waits are GPU time, not host work: leave them out of gaps.
         self._real_sync = torch.cuda.synchronize
 
@@ -204,10 +209,18 @@ class KernelRecorder(TorchDispatchMode):
             self._pending_us -= (time.perf_counter() - t0) * 1e6
 
         torch.cuda.synchronize = sync
+        # torch.tensor(data, device="cuda") copies its data to the GPU with every mode off unless only
+        # CPU tensors are lifted; lifting them (as the shim does) shows that H2D copy as a _to_copy op,
+        # so the trace holds every copy the simulator issues (same result on the GPU)
+        self._lift_cpu_only = torch._C._only_lift_cpu_tensors()
+        torch._C._set_only_lift_cpu_tensors(True)
         return super().__enter__()
 
     def __exit__(self, *exc):
-        torch.cuda.synchronize = self._real_sync
+        self._depth -= 1
+        if self._depth == 0:
+            torch.cuda.synchronize = self._real_sync
+            torch._C._set_only_lift_cpu_tensors(self._lift_cpu_only)
         return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -217,8 +230,16 @@ class KernelRecorder(TorchDispatchMode):
             # a tensor subclass (DTensor, ...): let it unwrap itself with this mode still on the
             # stack, so the kernels it launches on its local tensors are what gets recorded
             return NotImplemented
-        t_enter = time.perf_counter()
         kwargs = kwargs or {}
+        if self._is_composite(func):
+            # CompositeImplicitAutograd ops reach a mode only where autograd's keys are skipped
+            # (inference_mode: linear, to.dtype_layout ...): decompose them as the shim does, so the
+            # trace holds the kernels' ops (addmm, _to_copy), keyed as the simulator looks them up
+            with self:
+                out = func.decompose(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        t_enter = time.perf_counter()
         out = func(*args, **kwargs)
         t_done = time.perf_counter()
         if self._t_exit:
@@ -232,6 +253,14 @@ class KernelRecorder(TorchDispatchMode):
         self._observe(func, args, kwargs, out, gap)
         self._t_exit = time.perf_counter()
         return out
+
+    def _is_composite(self, func) -> bool:
+        c = self._composite.get(func)
+        if c is None:
+            c = self._composite[func] = torch._C._dispatch_has_kernel_for_dispatch_key(
+                func.name(), "CompositeImplicitAutograd"
+            )
+        return c
 
     def _launches_kernel(self, func, args, kwargs, out) -> bool:
         if func.namespace in _SKIP_NAMESPACES or is_kernel_free(func):

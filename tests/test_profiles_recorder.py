@@ -138,3 +138,19 @@ def test_user_errors_are_one_line():
     assert r.exit_code != 0 and "give one of SCRIPT, --runs FILE or --kernels-only FILE" in r.output
     r = CliRunner().invoke(profile, ["--gpu-name", "h100", "--out", "x.jsonl", "nope.py"])
     assert r.exit_code != 0 and "Traceback" not in r.output
+
+
+def test_recorder_sees_the_ops_the_shim_sees_under_inference_mode_and_in_torch_tensor():
+    """Composite ops that reach the mode under inference_mode are decomposed (the trace has addmm, as the
+    shim's, not linear), and torch.tensor(data, device=...) shows its copy (CPU tensors lifted, as the
+    shim lifts them); the mode's patches are undone once, at the outermost exit."""
+    sync, lift = torch.cuda.synchronize, torch._C._only_lift_cpu_tensors()
+    lin = torch.nn.Linear(8, 4)
+    rec = KernelRecorder(device_type="cpu", repeats=1, warmup=0)
+    with rec:
+        with torch.inference_mode():
+            lin(torch.ones(2, 8))
+        assert torch._C._only_lift_cpu_tensors()
+    ops = [k.split("|")[0] for k in rec.trace]
+    assert "aten.addmm.default" in ops and "aten.linear.default" not in ops
+    assert torch.cuda.synchronize is sync and torch._C._only_lift_cpu_tensors() == lift
