@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "profile": "phantora.commands.profile:profile",
     "sweep": "phantora.commands.sweep:sweep",
     "report": "phantora.commands.report:report",
+    "conformance": "phantora.commands.conformance:conformance",
 }
 
 
