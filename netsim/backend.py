@@ -19,9 +19,12 @@ class NetworkBackend(ABC):
 
     @abstractmethod
     def submit_collective(self, kind: str, ranks: Sequence[int], nbytes: int,
-                          start_ns: Mapping[int, int] | int, tag: Any = None) -> int:
+                          start_ns: Mapping[int, int] | int, tag: Any = None, *,
+                          matrix: Sequence[Sequence[float]] | None = None) -> int:
         """Add a collective of ``kind`` over global ``ranks`` moving ``nbytes`` (nccl-tests "size");
-        ``start_ns``: when each rank reaches it (or one time for all). Returns a handle."""
+        ``start_ns``: when each rank reaches it (or one time for all). ``matrix`` (``all_to_all``
+        only): bytes ``ranks[i]`` sends to ``ranks[j]`` instead of ``nbytes / n`` to each. Returns a
+        handle."""
 
     @abstractmethod
     def next_event_ns(self) -> int | None:

@@ -108,14 +108,15 @@ class FlowNetwork(NetworkBackend):
     # ---- submission ---------------------------------------------------------------
     def submit_collective(self, kind: str, ranks: Sequence[int], nbytes: int,
                           start_ns: Mapping[int, int] | int, tag: Any = None, *,
-                          algorithm: str | None = None, protocol: str | None = None) -> int:
+                          algorithm: str | None = None, protocol: str | None = None,
+                          matrix: Sequence[Sequence[float]] | None = None) -> int:
         if isinstance(start_ns, Mapping):
             start = {r: max(int(start_ns[r]), self._now) for r in ranks}
         else:
             start = {r: max(int(start_ns), self._now) for r in ranks}
         specs = decompose(kind, ranks, nbytes, start, topology=self.topology, transport=self.transport,
                           config=self.config, conn_cache=self._conn_cache, algorithm=algorithm,
-                          protocol=protocol)
+                          protocol=protocol, matrix=matrix)
         return self.submit_flows(specs, tag)
 
     def submit_flows(self, specs: Sequence[FlowSpec], tag: Any = None) -> int:

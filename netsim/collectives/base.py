@@ -41,6 +41,8 @@ class Plan:
     conn_cache: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     algorithm: str | None = None
     protocol: str | None = None
+    matrix: list[list[float]] | None = None
+    """``all_to_all``: bytes ``ranks[i]`` sends to ``ranks[j]`` (an uneven all-to-all-v)."""
 
     @property
     def n(self) -> int:
@@ -138,14 +140,25 @@ COLLECTIVES: Registry[Decomposer] = Registry("collective")
 def decompose(kind: str, ranks: Sequence[int], nbytes: float, start_ns: Mapping[int, int] | int, *,
               topology: Topology, transport: Transport, config: NetworkConfig,
               conn_cache: dict | None = None, algorithm: str | None = None,
-              protocol: str | None = None) -> list[FlowSpec]:
-    """The flows of one collective call (``kind`` in :data:`COLLECTIVES`)."""
+              protocol: str | None = None, matrix: Sequence[Sequence[float]] | None = None) -> list[FlowSpec]:
+    """The flows of one collective call (``kind`` in :data:`COLLECTIVES`); ``matrix``: the traffic
+    matrix of an uneven ``all_to_all`` (row ``i``: bytes ``ranks[i]`` sends to each of ``ranks``)."""
     fn = COLLECTIVES.get(kind)
     ranks = list(ranks)
     if len(set(ranks)) != len(ranks) or not ranks:
         raise ValueError(f"{kind}: ranks must be distinct and non-empty")
+    rows = None
+    if matrix is not None:
+        if kind != "all_to_all":
+            raise ValueError(f"{kind}: a traffic matrix is only meaningful for all_to_all")
+        rows = [[float(b) for b in row] for row in matrix]
+        if len(rows) != len(ranks) or any(len(row) != len(ranks) for row in rows):
+            raise ValueError(f"all_to_all: the traffic matrix must be {len(ranks)} x {len(ranks)} (one row and "
+                             "column per rank)")
+        if any(b < 0 for row in rows for b in row):
+            raise ValueError("all_to_all: traffic matrix entries must be >= 0 bytes")
     starts = {r: int(start_ns) for r in ranks} if isinstance(start_ns, int | float) else {
         r: int(start_ns[r]) for r in ranks}
     plan = Plan(kind, ranks, float(nbytes), starts, topology, transport, config,
-                conn_cache if conn_cache is not None else {}, algorithm, protocol)
+                conn_cache if conn_cache is not None else {}, algorithm, protocol, rows)
     return fn(plan)

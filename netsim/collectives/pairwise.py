@@ -23,19 +23,21 @@ def send_recv(plan: Plan) -> list[FlowSpec]:
 
 @COLLECTIVES.register("all_to_all")
 def all_to_all(plan: Plan) -> list[FlowSpec]:
-    """Each rank sends ``nbytes / n`` to every other rank (nccl-tests size = per-rank buffer)."""
+    """Each rank sends ``nbytes / n`` to every other rank (nccl-tests size = per-rank buffer), or, with
+    a traffic matrix (all-to-all-v, e.g. MoE token dispatch), ``matrix[i][j]`` bytes from ``ranks[i]``
+    to ``ranks[j]``: one flow set per (src, dst) pair that moves anything."""
+    from netsim.collectives.ring import _noop
+
     n = plan.n
     if n == 1:
-        from netsim.collectives.ring import _noop
-
         return _noop(plan)
-    share = plan.nbytes / n
     out: list[FlowSpec] = []
-    for s in plan.ranks:
-        for d in plan.ranks:
-            if s != d:
+    for i, s in enumerate(plan.ranks):
+        for j, d in enumerate(plan.ranks):
+            share = plan.nbytes / n if plan.matrix is None else plan.matrix[i][j]
+            if s != d and share > 0:
                 out += _pair_flows(plan, s, d, share)
-    return out
+    return out or _noop(plan)
 
 
 @COLLECTIVES.register("gather")

@@ -110,8 +110,16 @@ class Ns3Network(NetworkBackend):
         nbytes: int,
         start_ns: Mapping[int, int] | Sequence[int] | int = 0,
         tag: Any = None,
+        *,
+        matrix: Sequence[Sequence[float]] | None = None,
     ) -> int:
-        """A collective over hosts ``ranks`` (nccl-tests' size ``nbytes``); see :mod:`flowsets`."""
+        """A collective over hosts ``ranks`` (nccl-tests' size ``nbytes``); see :mod:`flowsets`.
+        ``matrix`` (an uneven all-to-all) is refused unless every pair moves the same bytes."""
+        if matrix is not None:
+            off = {float(b) for i, row in enumerate(matrix) for j, b in enumerate(row) if i != j}
+            if len(off) > 1:
+                raise ValueError("ns3 backend: uneven all_to_all (a traffic matrix) not supported; use the flow "
+                                 "engine (network.backend: flow)")
         try:
             build = COLLECTIVE_FLOWSETS[kind]
         except KeyError:
