@@ -98,6 +98,24 @@ class CollectiveRow:
     busbw_gbps: float
     transport: str
     call_site: str
+    splits: tuple[tuple[int, ...], ...] = ()
+    """``all_to_all``: the traffic matrix, bytes member ``i`` (row, group-rank order) sends to member ``j``
+    (``bytes`` is then the largest per-rank buffer, sent or received); empty for other kinds."""
+
+
+def with_traffic_matrix(call: CollectiveCall, issued: dict[int, CollectiveCall]) -> CollectiveCall:
+    """An all-to-all whose members gave their send ``splits``, with the traffic matrix assembled from
+    them; members that did not run here (a symmetric run) send what the lowest running rank sends."""
+    if call.kind != "all_to_all" or not any(c.splits for c in issued.values()):
+        return call
+    first = issued[min(issued)]
+    n = len(call.ranks)
+    rows = []
+    for r in call.ranks:
+        c = issued.get(r, first)
+        rows.append(tuple(c.splits) if len(c.splits) == n else tuple([c.nbytes // n] * n))
+    buffer = max(max(sum(row) for row in rows), max(sum(col) for col in zip(*rows, strict=True)))
+    return replace(call, matrix=tuple(rows), nbytes=buffer, splits=())
 
 
 _COMPARED = ("kind", "ranks", "dtype", "reduce_op", "root")
@@ -230,6 +248,7 @@ class Coordinator:
             # a rank resumed from a stream wait may still issue at its older host time; the
             # network never goes back, so such traffic starts at the network's present
             m.start_us = max(m.start_us, self.net_time_us)
+            m.call = with_traffic_matrix(m.call, {r: i.issue.call for r, i in m.items.items()})
             self._submit(m.call, m.start_us)
 
     # --- time ------------------------------------------------------------------
@@ -280,7 +299,7 @@ class Coordinator:
         site = m.items[min(m.items)].issue.call.call_site
         kind = "send_recv" if c.kind in ("send", "recv") else c.kind
         self.rows.append(CollectiveRow(c.key, kind, c.group, len(c.ranks), c.nbytes, c.dtype,
-                                       m.start_us or 0.0, end_us, busbw, transport, site))
+                                       m.start_us or 0.0, end_us, busbw, transport, site, c.matrix))
         for r in sorted(m.items):
             for dep in self.waiting_on.pop((r, m.items[r].issue.handle), []):
                 self._try_ready(dep)

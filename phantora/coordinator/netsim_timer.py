@@ -52,7 +52,9 @@ class NetsimTimer(NetworkTimer):
     def submit(self, call: CollectiveCall, start_us: float) -> None:
         start_ns = max(round(start_us * 1e3), int(self.backend.now_ns))
         nbytes = max(call.nbytes, 4) if call.kind == "barrier" else call.nbytes
-        h = self.backend.submit_collective(self._kind(call), list(call.ranks), nbytes, start_ns, tag=call.key)
+        extra = {"matrix": [list(row) for row in call.matrix]} if call.matrix else {}  # uneven all-to-all
+        h = self.backend.submit_collective(self._kind(call), list(call.ranks), nbytes, start_ns, tag=call.key,
+                                           **extra)
         self._keys[h] = call.key
 
     def next_event_us(self) -> float | None:
