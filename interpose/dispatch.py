@@ -203,14 +203,6 @@ def _involves_fake(args: tuple, kwargs: dict) -> bool:
     return False
 
 
-def _is_factory(args: tuple, kwargs: dict) -> bool:
-    """No fake tensor among the inputs: the op made its output from constants (``full``, ``arange``)."""
-    for a in args:
-        if isinstance(a, FakeTensor) or (type(a) in (list, tuple) and any(isinstance(y, FakeTensor) for y in a)):
-            return False
-    return not any(isinstance(v, FakeTensor) for v in kwargs.values())
-
-
 def _placeholder(dtype: torch.dtype) -> bool | int | float | complex:
     if dtype == torch.bool:
         return False
@@ -342,7 +334,7 @@ class SimDispatchMode(TorchDispatchMode):
             spec = self.outputs.entries.get(k, _UNSEEN)
             if spec is not _UNSEEN and spec is not None:
                 out = self.outputs.build(spec, args)
-                self.values.propagate(func, args, kwargs, out, _is_factory(args, kwargs))
+                self.values.propagate(func, args, kwargs, out)
                 self.account(func, args, kwargs, out)
                 return out
         dynamic = self._dynamic.get(func)
@@ -364,7 +356,7 @@ class SimDispatchMode(TorchDispatchMode):
             ) from None
         if k is not None and k not in self.outputs.entries:
             self.outputs.learn(k, args, out)
-        self.values.propagate(func, args, kwargs, out, _is_factory(args, kwargs))
+        self.values.propagate(func, args, kwargs, out)
         self.account(func, args, kwargs, out)
         return out
 

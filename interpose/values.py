@@ -332,37 +332,58 @@ class KnownValues:
         except Exception:
             return None
 
-    def propagate(self, func, args: tuple, kwargs: dict, out: Any, factory: bool = False) -> None:
-        """After fake ``out = func(*args, **kwargs)``: keep shadows true (module docstring)."""
+    def _scan(self, args: tuple, kwargs: dict) -> int:
+        """``-1``: no fake tensor among the inputs (a factory); ``1``: every fake input is known;
+        ``0``: some fake input is unknown (the common case: it returns at the first one)."""
+        sh = self._shadow
+        seen = False
+        for group in (args, kwargs.values()):
+            for a in group:
+                if isinstance(a, FakeTensor):
+                    if a.untyped_storage()._cdata not in sh:
+                        return 0
+                    seen = True
+                elif type(a) in (list, tuple):
+                    for y in a:
+                        if isinstance(y, FakeTensor):
+                            if y.untyped_storage()._cdata not in sh:
+                                return 0
+                            seen = True
+        return 1 if seen else -1
+
+    def propagate(self, func, args: tuple, kwargs: dict, out: Any) -> None:
+        """After fake ``out = func(*args, **kwargs)``: keep shadows true (module docstring). Runs for
+        every simulated op, so the path for ops on unknown data is a scan that stops at the first
+        unknown input."""
         if func in _LIKE_FACTORIES:
             self._like_factory(func, args, kwargs, out)
             return
-        if factory:
-            if not (isinstance(out, FakeTensor) and self.keepable(out, from_host=True)):
-                return
-        elif not self._shadow and func not in INDEX_OPS and func not in FINITE_OPS:
-            return
-        if func in _OVERWRITE:
+        if func in _OVERWRITE and self._shadow:
             dst = args[0]
             if (not self.known(dst) and all(self.known(a) or not isinstance(a, FakeTensor) for a in args[1:])
                     and dst.numel() * dst.element_size() == dst.untyped_storage().nbytes()):
                 self.put(dst)  # every element is replaced: known if the source is
-        ra = self._real_args(args, kwargs)
-        if ra is not None:
+        state = self._scan(args, kwargs)
+        if state < 0 and not (isinstance(out, FakeTensor) and self.keepable(out, from_host=True)):
+            return  # a factory whose result is not kept
+        if state != 0:
+            ra = self._real_args(args, kwargs)
             try:
                 with _disable_current_modes():
-                    real = self._run_real(func, *ra)
+                    real = self._run_real(func, *ra) if ra is not None else _FAILED
             except Exception:
                 real = _FAILED
             if real is not _FAILED:
-                self._adopt(out, real, from_host=factory)
+                self._adopt(out, real, from_host=state < 0)
                 return
         # some input unknown (or the CPU failed): what the op wrote is unknown now
-        for t in self._written(func, args, kwargs):
-            if isinstance(t, FakeTensor):
-                self.drop(t)
-        with _disable_current_modes():  # the draws are CPU tensors, whatever mode the op ran under
-            self._from_policy(func, args, kwargs, out)
+        if self._shadow and self.writes(func)[0]:
+            for t in self._written(func, args, kwargs):
+                if isinstance(t, FakeTensor):
+                    self.drop(t)
+        if func in INDEX_OPS or func in FINITE_OPS:
+            with _disable_current_modes():  # the draws are CPU tensors, whatever mode the op ran under
+                self._from_policy(func, args, kwargs, out)
 
     def _like_factory(self, func, args: tuple, kwargs: dict, out: Any) -> None:
         """``zeros_like(x)``, ``x.new_full(...)``: known as any factory result is, whatever ``x`` holds."""
