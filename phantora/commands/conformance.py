@@ -82,7 +82,10 @@ def conformance(real_trace: str, real_profiles: tuple[str, ...], sim_dir: str | 
     for row in cf.table_rows(rep, top):
         t.add_row(*row)
     con = Console(width=None if sys.stdout.isatty() else 200)
-    con.print(t)
+    if rep.rows:
+        con.print(t)
+    else:
+        con.print(f"phantora conformance: {Path(real_trace).name} vs {sim_dir}: no divergences", highlight=False)
     if len(rep.rows) > top:
         con.print(f"({len(rep.rows) - top} more divergences; --top N or --json for all)")
     con.print(cf.summary_line(rep), highlight=False)
