@@ -255,11 +255,13 @@ class KernelRecorder(TorchDispatchMode):
         return out
 
     def _is_composite(self, func) -> bool:
+        """Whether the device runs ``func`` as its CompositeImplicitAutograd decomposition (no kernel of its own)."""
         c = self._composite.get(func)
         if c is None:
-            c = self._composite[func] = torch._C._dispatch_has_kernel_for_dispatch_key(
-                func.name(), "CompositeImplicitAutograd"
-            )
+            has = torch._C._dispatch_has_kernel_for_dispatch_key
+            backend = "CUDA" if self.device_type == "cuda" else self.device_type.upper()
+            name = func.name()
+            c = self._composite[func] = has(name, "CompositeImplicitAutograd") and not has(name, backend)
         return c
 
     def _launches_kernel(self, func, args, kwargs, out) -> bool:
