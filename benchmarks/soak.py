@@ -7,7 +7,8 @@ the simulation, or after it). After each run:
 
 * no process of the run is left 5 s after the parent exited: every process whose environment
   carries this soak's token (ranks, and anything they started) is found by scanning ``/proc``;
-* the exit code is the one the fate implies (0, 7, 1, 143, 130, -9 ...);
+* the exit code is the one the fate implies (0, 7, 1, 143, 130, -9 ...), and no traceback but the
+  raising rank's reaches stderr (an "Exception ignored" would mean a swallowed signal);
 * ``summary.json`` is never stale: it is this run's (its ``argv`` carries the run's id) with a
   status that matches the exit code (``complete`` only for a finished run, whose tables are all
   there), or, for a run killed before it claimed the directory, the previous file byte for byte.
@@ -130,6 +131,7 @@ def soak_runs(n: int, work: Path, rng: random.Random, token: str) -> dict:
                *(["--timeout", "3"] if fate == "spin" else []), str(script), "--run-id", str(i)]
         log.write(f"--- run {i}: {fate}\n")
         log.flush()
+        log_at = log.tell()
         t0 = time.monotonic()
         proc = start(cmd, env, log)
         sig = {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "sigkill": signal.SIGKILL}.get(fate)
@@ -172,6 +174,12 @@ def soak_runs(n: int, work: Path, rng: random.Random, token: str) -> dict:
             if now != before or rc not in (-15, -2, -9, 143, 130):
                 violations.append(f"run {i} ({fate}, rc {rc}): summary.json is not this run's and was changed "
                                   "or the run did not die early (a stale summary)")
+        log.flush()
+        with open(work / "runs.log") as f:
+            f.seek(log_at)
+            said = f.read()
+        if ("Traceback" in said and fate != "raise") or "Exception ignored" in said:
+            violations.append(f"run {i} ({fate}, rc {rc}): a traceback on stderr (see runs.log)")
         counts[(fate, rc, status)] += 1
         print(f"run {i:3d} {fate:8s} rc={rc:4d} {status:12s} {time.monotonic() - t0:5.1f} s"
               + (f"  LEAK {left}" if left else ""), flush=True)

@@ -32,6 +32,7 @@ from phantora.lifecycle import (
     child_state,
     close_in_children,
     forget,
+    raise_if_interrupted,
     signal_name,
     stop_processes,
     track,
@@ -161,6 +162,7 @@ def launch(spec: LaunchSpec, rank_main: RankMain, network: NetworkTimer,
             track(p.pid)
             child_end.close()
             procs.append(p)
+            raise_if_interrupted()  # a signal during the fork's hooks is swallowed there
         if on_start is not None:
             on_start([p.pid for p in procs])
         by_rank = dict(zip(sorted(coord.ranks), procs, strict=True))

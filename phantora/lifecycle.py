@@ -218,6 +218,14 @@ def _on_signal(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` if a handled signal arrived. The handler raises at once, but Python
+    swallows an exception raised inside an ``os.fork`` hook, a ``__del__`` or a weakref callback
+    ("Exception ignored in ..."), so every wait loop of the launcher and the sweep also checks here."""
+    if _interrupted is not None:
+        raise Interrupted(_interrupted)
+
+
 @contextlib.contextmanager
 def handle_signals() -> Iterator[None]:
     """Turn SIGTERM/SIGINT/SIGHUP into :class:`Interrupted` (after killing every tracked group).

@@ -103,7 +103,15 @@ def run_rank(job: RankJob, timeout_s: float | None = None) -> Any:
     ``timeout_s`` passes. The child (and everything it started: its process group) is killed on
     every way out, a :class:`KeyboardInterrupt` / :class:`phantora.lifecycle.Interrupted` included.
     """
-    from phantora.lifecycle import child_state, close_in_children, forget, signal_name, stop_processes, track
+    from phantora.lifecycle import (
+        child_state,
+        close_in_children,
+        forget,
+        raise_if_interrupted,
+        signal_name,
+        stop_processes,
+        track,
+    )
 
     prewarm()
     ctx = mp.get_context("fork")
@@ -118,6 +126,7 @@ def run_rank(job: RankJob, timeout_s: float | None = None) -> Any:
         child_end.close()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
+            raise_if_interrupted()  # a signal during the fork's hooks is swallowed there
             if parent_end.poll(POLL_S):
                 try:
                     kind, value = parent_end.recv()

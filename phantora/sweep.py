@@ -588,13 +588,20 @@ Executor = Callable[[list[tuple[list[str], str, str, str, float]], int], Iterato
 
 def local_executor(jobs: list[tuple[list[str], str, str, str, float]], workers: int) -> Iterator[PointOutcome]:
     """Run points as subprocesses, ``workers`` at a time; yields outcomes as they finish."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from phantora.lifecycle import raise_if_interrupted
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futs = [pool.submit(run_point, *job) for job in jobs]
         try:
-            for fut in as_completed(futs):
-                yield fut.result()
+            pending = set(futs)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                raise_if_interrupted()  # a signal whose exception Python swallowed
+                for fut in futs:  # in submission order among those done
+                    if fut in done:
+                        yield fut.result()
         except BaseException:
             for f in futs:
                 f.cancel()

@@ -257,3 +257,27 @@ def test_rank_stuck_at_teardown_is_a_failure(repo_root, tmp_path):
     assert sorted(res.results) == [0, 1]
     [line] = res.teardown_errors()
     assert line.startswith("rank 1 reported its result but did not exit within")
+
+
+def test_signal_whose_exception_python_swallowed_still_stops_the_launch(tmp_path):
+    """The handler raises at once, but an exception raised inside an os.fork hook (logging's, while a
+    rank is forked) is printed as "Exception ignored" and lost: the soak run caught one. The
+    launcher's loops check for a pending signal, so the run still stops."""
+    import multiprocessing as mp
+
+    from phantora import lifecycle
+    from phantora.coordinator import AlphaBetaTimer
+    from phantora.launcher import LaunchSpec, launch
+    from phantora.multirank import plain
+
+    script = tmp_path / "hang.py"
+    script.write_text("import time\nimport torch.distributed as dist\ndist.init_process_group('nccl')\n"
+                      "time.sleep(300)\n")
+    t0 = time.monotonic()
+    with lifecycle.handle_signals():
+        with contextlib.suppress(lifecycle.Interrupted):
+            lifecycle._on_signal(signal.SIGTERM, None)  # what "Exception ignored in <fork hook>" does to it
+        with pytest.raises(lifecycle.Interrupted) as e:
+            launch(LaunchSpec(1, 2), plain(str(script), []), AlphaBetaTimer(gpus_per_host=2))
+    assert e.value.exit_code == 143 and time.monotonic() - t0 < 15
+    assert mp.active_children() == []

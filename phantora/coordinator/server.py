@@ -29,8 +29,11 @@ def serve(coord: Coordinator, conns: dict[int, Connection], alive: Callable[[int
     results: dict[int, object] = {}
     by_conn = {c: r for r, c in conns.items()}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    from phantora.lifecycle import raise_if_interrupted
+
     try:
         while open_conns:
+            raise_if_interrupted()
             wait_s = poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
             ready = wait(list(open_conns.values()), timeout=wait_s)
             batch: list[tuple[float, int, object]] = []
