@@ -1,19 +1,26 @@
-"""Make autograd accept cuda tensors on CPU-only PyTorch builds.
+"""A CUDA device guard and CUDA hooks for fake cuda tensors that never reach a CUDA driver.
 
-Autograd looks up c10's CUDA device guard for every cuda tensor that requires
-grad; a CPU build has none and *aborts the process*. We compile a 20-line shim
-(``_cuda_guard.cpp``) against the installed torch headers once, cache the
-shared object under ``~/.cache/phantora`` (keyed by torch version), and call it
-through ctypes. On a CUDA build the guard exists and nothing is done.
+CPU builds of torch have no CUDA guard: autograd looks one up for every cuda tensor
+that requires grad and *aborts the process*. CUDA builds have the real one, and it
+(like their CUDA hooks) calls the driver: on a machine without a GPU the first
+``.cuda()`` of a parameter fails with "CUDA driver version is insufficient". So on
+both builds we compile a small shim (``_cuda_guard.cpp``) against the installed
+torch headers once, cache the shared object under ``~/.cache/phantora`` (keyed by
+torch version, so the CPU and CUDA builds each get their own), and call it through
+ctypes: while the shim is installed, c10's ``FakeGuardImpl<CUDA>`` is the CUDA guard
+and the CUDA hooks report CUDA present, the simulated GPU's compute capability and
+the build's cuDNN (none on CPU builds).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -63,33 +70,68 @@ def _build() -> Path:
 _lib: ctypes.CDLL | None = None
 
 
-def _set(on: bool) -> bool:
+_BUILD_HOOKS, _SIM_HOOKS, _NO_CUDA_HOOKS = 0, 1, 2  # phantora_set_sim_cuda's modes (_cuda_guard.cpp)
+
+
+def _set(mode: int) -> bool:
+    assert _lib is not None
+    return bool(_lib.phantora_set_sim_cuda(mode))
+
+
+def _build_info() -> tuple[int, int, int, float]:
+    """(CUDNN_VERSION, cudnnGetVersion(), CUDA_VERSION, CUDNN_BN_MIN_EPSILON) of this build; zeros on
+    CPU builds. None of these calls the CUDA driver."""
+    if not torch.backends.cuda.is_built():
+        return 0, 0, 0, 0.0
+    cudart = int(torch._C._cuda_getCompiledVersion())
+    if not getattr(torch._C, "_has_cudnn", False):
+        return 0, 0, cudart, 0.0
+    major, minor, patch = torch._C._cudnn.getCompileVersion()
+    compiled = major * 10000 + minor * 100 + patch if major >= 9 else major * 1000 + minor * 100 + patch
+    runtime = int(torch._C._cudnn.getVersionInt())
+    return compiled, runtime, cudart, 0.0 if major >= 8 else 1e-5
+
+
+def ensure_cuda_guard(capability: tuple[int, int] = (9, 0)) -> None:
+    """Make the fake CUDA device guard the CUDA guard and the CUDA hooks the simulated ones,
+    for a simulated GPU of compute ``capability`` (idempotent).
+
+    CPU builds keep the fake guard for the life of the process (fake cuda tensors may
+    outlive the shim, and there is no other); :func:`release_cuda_hooks` switches the
+    hooks back, and on CUDA builds the build's own guard.
+    """
     global _lib
     if _lib is None:
         _lib = ctypes.CDLL(str(_build()), mode=ctypes.RTLD_GLOBAL)
-    return bool(_lib.phantora_set_sim_cuda(1 if on else 0))
-
-
-def ensure_cuda_guard() -> None:
-    """Install the fake CUDA device guard and simulated CUDA hooks (idempotent).
-
-    The guard stays for the life of the process (fake cuda tensors may outlive
-    the shim); the hooks are switched back by :func:`release_cuda_hooks`.
-    """
-    if torch.backends.cuda.is_built():
-        return
-    if not _set(True):
+        _lib.phantora_configure.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_long,
+                                            ctypes.c_double]
+    _lib.phantora_configure(int(capability[0]), *_build_info())
+    if not _set(_SIM_HOOKS):
         raise CudaGuardBuildError("could not switch the CUDA hooks to the simulated ones")
 
 
 def set_guard_device(index: int) -> None:
-    """Make C++'s current CUDA device ``index`` (CPU builds: the fake guard's; it fills the
-    index of ``Tensor.cuda()`` / ``.to("cuda")``). No-op before the guard is installed."""
-    if _lib is not None and not torch.backends.cuda.is_built():
+    """Make C++'s current CUDA device ``index`` (the fake guard's; it fills the index of
+    ``Tensor.cuda()`` / ``.to("cuda")``). No-op before the guard is installed."""
+    if _lib is not None:
         _lib.phantora_set_guard_device(int(index))
 
 
 def release_cuda_hooks() -> None:
-    """Make ``at::hasCUDA()`` false again (CPU builds only); the guard stays."""
-    if _lib is not None and not torch.backends.cuda.is_built():
-        _set(False)
+    """Give the build its own CUDA hooks back (``at::hasCUDA()`` false again on CPU builds), and
+    on CUDA builds its own CUDA guard; a CPU build keeps the fake guard."""
+    if _lib is not None:
+        _set(_BUILD_HOOKS)
+
+
+@contextlib.contextmanager
+def no_cuda_hooks() -> Iterator[None]:
+    """While simulating: for the body, C++ sees no CUDA at all (``at::hasCUDA()`` false, the
+    stub hooks), then the simulated GPU again. For C++ that starts real CUDA machinery when
+    it sees CUDA present: the profiler initialises CUPTI (the driver) then."""
+    assert _lib is not None
+    _set(_NO_CUDA_HOOKS)
+    try:
+        yield
+    finally:
+        _set(_SIM_HOOKS)

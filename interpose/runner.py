@@ -53,11 +53,14 @@ def install(cfg: RankConfig) -> RankRuntime:
     global _state
     if _state is not None:
         raise RuntimeError("interpose is already installed in this process")
-    ensure_cuda_guard()
+    ensure_cuda_guard(tuple(cfg.gpu.capability))
     rt = RankRuntime(cfg)
     _runtime.set_current(rt)
     patcher = Patcher()
-    fake = SimFakeMode(allow_non_fake_inputs=True)
+    # no fallback kernels: for an op without a meta kernel FakeTensorMode would run the real kernel
+    # on zero-filled tensors of the fake device, i.e. real CUDA (a CUDA build would call the
+    # driver; a CPU build cannot run it anyway); such an op raises UnsupportedOperatorException
+    fake = SimFakeMode(allow_non_fake_inputs=True, allow_fallback_kernels=False)
     mode = SimDispatchMode(rt, fake, cfg.compute_model)
     install_cuda_api(patcher, rt)
     install_fake_cuda(patcher)
