@@ -330,6 +330,18 @@ def memory_stats(device: Any = None) -> dict[str, int]:
     }
 
 
+def memory_stats_as_nested_dict(device: Any = None) -> dict[str, Any]:
+    """:func:`memory_stats` nested at its dots, as ``torch._C._cuda_memoryStats`` returns it."""
+    out: dict[str, Any] = {}
+    for key, value in memory_stats(device).items():
+        *path, last = key.split(".")
+        d = out
+        for part in path:
+            d = d.setdefault(part, {})
+        d[last] = value
+    return out
+
+
 def memory_summary(device: Any = None, abbreviated: bool = False) -> str:
     st = current().allocator.stats()
     return (
@@ -349,6 +361,23 @@ def oom_message(request_bytes: int, allocated: int, reserved: int, limit: int, d
         f"{allocated / _GiB:.2f} GiB is allocated by PyTorch, and {(reserved - allocated) / _GiB:.2f} GiB is "
         "reserved by PyTorch but unallocated. (simulated by phantora)"
     )
+
+
+_memory_fraction: dict[int, float] = {}
+
+
+def set_per_process_memory_fraction(fraction: float, device: Any = None) -> None:
+    """Recorded for :func:`get_per_process_memory_fraction`; the simulated limit stays the scenario's."""
+    _memory_fraction[_device_index(device)] = float(fraction)
+
+
+def get_per_process_memory_fraction(device: Any = None) -> float:
+    return _memory_fraction.get(_device_index(device), 1.0)
+
+
+def _handle(*args: Any, **kwargs: Any) -> int:
+    """``current_blas_handle``/``current_solver_handle``: a stand-in handle (no library context exists)."""
+    return 0x5EED
 
 
 def _snapshot(*args: Any, **kwargs: Any) -> dict[str, list]:
@@ -450,6 +479,7 @@ def is_current_stream_capturing() -> bool:
 def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
     """Patch ``torch.cuda`` (and ``torch.cuda.memory``/``nvtx``) for the runtime ``rt``."""
     _wrappers.clear()
+    _memory_fraction.clear()
     c = torch.cuda
     true = lambda *a, **k: True  # noqa: E731
     repl: dict[str, Any] = {
@@ -501,7 +531,12 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
         "get_rng_state_all": get_rng_state_all,
         "set_rng_state": _noop,
         "set_rng_state_all": _noop,
-        "set_per_process_memory_fraction": _noop,
+        "set_per_process_memory_fraction": set_per_process_memory_fraction,
+        "get_per_process_memory_fraction": get_per_process_memory_fraction,
+        "memory_stats_as_nested_dict": memory_stats_as_nested_dict,
+        "memory_snapshot": lambda *a, **k: [],
+        "current_blas_handle": _handle,
+        "current_solver_handle": _handle,
         "ipc_collect": _noop,
     }
     for name, fn in repl.items():
@@ -524,6 +559,52 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
     # torch.amp checks availability through this helper; keep it consistent with is_available.
     p.set(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False)
     _install_accelerator(p)
+    _install_profiler(p)
+
+
+def _install_profiler(p: Patcher) -> None:
+    """``torch.profiler`` records host-side events only, on both builds of torch.
+
+    CUDA is reported as a supported activity (as on a GPU), so ``use_device="cuda"`` and
+    ``activities=[CPU, CUDA]`` profile as they would there, but the CUDA activity is dropped
+    before it reaches the profiler's C++ (kineto): on a CUDA build that would start CUPTI, or
+    record CUDA events, through the driver. For the same reason kineto is prepared, started and
+    stopped with C++ seeing no CUDA (CUPTI starts whenever ``at::hasCUDA()`` is true).
+    """
+    import torch.autograd.profiler as ap
+    from torch.autograd import ProfilerActivity, ProfilerState
+
+    from interpose.cuda_guard import no_cuda_hooks
+
+    def host_only(activities: Any) -> set:
+        return {a for a in activities if a != ProfilerActivity.CUDA}
+
+    def supported() -> set:
+        return {*torch._C._autograd._supported_activities(), ProfilerActivity.CUDA}
+
+    def wrap(fn: Any, takes_activities: bool) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if takes_activities and len(args) > 1:
+                args = (args[0], host_only(args[1]), *args[2:])
+            with no_cuda_hooks():
+                return fn(*args, **kwargs)
+
+        return call
+
+    orig_config = ap.profile.config
+
+    def config(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # legacy ``profile(use_device="cuda")`` without kineto: CUDA events per op, not recorded here
+        if self.profiler_kind == ProfilerState.KINETO_GPU_FALLBACK:
+            self.profiler_kind = ProfilerState.KINETO
+        return orig_config(self, *args, **kwargs)
+
+    p.set(ap.profile, "config", config)
+    p.set(torch.autograd, "_supported_activities", supported)
+    p.set(ap, "_supported_activities", supported)
+    p.set(ap, "_prepare_profiler", wrap(ap._prepare_profiler, True))
+    p.set(ap, "_enable_profiler", wrap(ap._enable_profiler, True))
+    p.set(ap, "_disable_profiler", wrap(ap._disable_profiler, False))
 
 
 def _install_accelerator(p: Patcher) -> None:

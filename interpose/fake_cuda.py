@@ -16,7 +16,14 @@ at tensor *types* or need a driver:
 - ``torch.save`` stores fake tensors as meta tensors; ``f"{t:.3f}"`` of a 0-dim
   fake tensor formats the placeholder value; ``torch.Generator("cuda")`` works;
 - ``torch.compile`` returns the eager module/function (documented limitation:
-  compiled kernels are not simulated, their eager ops are).
+  compiled kernels are not simulated, their eager ops are);
+- CUDA builds: recurrent layers (``nn.LSTM``/``GRU``/``RNN``) on fake tensors run with cuDNN off.
+  ATen's cuDNN RNN path queries cuDNN on the host (a handle, weight descriptors) before it
+  dispatches ``_cudnn_rnn``, which needs the driver; with cuDNN off they take the per-layer
+  path the CPU build takes (documented divergence: a GPU runs one fused cuDNN RNN kernel);
+- ``torchvision.ops.nms`` (PyPI's torchvision needs a CUDA build): its output size depends on the
+  boxes' values; like ``nonzero``, known boxes give the real answer and unknown ones the upper
+  bound (every box kept), after the host-device sync a GPU does there.
 """
 
 from __future__ import annotations
@@ -185,6 +192,50 @@ def _make_module_apply(orig):
     return _apply
 
 
+def _make_rnn_without_cudnn(orig):
+    def rnn(input, *args, **kwargs):
+        if not isinstance(input, FakeTensor) or not torch._C._get_cudnn_enabled():
+            return orig(input, *args, **kwargs)
+        torch._C._set_cudnn_enabled(False)
+        try:
+            return orig(input, *args, **kwargs)
+        finally:
+            torch._C._set_cudnn_enabled(True)
+
+    return rnn
+
+
+def _make_flatten_parameters(orig):
+    def flatten_parameters(self) -> None:
+        """cuDNN's single weight buffer: not made for fake weights (their RNNs run without cuDNN)."""
+        if any(isinstance(w, FakeTensor) for w in getattr(self, "_flat_weights", ())):
+            return None
+        return orig(self)
+
+    return flatten_parameters
+
+
+def _nms_bound(mode, args, kwargs) -> FakeTensor:
+    boxes = args[0]
+    return FakeTensor(mode, torch.empty([boxes.shape[0]], dtype=torch.long, device="meta"), boxes.device)
+
+
+def _install_torchvision_ops(torchvision) -> None:
+    """torchvision's data-dependent ops join the shim's (``interpose.dispatch._DYNAMIC_SHAPE``)."""
+    from interpose import dispatch
+
+    nms = getattr(getattr(torch.ops, "torchvision", None), "nms", None)
+    if nms is not None:
+        dispatch._DYNAMIC_SHAPE[nms.default] = _nms_bound
+
+
+def _uninstall_torchvision_ops() -> None:
+    from interpose import dispatch
+
+    for op in [op for op, bound in dispatch._DYNAMIC_SHAPE.items() if bound is _nms_bound]:
+        del dispatch._DYNAMIC_SHAPE[op]
+
+
 def _compile(model: Any = None, **kwargs: Any) -> Any:
     """``torch.compile`` stand-in: eager execution (decorator and call forms)."""
     if model is None:
@@ -208,6 +259,11 @@ def install_fake_cuda(p: Patcher) -> None:
     for types in _foreach_type_lists():
         if FakeTensor not in types:
             types.append(FakeTensor)
+    p.after_import("torchvision", _install_torchvision_ops)
+    if torch.backends.cudnn.is_available():  # CUDA builds (see the module docstring)
+        for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+            p.set(torch._VF, name, _make_rnn_without_cudnn(getattr(torch._VF, name)))
+        p.set(torch.nn.RNNBase, "flatten_parameters", _make_flatten_parameters(torch.nn.RNNBase.flatten_parameters))
 
 
 def _foreach_type_lists() -> list[list[type]]:
@@ -220,6 +276,7 @@ def _foreach_type_lists() -> list[list[type]]:
 
 def restore_fake_cuda() -> None:
     _cpp_is_pinned(False)
+    _uninstall_torchvision_ops()
     for types in _foreach_type_lists():
         while FakeTensor in types:
             types.remove(FakeTensor)
