@@ -107,3 +107,15 @@ def test_h2d_copy_is_timed_on_the_stream(cfg):
         assert ops == ["aten._to_copy.default(h2d)"]
         copy = rt.result().ops[-1]
         assert copy.source == "copy" and copy.dur_us > (4 << 20) / 50e3  # 4 MiB at 50 GB/s
+
+
+def test_fused_backward_kernels_stay_whole(cfg):
+    """silu_backward is one kernel on a GPU (recorded on an H200 for HF Llama's MLP); on the CPU build
+    its composite kernel would otherwise split it into sigmoid/mul/add before the shim sees it."""
+    with interposed(cfg) as rt:
+        x = torch.randn(64, 64, device="cuda", requires_grad=True)
+        ops = _ops_during(rt, lambda: F.silu(x).sum().backward())
+        assert "aten.silu_backward.default" in ops and "aten.sigmoid.default" not in ops
+    y = torch.randn(4, requires_grad=True)  # real CPU tensors are untouched
+    F.silu(y).sum().backward()
+    assert y.grad.shape == (4,)
