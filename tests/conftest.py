@@ -18,6 +18,15 @@ FORK_FIRST = ("test_run_cli.py",)
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name not in FORK_FIRST)  # stable: order kept otherwise
+    cuda_build_only = [item for item in items if item.get_closest_marker("cudabuild")]
+    if cuda_build_only:
+        import torch
+
+        if not torch.backends.cuda.is_built():
+            skip = pytest.mark.skip(reason=f"needs the CUDA build of torch (this is {torch.__version__}); "
+                                           ".ci/run runs these in a second venv with PyPI's torch")
+            for item in cuda_build_only:
+                item.add_marker(skip)
 
 
 @pytest.fixture
