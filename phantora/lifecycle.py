@@ -246,9 +246,17 @@ def handle_signals() -> Iterator[None]:
         _saved[s] = old
         signal.signal(s, _on_signal)
     _handlers_installed = True
+    unraisable = sys.unraisablehook
+
+    def quiet(info: Any) -> None:  # an Interrupted Python swallowed is re-raised by raise_if_interrupted()
+        if not isinstance(info.exc_value, Interrupted):
+            unraisable(info)
+
+    sys.unraisablehook = quiet
     try:
         yield
     finally:
+        sys.unraisablehook = unraisable
         _restore_default_handlers()
         _saved.clear()
         _handlers_installed = False

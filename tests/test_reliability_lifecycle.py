@@ -259,7 +259,7 @@ def test_rank_stuck_at_teardown_is_a_failure(repo_root, tmp_path):
     assert line.startswith("rank 1 reported its result but did not exit within")
 
 
-def test_signal_whose_exception_python_swallowed_still_stops_the_launch(tmp_path):
+def test_signal_whose_exception_python_swallowed_still_stops_the_launch(tmp_path, monkeypatch):
     """The handler raises at once, but an exception raised inside an os.fork hook (logging's, while a
     rank is forked) is printed as "Exception ignored" and lost: the soak run caught one. The
     launcher's loops check for a pending signal, so the run still stops."""
@@ -273,11 +273,22 @@ def test_signal_whose_exception_python_swallowed_still_stops_the_launch(tmp_path
     script = tmp_path / "hang.py"
     script.write_text("import time\nimport torch.distributed as dist\ndist.init_process_group('nccl')\n"
                       "time.sleep(300)\n")
+    armed = []
+
+    def signal_during_fork_hook() -> None:  # SIGTERM arriving while a fork hook runs, once
+        if armed:
+            armed.clear()
+            lifecycle._on_signal(signal.SIGTERM, None)
+
+    os.register_at_fork(after_in_parent=signal_during_fork_hook)
+    printed: list = []  # what Python would print as "Exception ignored in ..."
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
     t0 = time.monotonic()
     with lifecycle.handle_signals():
-        with contextlib.suppress(lifecycle.Interrupted):
-            lifecycle._on_signal(signal.SIGTERM, None)  # what "Exception ignored in <fork hook>" does to it
+        armed.append(True)
         with pytest.raises(lifecycle.Interrupted) as e:
             launch(LaunchSpec(1, 2), plain(str(script), []), AlphaBetaTimer(gpus_per_host=2))
+    assert not armed, "the hook ran"
     assert e.value.exit_code == 143 and time.monotonic() - t0 < 15
     assert mp.active_children() == []
+    assert printed == []  # the swallowed Interrupted is not printed as a traceback
