@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -72,8 +71,8 @@ def set_parent_death_signal(sig: int) -> bool:
     global _libc
     if not sys.platform.startswith("linux"):
         return False
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if _libc is None:  # the process's own symbols include libc's (no ldconfig run in a fresh fork)
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
 
 
