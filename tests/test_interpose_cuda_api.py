@@ -140,12 +140,18 @@ def test_memory_stats_and_misc_surface(cfg):
         torch.cuda.set_rng_state(torch.cuda.get_rng_state())
         torch.cuda.nvtx.range_push("x")
         torch.cuda.nvtx.range_pop()
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-        torch.set_float32_matmul_precision("high")
-        f = torch.compile(lambda a: a * 2)
-        assert f(torch.ones(2, device="cuda")).is_cuda
-        torch.cuda.init()
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark,
+                 torch.get_float32_matmul_precision())
+        try:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+            torch.set_float32_matmul_precision("high")
+            f = torch.compile(lambda a: a * 2)
+            assert f(torch.ones(2, device="cuda")).is_cuda
+            torch.cuda.init()
+        finally:  # process-wide flags: later tests' op keys would carry tf32=True
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark = saved[0], saved[1]
+            torch.set_float32_matmul_precision(saved[2])
 
 
 def test_autocast_and_gradscaler(cfg):
