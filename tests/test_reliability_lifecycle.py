@@ -221,10 +221,18 @@ def test_ranks_hold_no_coordinator_end_of_any_channel(repo_root, tmp_path):
                     out.add(link)
             return out
         dist.init_process_group("nccl")
-        shared = sockets(os.getpid()) & sockets(os.getppid())
+        before = set(open(os.path.join({str(tmp_path)!r}, "before")).read().split())
+        shared = (sockets(os.getpid()) & sockets(os.getppid())) - before  # the launch's own sockets
         open(os.path.join({str(tmp_path)!r}, f"shared{{dist.get_rank()}}"), "w").write(repr(sorted(shared)))
         dist.barrier()
     """))
+    # sockets this (pytest) process already had are inherited by any child and are not the launch's
+    fds = Path(f"/proc/{os.getpid()}/fd")
+    links = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            links.add(os.readlink(fd))
+    (tmp_path / "before").write_text(" ".join(x for x in links if x.startswith("socket:")))
     launch(LaunchSpec(1, 4), plain(str(script), []), AlphaBetaTimer(gpus_per_host=4))
     for r in range(4):
         assert (tmp_path / f"shared{r}").read_text() == "[]", f"rank {r} holds a coordinator-side socket"
