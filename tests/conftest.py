@@ -29,6 +29,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_flags():
+    """Process-wide matmul/cuDNN flags a test (or a script it runs in-process) sets stay its own: they
+    enter op signature keys (``tf32=True``), so a leak changes later tests' results."""
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision())
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved[:3]
+    torch.set_float32_matmul_precision(saved[3])
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
