@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -93,6 +94,32 @@ def close_in_children(obj: Any) -> None:
     """Close ``obj`` (anything with ``close()``) in every process forked from now on."""
     with _close_lock:
         _to_close[id(obj)] = obj
+
+
+class LockHeld(Exception):
+    """Another process holds the lock; ``str()`` is its pid as it wrote it (``?`` if unreadable)."""
+
+
+def pid_lock(path: Path):
+    """Open ``path`` and take an exclusive ``fcntl`` lock on it without waiting, write this pid into it and
+    keep it out of forked children; returns the open file (the lock lasts while it is open). Raises
+    :class:`LockHeld` with the holder's pid, or ``OSError`` if the file cannot be opened."""
+    import fcntl
+
+    f = open(path, "a+")  # noqa: SIM115 (held by the caller)
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise LockHeld(holder) from None
+    close_in_children(f)
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 def forget(obj: Any) -> None:

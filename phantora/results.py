@@ -332,9 +332,7 @@ class ResultsDir:
         self._lock: Any = None
 
     def claim(self, running: Mapping[str, Any] | None = None) -> ResultsDir:
-        import fcntl
-
-        from phantora.lifecycle import close_in_children
+        from phantora.lifecycle import LockHeld, pid_lock
 
         p = self.path
         where = f"--out {p}"
@@ -347,22 +345,12 @@ class ResultsDir:
         if not os.access(p, os.W_OK | os.X_OK):
             raise ResultsDirError(f"{where}: not writable")
         try:
-            lock = open(p / LOCK_FILE, "a+")  # noqa: SIM115 (held for the run's duration)
+            lock = pid_lock(p / LOCK_FILE)
+        except LockHeld as e:
+            raise ResultsDirError(f"{where}: another phantora run (pid {e}) is writing there; "
+                                  "wait for it or use another --out") from None
         except OSError as e:
             raise ResultsDirError(f"{where}: not writable ({e.strerror or e})") from None
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.seek(0)
-            holder = lock.read().strip() or "?"
-            lock.close()
-            raise ResultsDirError(f"{where}: another phantora run (pid {holder}) is writing there; "
-                                  "wait for it or use another --out") from None
-        close_in_children(lock)
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
         self._lock = lock
         try:
             foreign = sorted(e.name for e in p.iterdir()

@@ -655,27 +655,15 @@ def run_study(
 @contextlib.contextmanager
 def _sweep_lock(out: Path) -> Iterator[None]:
     """One sweep at a time writes into ``out`` (an exclusive ``fcntl`` lock for the sweep's duration)."""
-    import fcntl
-
-    from phantora.lifecycle import close_in_children, forget
+    from phantora.lifecycle import LockHeld, forget, pid_lock
 
     try:
-        f = open(out / LOCK_FILE, "a+")  # noqa: SIM115 (held for the sweep's duration)
+        f = pid_lock(out / LOCK_FILE)
+    except LockHeld as e:
+        raise SweepError(f"{out}: another phantora sweep (pid {e}) is running there; wait for it "
+                         "or use another --out") from None
     except OSError as e:
         raise SweepError(f"{out}: not writable ({e.strerror or e})") from None
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "?"
-        f.close()
-        raise SweepError(f"{out}: another phantora sweep (pid {holder}) is running there; wait for it "
-                         "or use another --out") from None
-    close_in_children(f)
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
     try:
         yield
     finally:
