@@ -179,13 +179,13 @@ _OVERWRITE = {aten.copy_.default, aten.fill_.Scalar, aten.fill_.Tensor, aten.zer
 """In-place ops that replace every element of their destination (which may be unknown before)."""
 
 
-def _write_positions(func) -> tuple[tuple[int | str, ...], bool]:
-    """Positions (or kwarg names) of the arguments ``func`` mutates, and whether it has tensor outputs."""
+def _write_positions(func) -> tuple[int | str, ...]:
+    """Positions (or kwarg names) of the arguments ``func`` mutates."""
     out: list[int | str] = []
     for i, a in enumerate(func._schema.arguments):
         if a.alias_info is not None and a.alias_info.is_write:
             out.append(a.name if a.kwarg_only else i)
-    return tuple(out), bool(func._schema.returns)
+    return tuple(out)
 
 
 def _flat(x: Any):
@@ -204,7 +204,7 @@ class KnownValues:
         self.policy = policy or ValuePolicy()
         self.indices = IndexSource(self.policy)
         self._shadow: dict[int, torch.UntypedStorage] = {}
-        self._writes: dict[Any, tuple[tuple[int | str, ...], bool]] = {}
+        self._writes: dict[Any, tuple[int | str, ...]] = {}
         self._rng_state: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -305,14 +305,14 @@ class KnownValues:
         finally:
             torch.set_rng_state(saved)
 
-    def writes(self, func) -> tuple[tuple[int | str, ...], bool]:
+    def writes(self, func) -> tuple[int | str, ...]:
         w = self._writes.get(func)
         if w is None:
             w = self._writes[func] = _write_positions(func)
         return w
 
     def _written(self, func, args: tuple, kwargs: dict) -> list[torch.Tensor]:
-        pos, _ = self.writes(func)
+        pos = self.writes(func)
         out = []
         for p in pos:
             a = kwargs.get(p) if isinstance(p, str) else (args[p] if p < len(args) else None)
@@ -377,7 +377,7 @@ class KnownValues:
                 self._adopt(out, real, from_host=state < 0)
                 return
         # some input unknown (or the CPU failed): what the op wrote is unknown now
-        if self._shadow and self.writes(func)[0]:
+        if self._shadow and self.writes(func):
             for t in self._written(func, args, kwargs):
                 if isinstance(t, FakeTensor):
                     self.drop(t)
