@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from common.errors import one_line
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -222,13 +224,6 @@ class ConfigError(Exception):
     """A scenario that cannot be used; ``str()`` is the one line to show the user."""
 
 
-def _one_line(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-    return f"{source}: {loc}: {msg}"
-
-
 def cluster_from_dict(data: dict[str, Any], source: str = "<scenario>") -> ClusterConfig:
     """Validate the ``name``/``hosts``/``gpus_per_host``/``network`` keys; other keys are ignored."""
     keys = ("name", "hosts", "gpus_per_host", "network")
@@ -236,7 +231,7 @@ def cluster_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Clust
     try:
         return ClusterConfig.model_validate(picked)
     except ValidationError as e:
-        raise ConfigError(_one_line(source, e)) from None
+        raise ConfigError(one_line(source, e)) from None
 
 
 def load_cluster(path: str | Path) -> ClusterConfig:

@@ -22,8 +22,9 @@ from pydantic import (
     field_validator,
 )
 
+from common import errors
+from common.registry import UnknownVariantError
 from netsim.config import NetworkConfig
-from netsim.registry import UnknownVariantError
 from phantora.compose import yaml_error_text
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -201,18 +202,6 @@ def network_backend(scenario: Any, hosts: int | None = None, gpus_per_host: int 
         raise ScenarioError(f"{source}: {msg}" if msg.startswith("network.") else f"{source}: network: {msg}") from None
 
 
-def _format_validation_error(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field"
-    more = len(err.errors()) - 1
-    return f"{source}: {loc}: {msg}" + (f" (and {more} more)" if more else "")
-
-
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Validate YAML ``text``; errors name ``source`` and the field in one line."""
     try:
@@ -229,7 +218,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as e:
-        raise ScenarioError(_format_validation_error(source, e)) from None
+        raise ScenarioError(errors.one_line(source, e)) from None
     scenario._source = source
     return scenario
 

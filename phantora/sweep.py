@@ -36,7 +36,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from netsim.registry import Registry
+from common.errors import one_line
+from common.registry import Registry
 from phantora.compose import (
     EXTENDS_KEY,
     ComposeError,
@@ -160,15 +161,6 @@ class Study:
         return str(near.resolve()) if near.exists() else str(Path(s).resolve())
 
 
-def _fmt_pydantic(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join("list" if p == "list_" else str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field"
-    return f"{source}: {loc}: {msg}"
-
-
 def _expand(sweep: SweepSection, source: str) -> tuple[list[dict[str, Any]], list[str]]:
     if sweep.grid is not None:
         if not sweep.grid:
@@ -221,7 +213,7 @@ def validate_network(net: Any, source: str) -> None:
     try:
         validate(net)
     except ValidationError as e:
-        msg = _fmt_pydantic(source, e)
+        msg = one_line(source, e)
         head, _, rest = msg.partition(": ")
         raise SweepError(f"{head}: network.{rest}") from None
     except (TypeError, ValueError, KeyError) as e:
@@ -243,7 +235,7 @@ def load_study(path: str | Path) -> Study:
     try:
         spec = StudyFile.model_validate(raw)
     except ValidationError as e:
-        raise SweepError(_fmt_pydantic(source, e)) from None
+        raise SweepError(one_line(source, e)) from None
     if spec.study.command not in POINT_KINDS:
         raise SweepError(f"{source}: study.command: unknown command {spec.study.command!r}; "
                          f"valid: {', '.join(POINT_KINDS.names())}")

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten
 
-from netsim.registry import Registry
+from common.registry import Registry
 from profiles.gpus import GpuSpec
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from netsim.registry import Registry
+from common.registry import Registry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from common.registry import UnknownVariantError
 from netsim.config import NetworkConfig
-from netsim.registry import UnknownVariantError
 from netsim.topologies import TOPOLOGIES, build_topology
 
 

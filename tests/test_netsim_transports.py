@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.registry import UnknownVariantError
 from netsim.config import NetworkConfig
 from netsim.engine import FlowNetwork
-from netsim.registry import UnknownVariantError
 from netsim.topologies import build_topology
 from netsim.transports import TRANSPORTS, build_transport
 

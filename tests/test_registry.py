@@ -1,6 +1,6 @@
 import pytest
 
-from netsim.registry import Registry, UnknownVariantError
+from common.registry import Registry, UnknownVariantError
 
 
 def test_register_get_and_duplicate():

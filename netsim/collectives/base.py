@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.registry import Registry
 from netsim.collectives.protocols import PROTOCOLS, Protocol
 from netsim.config import NetworkConfig
 from netsim.flows import FlowSpec, merge_incidence
-from netsim.registry import Registry
 from netsim.topologies.base import Topology
 from netsim.transports.base import Transport
 

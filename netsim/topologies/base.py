@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.registry import Registry
 from netsim.config import NetworkConfig
-from netsim.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)

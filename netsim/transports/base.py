@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from netsim.registry import Registry
+from common.registry import Registry
 from netsim.topologies.base import Route
 
 _MASK = (1 << 64) - 1

@@ -77,9 +77,9 @@ def bench_rows(cluster, op: str, sizes: list[int], transports: list[str], ranks:
 def netbench(scenario_path: str, op: str, min_bytes: str, max_bytes: str, step_factor: int,
              transports: str, ranks: int | None, as_json: bool) -> None:
     """Simulated nccl-tests: time, algbw and busbw of a collective per size and transport."""
+    from common.registry import UnknownVariantError
     from netsim.collectives import COLLECTIVES
     from netsim.config import ConfigError, cluster_from_dict
-    from netsim.registry import UnknownVariantError
     from netsim.transports import TRANSPORTS
     from phantora.compose import ComposeError, resolve_scenario_dict
 

@@ -13,8 +13,8 @@ import heapq
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from common.registry import Registry
 from interpose.protocol import CollectiveCall
-from netsim.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """One registry type for every family of pluggable variants.
 
-Transports, collective algorithms, topologies (netsim) and compute-time models
-(profiles) each keep one :class:`Registry`. netsim is the dependency-free base
-layer, so the type lives here and the other layers import it.
+Transports, collective algorithms, topologies, network backends (netsim), compute-time
+models and GPUs (profiles) each keep one :class:`Registry`. It lives in the neutral
+``common`` package so no layer imports another just for the type.
 
 Unlike registries that silently overwrite, ``register`` refuses a duplicate key
 and ``get`` names the valid keys when asked for an unknown one, so a typo in a
