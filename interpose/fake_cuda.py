@@ -221,19 +221,19 @@ def _nms_bound(mode, args, kwargs) -> FakeTensor:
 
 
 def _install_torchvision_ops(torchvision) -> None:
-    """torchvision's data-dependent ops join the shim's (``interpose.dispatch._DYNAMIC_SHAPE``)."""
-    from interpose import dispatch
+    """torchvision's data-dependent ops join the shim's (``interpose.fake_mode.DYNAMIC_SHAPE``)."""
+    from interpose.fake_mode import DYNAMIC_SHAPE
 
     nms = getattr(getattr(torch.ops, "torchvision", None), "nms", None)
     if nms is not None:
-        dispatch._DYNAMIC_SHAPE[nms.default] = _nms_bound
+        DYNAMIC_SHAPE[nms.default] = _nms_bound
 
 
 def _uninstall_torchvision_ops() -> None:
-    from interpose import dispatch
+    from interpose.fake_mode import DYNAMIC_SHAPE
 
-    for op in [op for op, bound in dispatch._DYNAMIC_SHAPE.items() if bound is _nms_bound]:
-        del dispatch._DYNAMIC_SHAPE[op]
+    for op in [op for op, bound in DYNAMIC_SHAPE.items() if bound is _nms_bound]:
+        del DYNAMIC_SHAPE[op]
 
 
 def _compile(model: Any = None, **kwargs: Any) -> Any:

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from interpose.host_copies import copy_kernel
+
 _DTYPES = (torch.bfloat16, torch.float32, torch.float16)
 
 
@@ -94,8 +96,8 @@ def handler(mode) -> Any:
         major = mode.rt.cfg.gpu.capability[0]
         fast = a.dtype == b.dtype == out.dtype == torch.bfloat16 and major in (9, 10)
         if not fast and offs is not None:  # _grouped_mm_fallback: offs.cpu()
-            mode._copy_kernel("aten._to_copy.default(d2h)", offs.numel() * offs.element_size(),
-                              "x".join(map(str, offs.shape)), "int32", True)
+            copy_kernel(mode, "aten._to_copy.default(d2h)", offs.numel() * offs.element_size(),
+                        "x".join(map(str, offs.shape)), "int32", True)
         mode.values.propagate(func, args, kwargs, out)
         mode.account(func, args, kwargs, out)
         return out

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 import profiles
 from interpose import RankConfig, interposed
-from interpose.dispatch import CUBLAS_WORKSPACE_BYTES_SM90
+from interpose.workspace import CUBLAS_WORKSPACE_BYTES_SM90
 
 MiB = 1 << 20
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interpose import interposed
-from interpose.distributed import symmetric
+from interpose.distributed import collective_values
 from interpose.values import ValuePolicy
 
 
@@ -163,12 +163,12 @@ def test_policy_parse_errors_name_the_valid_forms():
 def test_collectives_keep_known_values_symmetric(cfg):
     with interposed(cfg):
         counts = torch.tensor([3, 1], device="cuda")
-        symmetric.all_reduce([counts], "sum", 4)
+        collective_values.all_reduce([counts], "sum", 4)
         assert counts.tolist() == [12, 4]
         out = torch.zeros(4, dtype=torch.long, device="cuda")
-        symmetric.copy_into(out, torch.tensor([1, 2, 3, 4], device="cuda"))  # scatter: my chunk
+        collective_values.copy_into(out, torch.tensor([1, 2, 3, 4], device="cuda"))  # scatter: my chunk
         assert out.tolist() == [1, 2, 3, 4]
-        symmetric.copy_into(out, torch.randn(400, device="cuda")[:4].long())  # from unknown data
+        collective_values.copy_into(out, torch.randn(400, device="cuda")[:4].long())  # from unknown data
         assert out.tolist() == [0, 0, 0, 0]
 
 

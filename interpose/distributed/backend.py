@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.distributed.distributed_c10d as c10d
 from torch.futures import Future
 
-from interpose.distributed import objects, symmetric
+from interpose.distributed import collective_values, objects
 from interpose.distributed.calls import dtype_of, flat_tensors, nbytes_of, reduce_op_name, user_call_site
 from interpose.distributed.sink import CollectiveSink, LocalSink
 from interpose.protocol import CollectiveCall
@@ -142,11 +142,11 @@ class SimProcessGroup(dist.ProcessGroup):
 
     # all-reduce family -------------------------------------------------------
     def allreduce(self, tensors, opts=None):
-        symmetric.all_reduce(tensors, reduce_op_name(opts), self._size)
+        collective_values.all_reduce(tensors, reduce_op_name(opts), self._size)
         return self._issue("all_reduce", tensors, tensors, opts)
 
     def allreduce_coalesced(self, tensors, opts=None):
-        symmetric.all_reduce(tensors, reduce_op_name(opts), self._size)
+        collective_values.all_reduce(tensors, reduce_op_name(opts), self._size)
         return self._issue("all_reduce", tensors, tensors, opts)
 
     def reduce(self, tensors, opts=None):
@@ -161,23 +161,23 @@ class SimProcessGroup(dist.ProcessGroup):
     # all-gather family -------------------------------------------------------
     def allgather(self, output_lists, inputs, opts=None):
         for outs, inp in zip(output_lists, inputs, strict=False):
-            symmetric.all_gather(outs, inp)
+            collective_values.all_gather(outs, inp)
         return self._issue("all_gather", output_lists, flat_tensors(output_lists), opts)
 
     def allgather_coalesced(self, output_lists, inputs, opts=None):
         return self.allgather(output_lists, inputs, opts)
 
     def _allgather_base(self, output, inp, opts=None):
-        symmetric.adopt(output, inp)
-        symmetric.all_gather(list(output.chunk(self._size)) if symmetric.tracked(output) else [], inp)
+        collective_values.adopt(output, inp)
+        collective_values.all_gather(list(output.chunk(self._size)) if collective_values.tracked(output) else [], inp)
         return self._issue("all_gather", output, [output], opts)
 
     all_gather_single = _allgather_base
 
     def allgather_into_tensor_coalesced(self, outputs, inputs, opts=None):
         for o, i in zip(outputs, inputs, strict=False):
-            symmetric.adopt(o, i)
-            symmetric.all_gather(list(o.chunk(self._size)) if symmetric.tracked(o) else [], i)
+            collective_values.adopt(o, i)
+            collective_values.all_gather(list(o.chunk(self._size)) if collective_values.tracked(o) else [], i)
         return self._issue("all_gather", outputs, list(outputs), opts)
 
     def all_gather_single_coalesced(self, outputs, inputs, opts=None):
@@ -185,18 +185,18 @@ class SimProcessGroup(dist.ProcessGroup):
 
     def gather(self, output_lists, inputs, opts=None):
         for outs, inp in zip(output_lists, inputs, strict=False):
-            symmetric.all_gather(outs, inp)
+            collective_values.all_gather(outs, inp)
         return self._issue("gather", inputs, flat_tensors(output_lists), opts,
                            root=getattr(opts, "rootRank", 0), nbytes=nbytes_of(inputs) * self._size)
 
     # reduce-scatter family ---------------------------------------------------
     def reduce_scatter(self, outputs, input_lists, opts=None):
         for o, ins in zip(outputs, input_lists, strict=False):
-            symmetric.reduce_scatter(o, ins, self._rank, reduce_op_name(opts), self._size)
+            collective_values.reduce_scatter(o, ins, self._rank, reduce_op_name(opts), self._size)
         return self._issue("reduce_scatter", input_lists, list(outputs), opts)
 
     def _reduce_scatter_base(self, output, inp, opts=None):
-        symmetric.reduce_scatter(output, list(inp.chunk(self._size)) if symmetric.tracked(inp) else [],
+        collective_values.reduce_scatter(output, list(inp.chunk(self._size)) if collective_values.tracked(inp) else [],
                                  self._rank, reduce_op_name(opts), self._size)
         return self._issue("reduce_scatter", inp, [output], opts)
 
@@ -204,7 +204,7 @@ class SimProcessGroup(dist.ProcessGroup):
 
     def reduce_scatter_tensor_coalesced(self, outputs, inputs, opts=None):
         for o, i in zip(outputs, inputs, strict=False):
-            symmetric.reduce_scatter(o, list(i.chunk(self._size)) if symmetric.tracked(i) else [],
+            collective_values.reduce_scatter(o, list(i.chunk(self._size)) if collective_values.tracked(i) else [],
                                      self._rank, reduce_op_name(opts), self._size)
         return self._issue("reduce_scatter", inputs, list(outputs), opts)
 
@@ -214,19 +214,19 @@ class SimProcessGroup(dist.ProcessGroup):
     def scatter(self, outputs, input_lists, opts=None):
         for o, ins in zip(outputs, input_lists, strict=False):
             if ins and self._rank < len(ins):
-                symmetric.copy_into(o, ins[self._rank])
+                collective_values.copy_into(o, ins[self._rank])
         return self._issue("scatter", outputs, list(outputs), opts,
                            root=getattr(opts, "rootRank", 0), nbytes=nbytes_of(outputs) * self._size)
 
     # all-to-all --------------------------------------------------------------
     def alltoall_base(self, output, inp, output_splits, input_splits, opts=None):
-        symmetric.all_to_all_single(output, inp, output_splits, input_splits, self._rank, self._size)
+        collective_values.all_to_all_single(output, inp, output_splits, input_splits, self._rank, self._size)
         return self._issue("all_to_all", inp, [output], opts, splits=send_splits(inp, input_splits, self._size))
 
     all_to_all_single = alltoall_base
 
     def alltoall(self, outputs, inputs, opts=None):
-        symmetric.all_to_all(list(outputs), list(inputs), self._rank)
+        collective_values.all_to_all(list(outputs), list(inputs), self._rank)
         return self._issue("all_to_all", inputs, list(outputs), opts, splits=tuple(nbytes_of(i) for i in inputs))
 
     # object collectives (payloads relayed by the coordinator) --------------------

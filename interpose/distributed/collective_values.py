@@ -1,4 +1,4 @@
-"""Data semantics for collectives on *real* (non-fake) tensors: every rank is assumed to hold
+"""What collectives do to *real* (non-fake) or known data: every rank is assumed to hold
 the same values (the program is SPMD and its ranks are symmetric).
 
 Fake tensors carry no data, so collectives on them only take time. But scripts also run

@@ -1,0 +1,125 @@
+"""Host<->device copies: ``_to_copy`` and ``copy_`` across the host link, timed by an assumed link.
+
+A copy to the host gives the known values (:mod:`interpose.values`) or zeros; a copy from the
+host makes the destination known where the value policy keeps host data. Blocking copies make
+the host wait for the stream, as ``cudaMemcpy`` does.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor
+
+from interpose.op_args import is_cuda_device, shapes_text
+from profiles.compute import signature_of
+
+if TYPE_CHECKING:
+    from interpose.dispatch import Handler, SimDispatchMode
+
+aten = torch.ops.aten
+
+HOST_LINK_GBPS = 50.0
+"""Assumed host<->GPU copy bandwidth (PCIe Gen5 x16, pinned), GB/s."""
+HOST_LINK_LATENCY_US = 8.0
+"""Assumed fixed cost of one cudaMemcpy between host and device."""
+
+
+def copy_kernel(mode: SimDispatchMode, name: str, nbytes: int, shapes: str, dtype: str, blocking: bool,
+                sig: Any = None) -> None:
+    """Queue one host-link copy; ``sig`` is the op as the script called it (a kernel's own copies have none)."""
+    rt = mode.rt
+    dur = HOST_LINK_LATENCY_US + nbytes / (HOST_LINK_GBPS * 1e3)
+    if sig is not None:
+        rt.op_keys.append(rt.op_key(sig, dur, "copy"))
+    end = rt.launch(name, shapes, dtype, dur, mode.model_launch_us(), "copy")
+    if blocking:
+        rt.wait_for(end)
+
+
+def _to_copy(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
+    x = args[0]
+    dev = kwargs.get("device")
+    src_fake = isinstance(x, FakeTensor)
+    blocking = not kwargs.get("non_blocking", False)
+    if src_fake and dev is not None and not is_cuda_device(dev):  # D2H
+        real = mode.values.get(x)
+        out_dtype = kwargs.get("dtype") or x.dtype
+        if real is not None:
+            out = real.to(dtype=out_dtype, copy=True)
+        else:
+            out = torch.zeros(x.shape, dtype=out_dtype, device=dev)
+        shapes, dtype = shapes_text(args)
+        copy_kernel(mode, "aten._to_copy.default(d2h)", x.numel() * x.element_size(), shapes, dtype, blocking,
+                    signature_of(func, args, kwargs))
+        return out
+    host = x
+    if not src_fake:
+        # H2D: copy from a metadata-only stand-in, so FakeTensorMode's converter keeps
+        # no weak reference to the CPU tensor (``swap_tensors`` refuses weakly-referenced
+        # tensors, and ``Module._apply`` swaps the cuda copy into the old Parameter).
+        x = FakeTensor(mode.fake, torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta"), x.device)
+        args = (x, *args[1:])
+    with mode.fake:
+        out = func(*args, **kwargs)
+    if not src_fake:  # H2D
+        if mode.values.keepable(out, from_host=True):
+            mode.values.put(out, host.to(out.dtype), from_host=True)
+        mode.track(out)
+        shapes, dtype = shapes_text(args)
+        copy_kernel(mode, "aten._to_copy.default(h2d)", x.numel() * x.element_size(), shapes, dtype, blocking,
+                    signature_of(func, args, kwargs))
+        return out
+    mode.values.propagate(func, args, kwargs, out)
+    mode.account(func, args, kwargs, out)
+    return out
+
+
+def _copy_(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
+    dst, src = args[0], args[1]
+    blocking = not (args[2] if len(args) > 2 else kwargs.get("non_blocking", False))
+    dst_fake, src_fake = isinstance(dst, FakeTensor), isinstance(src, FakeTensor)
+    if src_fake and not dst_fake and dst.device.type == "cpu":  # D2H into a real CPU tensor
+        real = mode.values.get(src)
+        if real is not None:
+            dst.copy_(real)
+        shapes, dtype = shapes_text(args)
+        copy_kernel(mode, "aten.copy_.default(d2h)", src.numel() * src.element_size(), shapes, dtype, blocking,
+                    signature_of(func, args, kwargs))
+        return dst
+    with mode.fake:
+        out = func(*args, **kwargs)
+    if dst_fake and not src_fake and src.device.type == "cpu":  # H2D
+        _known_h2d(mode, dst, src)
+        shapes, dtype = shapes_text(args)
+        copy_kernel(mode, "aten.copy_.default(h2d)", src.numel() * src.element_size(), shapes, dtype, blocking,
+                    signature_of(func, args, kwargs))
+        return out
+    mode.values.propagate(func, args, kwargs, out)
+    mode.account(func, args, kwargs, out)
+    return out
+
+
+def _known_h2d(mode: SimDispatchMode, dst: FakeTensor, src: torch.Tensor) -> None:
+    """Host data copied into a fake tensor: into its shadow if it has one; a shadow for a
+    destination it fills completely; otherwise its old known values are gone."""
+    v = mode.values
+    shadow = v.get(dst)
+    if shadow is None and dst.numel() * dst.element_size() == dst.untyped_storage().nbytes():
+        if v.keepable(dst, from_host=True):
+            v.put(dst, src.expand(dst.shape), from_host=True)
+        return
+    if shadow is None or not v.keepable(dst, from_host=True):
+        v.drop(dst)
+    else:
+        shadow.copy_(src)
+
+
+def handlers(mode: SimDispatchMode) -> dict[Any, Handler]:
+    """The copy ops' entries in the mode's special-op table."""
+    return {
+        aten._to_copy.default: partial(_to_copy, mode),
+        aten.copy_.default: partial(_copy_, mode),
+    }
