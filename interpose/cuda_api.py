@@ -1,394 +1,65 @@
-"""Python replacements for ``torch.cuda``: devices, streams, events, memory stats, RNG, nvtx.
+"""Python replacements for ``torch.cuda``: the patch table, plus RNG, nvtx, profiler, accelerator.
 
 The CPU build's ``torch.cuda`` calls ``torch._C._cuda_*`` functions that do not
-exist; these versions answer from the scenario's :class:`~profiles.gpus.GpuSpec`
-and the active :class:`~interpose.runtime.RankRuntime`.
+exist; the replacements answer from the scenario's :class:`~profiles.gpus.GpuSpec`
+and the active :class:`~interpose.runtime.RankRuntime`: devices (:mod:`interpose.cuda_device`),
+streams and events (:mod:`interpose.cuda_streams`), memory (:mod:`interpose.cuda_memory`),
+CUDA graphs (:mod:`interpose.cuda_graphs`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from interpose import cuda_memory, cuda_streams
+from interpose.cuda_device import (
+    current_device,
+    device,
+    device_count,
+    get_arch_list,
+    get_device_capability,
+    get_device_name,
+    get_device_properties,
+    set_device,
+    synchronize,
+)
+from interpose.cuda_graphs import CUDAGraph, graph_pool_handle, is_current_stream_capturing
+from interpose.cuda_memory import (
+    empty_cache,
+    get_per_process_memory_fraction,
+    max_memory_allocated,
+    max_memory_reserved,
+    mem_get_info,
+    memory_allocated,
+    memory_reserved,
+    memory_stats,
+    memory_stats_as_nested_dict,
+    memory_summary,
+    oom_message,
+    reset_peak_memory_stats,
+    set_per_process_memory_fraction,
+)
+from interpose.cuda_streams import (
+    Event,
+    Stream,
+    StreamContext,
+    current_stream,
+    default_stream,
+    set_stream,
+    stream,
+)
 from interpose.patching import Patcher
-from interpose.runtime import RankRuntime, current
-from interpose.streams import EventMark, StreamTimeline
+from interpose.runtime import RankRuntime
 
-_GiB = float(1 << 30)
-
-
-def _device_index(device: Any = None) -> int:
-    if device is None:
-        return current().device
-    if isinstance(device, int):
-        return device
-    if isinstance(device, str):
-        device = torch.device(device)
-    if isinstance(device, torch.device):
-        return current().device if device.index is None else device.index
-    return current().device
-
-
-# -- streams and events ---------------------------------------------------------------
-_wrappers: dict[int, Stream] = {}
-
-
-class Stream:
-    """A simulated CUDA stream (replaces ``torch.cuda.Stream``)."""
-
-    def __init__(self, device: Any = None, priority: int = 0, **_: Any) -> None:
-        rt = current()
-        self._tl: StreamTimeline = rt.new_stream(priority, _device_index(device))
-        _wrappers[self._tl.id] = self
-
-    @classmethod
-    def _wrap(cls, tl: StreamTimeline) -> Stream:
-        s = _wrappers.get(tl.id)
-        if s is None:
-            s = cls.__new__(cls)
-            s._tl = tl
-            _wrappers[tl.id] = s
-        return s
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cuda", self._tl.device)
-
-    @property
-    def device_index(self) -> int:
-        return self._tl.device
-
-    @property
-    def device_type(self) -> int:
-        return 1  # c10::DeviceType::CUDA
-
-    @property
-    def priority(self) -> int:
-        return self._tl.priority
-
-    @property
-    def stream_id(self) -> int:
-        return self._tl.id
-
-    @property
-    def cuda_stream(self) -> int:
-        return self._tl.id
-
-    def is_capturing(self) -> bool:
-        return False  # CUDA graphs are not simulated
-
-    def wait_event(self, event: Event) -> None:
-        if event._mark is not None:
-            current().stream_wait_event(self._tl, event._mark)
-
-    def wait_stream(self, stream: Stream) -> None:
-        self.wait_event(stream.record_event())
-
-    def record_event(self, event: Event | None = None) -> Event:
-        event = event or Event()
-        event.record(self)
-        return event
-
-    def query(self) -> bool:
-        rt = current()
-        return rt.stream_ready_us(self._tl) <= rt.clock.host_us
-
-    def synchronize(self) -> None:
-        current().sync_stream(self._tl)
-
-    def __enter__(self) -> Stream:
-        self._ctx = StreamContext(self)
-        self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Stream) and other._tl is self._tl
-
-    def __hash__(self) -> int:
-        return hash((self._tl.device, self._tl.id))
-
-    def __repr__(self) -> str:
-        return f"<torch.cuda.Stream device=cuda:{self._tl.device} cuda_stream={self._tl.id:#x}>"
-
-
-class Event:
-    """A simulated CUDA event (replaces ``torch.cuda.Event``); timing is always available."""
-
-    def __init__(
-        self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False, **_: Any
-    ) -> None:
-        self.enable_timing = enable_timing
-        self._mark: EventMark | None = None
-
-    def record(self, stream: Stream | None = None) -> None:
-        s = stream or current_stream()
-        self._mark = current().record_event(s._tl)
-
-    def wait(self, stream: Stream | None = None) -> None:
-        (stream or current_stream()).wait_event(self)
-
-    def query(self) -> bool:
-        if self._mark is None:
-            return True
-        rt = current()
-        return rt.event_time_us(self._mark) <= rt.clock.host_us
-
-    def synchronize(self) -> None:
-        if self._mark is not None:
-            rt = current()
-            rt.wait_for(rt.event_time_us(self._mark))
-
-    def elapsed_time(self, end_event: Event) -> float:
-        """Milliseconds between the two recorded events on the simulated GPU."""
-        if self._mark is None or end_event._mark is None:
-            raise RuntimeError("Both events must be recorded before calculating elapsed time.")
-        rt = current()
-        return (rt.event_time_us(end_event._mark) - rt.event_time_us(self._mark)) / 1000.0
-
-    @property
-    def cuda_event(self) -> int:
-        return id(self)
-
-
-def current_stream(device: Any = None) -> Stream:
-    return Stream._wrap(current().current_stream)
-
-
-def default_stream(device: Any = None) -> Stream:
-    return Stream._wrap(current().default_stream)
-
-
-def set_stream(stream: Stream | None) -> None:
-    if stream is not None:
-        current().current_stream = stream._tl
-
-
-class StreamContext:
-    """``with torch.cuda.stream(s):`` — makes ``s`` the current stream."""
-
-    def __init__(self, stream: Stream | None) -> None:
-        self.stream = stream
-        self._prev: StreamTimeline | None = None
-
-    def __enter__(self) -> StreamContext:
-        rt = current()
-        self._prev = rt.current_stream
-        if self.stream is not None:
-            rt.current_stream = self.stream._tl
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._prev is not None:
-            current().current_stream = self._prev
-
-
-def stream(stream: Stream | None) -> StreamContext:
-    return StreamContext(stream)
-
-
-# -- devices ----------------------------------------------------------------------------
-@dataclass
-class DeviceProperties:
-    """What ``torch.cuda.get_device_properties`` returns, from the GpuSpec."""
-
-    name: str
-    total_memory: int
-    major: int
-    minor: int
-    multi_processor_count: int
-    L2_cache_size: int
-    is_integrated: bool = False
-    is_multi_gpu_board: bool = False
-    max_threads_per_multi_processor: int = 2048
-    warp_size: int = 32
-    regs_per_multiprocessor: int = 65536
-    shared_memory_per_block_optin: int = 232448
-    gcnArchName: str = "NVIDIA"
-    uuid: str = "00000000-0000-0000-0000-000000000000"
-    pci_bus_id: int = 0
-    pci_device_id: int = 0
-    pci_domain_id: int = 0
-
-
-def device_count() -> int:
-    return max(current().cfg.local_world_size, 1)
-
-
-def current_device() -> int:
-    return current().device
-
-
-def set_device(device: Any) -> None:
-    idx = _device_index(device)
-    if idx < 0:
-        return
-    if idx >= device_count():
-        raise RuntimeError("CUDA error: invalid device ordinal")
-    current().device = idx
-
-
-class device:
-    """``with torch.cuda.device(i):`` — temporarily selects device ``i``."""
-
-    def __init__(self, device: Any) -> None:
-        self.idx = _device_index(device) if device is not None else -1
-        self.prev_idx = -1
-
-    def __enter__(self) -> None:
-        rt = current()
-        self.prev_idx = rt.device
-        if self.idx >= 0:
-            rt.device = self.idx
-
-    def __exit__(self, *exc: object) -> None:
-        current().device = self.prev_idx
-
-
-def get_device_properties(device: Any = None) -> DeviceProperties:
-    g = current().cfg.gpu
-    return DeviceProperties(
-        name=g.name,
-        total_memory=g.total_memory_bytes,
-        major=g.capability[0],
-        minor=g.capability[1],
-        multi_processor_count=g.sm_count,
-        L2_cache_size=g.l2_cache_bytes,
-    )
-
-
-def get_device_name(device: Any = None) -> str:
-    return current().cfg.gpu.name
-
-
-def get_device_capability(device: Any = None) -> tuple[int, int]:
-    return tuple(current().cfg.gpu.capability)  # type: ignore[return-value]
-
-
-def get_arch_list() -> list[str]:
-    major, minor = current().cfg.gpu.capability
-    return [f"sm_{major}{minor}"]
-
-
-def synchronize(device: Any = None) -> None:
-    current().sync_device()
-
-
-# -- memory -------------------------------------------------------------------------------
-def memory_allocated(device: Any = None) -> int:
-    return current().allocator.allocated_bytes
-
-
-def max_memory_allocated(device: Any = None) -> int:
-    return current().allocator.peak_allocated_bytes
-
-
-def memory_reserved(device: Any = None) -> int:
-    return current().allocator.reserved_bytes
-
-
-def max_memory_reserved(device: Any = None) -> int:
-    return current().allocator.peak_reserved_bytes
-
-
-def reset_peak_memory_stats(device: Any = None) -> None:
-    current().allocator.reset_peak()
-
-
-def mem_get_info(device: Any = None) -> tuple[int, int]:
-    """``(free, total)`` as ``cudaMemGetInfo``: free never exceeds total, whatever the memory limit."""
-    a = current().allocator
-    total = current().cfg.gpu.total_memory_bytes
-    return min(max(a.limit_bytes - a.reserved_bytes, 0), total), total
-
-
-def empty_cache() -> None:
-    current().allocator.empty_cache()
-
-
-def memory_stats(device: Any = None) -> dict[str, int]:
-    st = current().allocator.stats()
-    return {
-        "allocated_bytes.all.current": st.allocated_bytes,
-        "allocated_bytes.all.peak": st.peak_allocated_bytes,
-        "active_bytes.all.current": st.allocated_bytes,
-        "active_bytes.all.peak": st.peak_allocated_bytes,
-        "reserved_bytes.all.current": st.reserved_bytes,
-        "reserved_bytes.all.peak": st.peak_reserved_bytes,
-        "active.all.current": st.active_blocks,
-        "segment.all.current": st.segments,
-        "allocation.all.allocated": st.num_allocs,
-        "allocation.all.freed": st.num_frees,
-        "num_alloc_retries": 0,
-        "num_ooms": st.num_ooms,
-    }
-
-
-def memory_stats_as_nested_dict(device: Any = None) -> dict[str, Any]:
-    """:func:`memory_stats` nested at its dots, as ``torch._C._cuda_memoryStats`` returns it."""
-    out: dict[str, Any] = {}
-    for key, value in memory_stats(device).items():
-        *path, last = key.split(".")
-        d = out
-        for part in path:
-            d = d.setdefault(part, {})
-        d[last] = value
-    return out
-
-
-def memory_summary(device: Any = None, abbreviated: bool = False) -> str:
-    st = current().allocator.stats()
-    return (
-        "|  simulated CUDA caching allocator (phantora)  |\n"
-        f"| Allocated memory  | {st.allocated_bytes / _GiB:10.3f} GiB | peak {st.peak_allocated_bytes / _GiB:10.3f} GiB |\n"
-        f"| Reserved memory   | {st.reserved_bytes / _GiB:10.3f} GiB | peak {st.peak_reserved_bytes / _GiB:10.3f} GiB |\n"
-        f"| Segments          | {st.segments} | active blocks {st.active_blocks} | OOMs {st.num_ooms} |\n"
-    )
-
-
-def oom_message(request_bytes: int, allocated: int, reserved: int, limit: int, device_idx: int) -> str:
-    """The text PyTorch's allocator puts in ``torch.cuda.OutOfMemoryError``."""
-    free = max(limit - reserved, 0)
-    return (
-        f"CUDA out of memory. Tried to allocate {request_bytes / _GiB:.2f} GiB. GPU {device_idx} has a total "
-        f"capacity of {limit / _GiB:.2f} GiB of which {free / _GiB:.2f} GiB is free. Of the allocated memory "
-        f"{allocated / _GiB:.2f} GiB is allocated by PyTorch, and {(reserved - allocated) / _GiB:.2f} GiB is "
-        "reserved by PyTorch but unallocated. (simulated by phantora)"
-    )
-
-
-_memory_fraction: dict[int, float] = {}
-
-
-def set_per_process_memory_fraction(fraction: float, device: Any = None) -> None:
-    """Recorded for :func:`get_per_process_memory_fraction`; the simulated limit stays the scenario's."""
-    _memory_fraction[_device_index(device)] = float(fraction)
-
-
-def get_per_process_memory_fraction(device: Any = None) -> float:
-    return _memory_fraction.get(_device_index(device), 1.0)
+__all__ = ["install_cuda_api", "oom_message"]
 
 
 def _handle(*args: Any, **kwargs: Any) -> int:
     """``current_blas_handle``/``current_solver_handle``: a stand-in handle (no library context exists)."""
     return 0x5EED
-
-
-def _snapshot(*args: Any, **kwargs: Any) -> dict[str, list]:
-    return {"segments": [], "device_traces": []}
-
-
-def _dump_snapshot(filename: str = "dump_snapshot.pickle") -> None:
-    import pickle
-
-    with open(filename, "wb") as f:
-        pickle.dump(_snapshot(), f)
 
 
 # -- RNG, nvtx, init ---------------------------------------------------------------------
@@ -417,69 +88,10 @@ def _nvtx_range(msg: str, *args: Any, **kwargs: Any):
     yield
 
 
-GRAPH_LAUNCH_US = 5.0
-"""Host cost charged for one ``cudaGraphLaunch`` (the whole graph): an assumed value, not measured here."""
-
-
-class CUDAGraph:
-    """``torch.cuda.CUDAGraph`` on the simulated GPU.
-
-    Capture runs the captured code on fake tensors (shapes and memory as usual) but its kernels
-    are recorded, not run: the host pays their launch costs, the GPU nothing. ``replay()`` queues
-    the recorded kernels on the current stream behind a single graph launch, which is the point
-    of CUDA graphs (one launch instead of one per kernel).
-    """
-
-    _pools = itertools.count(1)
-
-    def __init__(self, keep_graph: bool = False) -> None:
-        self.kernels: list[tuple[str, str, str, float, str]] = []
-        self._pool = (next(self._pools), 0)
-
-    def capture_begin(self, pool: Any = None, capture_error_mode: str = "global", **_: Any) -> None:
-        rt = current()
-        if rt.capture is not None:
-            raise RuntimeError("CUDA graph capture already in progress")
-        rt.capture = []
-
-    def capture_end(self) -> None:
-        rt = current()
-        self.kernels, rt.capture = rt.capture or [], None
-
-    def replay(self) -> None:
-        rt = current()
-        rt.clock.host_us += GRAPH_LAUNCH_US
-        for name, shapes, dtype, dur, source in self.kernels:
-            rt.launch(name, shapes, dtype, dur, 0.0, source)
-
-    def instantiate(self) -> None:
-        return None
-
-    def reset(self) -> None:
-        self.kernels = []
-
-    def pool(self) -> tuple[int, int]:
-        return self._pool
-
-    def enable_debug_mode(self) -> None:
-        return None
-
-    def debug_dump(self, debug_path: str) -> None:
-        return None
-
-
-def graph_pool_handle() -> tuple[int, int]:
-    return (next(CUDAGraph._pools), 0)
-
-
-def is_current_stream_capturing() -> bool:
-    return current().capture is not None
-
-
 def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
     """Patch ``torch.cuda`` (and ``torch.cuda.memory``/``nvtx``) for the runtime ``rt``."""
-    _wrappers.clear()
-    _memory_fraction.clear()
+    cuda_streams.reset()
+    cuda_memory.reset()
     c = torch.cuda
     true = lambda *a, **k: True  # noqa: E731
     repl: dict[str, Any] = {
@@ -551,8 +163,8 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
         p.set(torch._C, "_host_emptyCache", _noop)
     # memory-history tooling: accepted, records nothing (no per-block traces are kept)
     p.set(c.memory, "_record_memory_history", _noop)
-    p.set(c.memory, "_snapshot", _snapshot)
-    p.set(c.memory, "_dump_snapshot", _dump_snapshot)
+    p.set(c.memory, "_snapshot", cuda_memory.snapshot)
+    p.set(c.memory, "_dump_snapshot", cuda_memory.dump_snapshot)
     for name in ("range_push", "range_pop", "mark", "range_start", "range_end"):
         p.set(c.nvtx, name, _noop)
     p.set(c.nvtx, "range", _nvtx_range)

@@ -28,7 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from interpose import calibration, data_dependent, functional_collectives, host_copies
 from interpose.allocator import SimulatedOOM
-from interpose.cuda_api import oom_message
+from interpose.cuda_memory import oom_message
 from interpose.device_kernels import decomposes_on_device, register_device_kernels
 from interpose.fake_mode import SimFakeMode
 from interpose.fastpath import OutputCache

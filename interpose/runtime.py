@@ -109,7 +109,7 @@ class RankRuntime:
         """Issue a GPU op: the host pays ``launch_us``; the op runs after the stream's previous work."""
         clock = self.clock
         clock.host_us += launch_us
-        if self.capture is not None:  # CUDA graph capture: recorded, not run (see cuda_api.CUDAGraph)
+        if self.capture is not None:  # CUDA graph capture: recorded, not run (see cuda_graphs.CUDAGraph)
             self.capture.append((name, shapes, dtype, dur_us, source))
             return clock.host_us
         s = stream or self.current_stream
