@@ -114,7 +114,7 @@ def test_expanded_factory_output_keeps_its_value(rt):
 
 
 def test_set_timeout_is_served_when_torch_lacks_it(world):
-    if getattr(dist.set_timeout, "__module__", "") != "interpose.distributed.backend":
+    if getattr(dist.set_timeout, "__module__", "") != "interpose.distributed.c10d_patches":
         pytest.skip("this torch has its own torch.distributed.set_timeout")
     dist.set_timeout(timedelta(seconds=30))
     dist.set_timeout(timedelta(seconds=30), dist.new_group([0, 1]))

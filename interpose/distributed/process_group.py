@@ -1,5 +1,5 @@
-"""The simulated ``nccl`` backend: a Python ``ProcessGroup`` whose collectives move no data
-and take simulated time.
+"""The simulated ``nccl`` process group: a Python ``ProcessGroup`` whose collectives move no data
+and take simulated time (:mod:`interpose.distributed.c10d_patches` routes c10d to it).
 
 Every c10d entry point (``dist.all_reduce``, ``_c10d_functional`` ops used by DTensor and
 FSDP2, DDP's reducer) ends in one of the methods below. Each builds a
@@ -18,9 +18,9 @@ import torch.distributed as dist
 import torch.distributed.distributed_c10d as c10d
 from torch.futures import Future
 
-from interpose.distributed import collective_values, objects
+from interpose.distributed import collective_values
 from interpose.distributed.calls import dtype_of, flat_tensors, nbytes_of, reduce_op_name, user_call_site
-from interpose.distributed.sink import CollectiveSink, LocalSink
+from interpose.distributed.sink import CollectiveSink
 from interpose.protocol import CollectiveCall
 
 
@@ -262,156 +262,5 @@ def send_splits(inp: torch.Tensor, input_splits, n: int) -> tuple[int, ...]:
     return tuple(int(s) * row for s in input_splits)
 
 
-def set_timeout(timeout: timedelta, group: dist.ProcessGroup | None = None) -> None:
-    """``torch.distributed.set_timeout`` for torch builds without it (newer torch has it): a simulated
-    group never times out, so after checking the arguments as torch does nothing changes."""
-    if not isinstance(timeout, timedelta):
-        raise TypeError(f"Expected timeout argument to be of type datetime.timedelta, got {timeout}")
-    if group is None and not dist.is_initialized():
-        raise ValueError("Default process group has not been initialized, please make sure to call "
-                         "init_process_group.")
-
-
-class _QuietDdpLogger(dist.Logger):
-    """``dist.Logger`` without runtime-stat sampling (needs CUDA timers)."""
-
-    def set_runtime_stats_and_log(self) -> None:
-        return None
-
-
 OBJECT_DTYPE = "object"
 """``dtype`` of object send/recv calls: the receiver cannot know the size in advance."""
-
-STORE_TIMEOUT_S = 30
-"""How long a rank's private rendezvous store waits for a key before raising."""
-
-BACKEND_NAME = "phantora"
-"""Name under which the backend is registered; ``nccl`` and ``gloo`` requests are routed to it."""
-
-_state: dict[str, Any] = {"sink": None, "installed": False, "orig": {}}
-
-
-def current_sink() -> CollectiveSink:
-    sink = _state["sink"]
-    if sink is None:
-        sink = _state["sink"] = LocalSink()
-    return sink
-
-
-def _create(store, rank: int, size: int, timeout) -> SimProcessGroup:
-    return SimProcessGroup(rank, size, current_sink())
-
-
-def _batched(orig):
-    def batch_isend_irecv(p2p_op_list: list) -> list:
-        sink = current_sink()
-        sink.begin_batch()
-        try:
-            return orig(p2p_op_list)
-        finally:
-            sink.end_batch()
-
-    return batch_isend_irecv
-
-
-def _route(backend: object) -> str:
-    """Rewrite a backend request (``nccl``, ``cpu:gloo,cuda:nccl``, undefined) to ours."""
-    text = str(backend) if backend is not None else "undefined"
-    if text in ("undefined", "None", ""):
-        return BACKEND_NAME
-    for name in ("nccl", "gloo", "ucc", "mpi", "xccl"):
-        text = text.replace(name, BACKEND_NAME)
-    parts = {p.split(":")[-1] for p in text.split(",")}
-    return BACKEND_NAME if parts == {BACKEND_NAME} else text
-
-
-def install(sink: CollectiveSink | None = None) -> None:
-    """Make ``torch.distributed`` use the simulated backend in this process.
-
-    Idempotent; ``sink`` replaces the current one (default: a :class:`LocalSink`).
-    Also gives ``init_process_group`` a per-rank in-memory store when the script relies on
-    ``env://`` rendezvous, so no rank ever opens a TCP connection to another.
-    """
-    _state["sink"] = sink
-    if _state["installed"]:
-        return
-    if BACKEND_NAME.upper() not in dist.Backend._plugins:
-        dist.Backend.register_backend(BACKEND_NAME, _create, devices=["cpu", "cuda"])
-    orig = _state["orig"]
-    orig["map"] = dict(dist.Backend.default_device_backend_map)
-    for dev in ("cpu", "cuda"):
-        dist.Backend.default_device_backend_map[dev] = BACKEND_NAME
-    orig["helper"] = c10d._new_process_group_helper
-    orig["init"] = c10d.init_process_group
-
-    def helper(group_size, group_rank, global_ranks, backend, *args, **kwargs):
-        return orig["helper"](group_size, group_rank, global_ranks, dist.Backend(_route(backend)),
-                              *args, **kwargs)
-
-    def init_process_group(backend=None, init_method=None, timeout=None, world_size=-1, rank=-1,
-                           store=None, group_name="", pg_options=None, device_id=None, **kw):
-        import os
-
-        if store is None and init_method in (None, "env://"):
-            world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size == -1 else world_size
-            rank = int(os.environ.get("RANK", 0)) if rank == -1 else rank
-            store = dist.HashStore()
-            # a key only another rank would set never appears: fail in seconds rather than hang
-            store.set_timeout(timedelta(seconds=STORE_TIMEOUT_S))
-        if timeout is None:
-            timeout = timedelta(minutes=10)
-        # device_id only binds NCCL communicators eagerly (and fails the accelerator check of a
-        # CPU build of torch); the simulated backend has nothing to bind, so it is dropped.
-        return orig["init"](backend=backend, init_method=None if store is not None else init_method,
-                            timeout=timeout, world_size=world_size, rank=rank, store=store,
-                            group_name=group_name, pg_options=pg_options, device_id=None, **kw)
-
-    c10d._new_process_group_helper = helper
-    c10d.init_process_group = init_process_group
-    dist.init_process_group = init_process_group
-    # DDP's cross-rank parameter-shape check reads gathered values back; fake cuda tensors have
-    # none, and every simulated rank runs the same script, so the check is skipped.
-    orig["verify"] = dist._verify_params_across_processes
-    dist._verify_params_across_processes = lambda *args, **kwargs: None
-    # DDP's logger times iterations with CUDA events through a C++ timer that the CPU build
-    # lacks (it asserts); its statistics are not needed, so sampling them is skipped.
-    orig["logger"] = dist.Logger
-    dist.Logger = _QuietDdpLogger
-    # batch_isend_irecv is one NCCL group (its ops run concurrently); c10d only groups them for
-    # its own ProcessGroup class, so the batch is marked here
-    orig["batch"] = dist.batch_isend_irecv
-    c10d.batch_isend_irecv = dist.batch_isend_irecv = _batched(orig["batch"])
-    # object collectives read pickles back from device tensors: relay them instead
-    for name, fn in objects.PATCHED.items():
-        orig[f"obj.{name}"] = getattr(c10d, name)
-        setattr(c10d, name, fn)
-        setattr(dist, name, fn)
-    # scripts written for newer torch adjust group timeouts (``dist.set_timeout``)
-    if not hasattr(dist, "set_timeout"):
-        orig["set_timeout"] = True
-        dist.set_timeout = c10d.set_timeout = set_timeout
-    _state["installed"] = True
-
-
-def uninstall() -> None:
-    """Undo :func:`install` (tears down any live process group first)."""
-    if not _state["installed"]:
-        return
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    orig = _state["orig"]
-    dist.Backend.default_device_backend_map.clear()
-    dist.Backend.default_device_backend_map.update(orig["map"])
-    c10d._new_process_group_helper = orig["helper"]
-    dist._verify_params_across_processes = orig["verify"]
-    dist.Logger = orig["logger"]
-    c10d.batch_isend_irecv = dist.batch_isend_irecv = orig["batch"]
-    for name in objects.PATCHED:
-        setattr(c10d, name, orig[f"obj.{name}"])
-        setattr(dist, name, orig[f"obj.{name}"])
-    c10d.init_process_group = orig["init"]
-    dist.init_process_group = orig["init"]
-    if orig.pop("set_timeout", False):
-        del dist.set_timeout, c10d.set_timeout
-    _state["installed"] = False
-    _state["sink"] = None
