@@ -35,7 +35,8 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, NO_LATENCY, StepLatency, busbw_factor
+from netsim.collectives import bus_factor
+from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, NO_LATENCY, StepLatency
 from netsim.ns3.fluid import FluidParams, calibrated_params, simulate_fluid
 from netsim.ns3.runner import Ns3Error
 from netsim.ns3.spec import FabricSpec, TransportSpec
@@ -171,7 +172,7 @@ def run_scenario(
     except Exception:  # the engine is another engineer's work in progress; keep the table going
         engine = float("nan")
     # busbw in real units: size and time scale together, so bytes/time scales by 1/scale
-    busbw = size * 8 / t_ns * busbw_factor(sc.op, sc.hosts) * scale if t_ns else 0.0
+    busbw = size * 8 / t_ns * bus_factor(sc.op, sc.hosts) * scale if t_ns else 0.0
     return Row(
         scenario=sc.name, hosts=sc.hosts, spines=sc.spines, oversubscription=sc.oversubscription, op=sc.op,
         size_mib=sc.size_mib, transport="multipath" if sc.multipath else "single_path",

@@ -55,8 +55,16 @@ def _protocol_names() -> list[str]:
     return [*PROTOCOLS.names(), "auto"]
 
 
-BACKENDS = ("flow", "ns3")
-ALGORITHMS = ("ring", "tree", "auto")
+def _algorithm_names() -> list[str]:
+    from netsim.collectives import ALGORITHMS
+
+    return [*ALGORITHMS.names(), "auto"]
+
+
+def _backend_names() -> list[str]:
+    from netsim.backend import backends
+
+    return backends().names()
 
 
 class TransportConfig(_Strict):
@@ -141,7 +149,8 @@ class CollectivesConfig(_Strict):
     """How collectives are decomposed into flows, NCCL-style (``netsim.collectives``)."""
 
     algorithm: str = "ring"
-    """All-reduce algorithm; ``auto`` picks the faster of ring and tree per size, like NCCL's tuner."""
+    """All-reduce algorithm (a name in ``netsim.collectives.ALGORITHMS``: ``ring``, ``tree``); ``auto``
+    picks the faster of ring and tree per size, like NCCL's tuner."""
     channels: int = Field(16, ge=1)
     """Rings (NCCL channels) a collective is split over; each ring's inter-host hop is one connection."""
     p2p_channels_per_peer: int = Field(2, ge=1)
@@ -169,7 +178,7 @@ class CollectivesConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:
-        return _one_of("all-reduce algorithm", v, list(ALGORITHMS))
+        return _one_of("all-reduce algorithm", v, _algorithm_names())
 
     @field_validator("protocol")
     @classmethod
@@ -192,7 +201,8 @@ class NetworkConfig(_Strict):
     """Everything netsim needs besides the host and GPU counts."""
 
     backend: str = "flow"
-    """``flow``: netsim's flow-level engine; ``ns3``: packet-level ns-3 (netsim.ns3)."""
+    """A name in ``netsim.backend.NETWORK_BACKENDS``: ``flow`` (netsim's flow-level engine), ``ns3``
+    (packet-level ns-3, netsim.ns3), ``alpha_beta`` (latency + bytes / bandwidth, no contention)."""
     transport: TransportConfig = Field(default_factory=TransportConfig)
     intra_host: IntraHostConfig = Field(default_factory=IntraHostConfig)
     nic: NicConfig = Field(default_factory=NicConfig)
@@ -204,16 +214,18 @@ class NetworkConfig(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        return _one_of("network backend", v, list(BACKENDS))
+        return _one_of("network backend", v, _backend_names())
 
 
 class ClusterConfig(_Strict):
-    """The network-relevant part of a scenario."""
+    """The network-relevant part of a scenario: its shape and its ``network:`` block. phantora's
+    ``Scenario`` extends this model (same fields, same file layout), so the two never drift."""
 
     name: str = ""
     hosts: int = Field(1, ge=1)
     gpus_per_host: int = Field(1, ge=1)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
+    """Network description; default: an H100/H200 cluster."""
 
     @property
     def world_size(self) -> int:

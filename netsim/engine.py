@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from netsim.backend import NetworkBackend
+from netsim.backend import NETWORK_BACKENDS, NetworkBackend
 from netsim.collectives import COLLECTIVES, decompose
 from netsim.config import NetworkConfig
 from netsim.events import EventQueue, Priority
@@ -47,6 +47,7 @@ class EngineStats:
     ``incremental`` is off): the engine's real work."""
 
 
+@NETWORK_BACKENDS.register("flow")
 class FlowNetwork(NetworkBackend):
     """Flow-level :class:`NetworkBackend` over a topology and a transport.
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from interpose.distributed import install, uninstall
 from interpose.distributed.coordinated import CoordinatedSink
 from interpose.protocol import Channel
+from netsim.backend import NetworkBackend
 from phantora.breakdown import iteration_breakdown
 from phantora.coordinator.core import CollectiveRow
-from phantora.coordinator.network import NetworkTimer
 from phantora.launcher import LaunchSpec, launch
 
 
@@ -105,7 +105,7 @@ class MultiRankJob:
     """:class:`profiles.gpus.GpuSpec`."""
     compute_model: object
     """:class:`profiles.compute.ComputeModel`, shared by all ranks."""
-    network: NetworkTimer
+    network: NetworkBackend
     host_time: str = "zero"
     memory_limit_bytes: int | None = None
     values: object = None
@@ -324,13 +324,13 @@ def print_summary(summary: dict, outcome: MultiRankOutcome, as_json: bool, out_d
     Console().print(table)
 
 
-def network_timer_for(scenario, gpus_per_host: int, hosts: int | None = None) -> NetworkTimer:
+def network_timer_for(scenario, gpus_per_host: int, hosts: int | None = None) -> NetworkBackend:
     """The scenario's network on netsim (its ``network.backend``). A network netsim cannot build is a
     :class:`~phantora.scenario.ScenarioError` naming the file and field, never a silent swap to another
-    model (:class:`~phantora.coordinator.network.AlphaBetaTimer` is for tests and explicit use only)."""
-    from phantora.coordinator import netsim_timer
+    model."""
+    from phantora.scenario import network_backend
 
-    return netsim_timer.build(scenario, gpus_per_host, hosts)
+    return network_backend(scenario, hosts or int(getattr(scenario, "hosts", 1)), gpus_per_host)
 
 
 def run_from_cli(*, script: str, argv: list[str], scenario, nnodes: int | None, nproc_per_node: int | None,

@@ -9,7 +9,7 @@ Other commands reuse :func:`load_scenario` and print :class:`ScenarioError` as i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import (
@@ -24,8 +24,11 @@ from pydantic import (
 
 from common import errors
 from common.registry import UnknownVariantError
-from netsim.config import NetworkConfig
+from netsim.config import ClusterConfig
 from phantora.compose import yaml_error_text
+
+if TYPE_CHECKING:
+    from netsim.backend import NetworkBackend
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 """The repository's ``scenarios/`` folder (present in a source checkout / editable install)."""
@@ -94,22 +97,24 @@ class ValuesSection(BaseModel):
         return ValuePolicy.parse(self.policy, seed=self.seed, cap_bytes=int(self.cap_mib * 2**20))
 
 
-class Scenario(BaseModel):
-    """A simulated cluster: ``hosts`` × ``gpus_per_host`` GPUs of one kind."""
+class Scenario(ClusterConfig):
+    """A simulated cluster: ``hosts`` × ``gpus_per_host`` GPUs of one kind.
+
+    The shape and the ``network:`` block (``hosts``, ``gpus_per_host``, ``network``) are netsim's
+    :class:`~netsim.config.ClusterConfig`, inherited, so one schema serves both and netsim takes a
+    scenario as is; this adds what only a full run needs (the GPU, compute, memory, values).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    """Required here (a cluster file may omit it)."""
     description: str = ""
     gpu: str
     """Key into ``profiles.gpus`` (``h100``, ``h200``)."""
-    hosts: int = Field(1, ge=1)
-    gpus_per_host: int = Field(1, ge=1)
     compute: ComputeSection = Field(default_factory=ComputeSection)
     memory_limit_gib: float | None = Field(None, gt=0)
     """Override of the GPU's memory (GiB); default: the GPU's ``total_memory_bytes``."""
-    network: NetworkConfig = Field(default_factory=NetworkConfig)
-    """Network description (netsim.config.NetworkConfig); default: an H100/H200 cluster."""
     values: ValuesSection = Field(default_factory=ValuesSection)
     """Known-value tracking and the value policy (``values.policy``; ``phantora run --values`` overrides)."""
     _source: str = PrivateAttr(default="<scenario>")
@@ -143,10 +148,6 @@ class Scenario(BaseModel):
             raise ValueError(f"unknown GPU {v!r}; valid: {', '.join(GPUS.names())}")
         return key
 
-    @property
-    def world_size(self) -> int:
-        return self.hosts * self.gpus_per_host
-
     def gpu_spec(self):
         """The :class:`profiles.gpus.GpuSpec` of this scenario's GPU."""
         from profiles.gpus import get_gpu
@@ -177,29 +178,17 @@ def one_line(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def network_backend(scenario: Any, hosts: int | None = None, gpus_per_host: int | None = None):
+def network_backend(scenario: Scenario, hosts: int | None = None, gpus_per_host: int | None = None) -> NetworkBackend:
     """netsim's backend for ``scenario`` (``hosts``/``gpus_per_host`` override its shape); a scenario it
     cannot build is a :class:`ScenarioError` ``<file>: network.<field>: <why>``, never a silent fallback."""
-    from netsim.coordinator_api import build_network
+    from netsim.backend import build_network
 
-    source = getattr(scenario, "source", None) or getattr(scenario, "name", "<scenario>")
-    net = scenario.network
-    n_hosts = int(hosts or scenario.hosts)
-    n_gpus = int(gpus_per_host or scenario.gpus_per_host)
-    if getattr(net, "backend", "flow") == "ns3":
-        from netsim.ns3.backend import MULTIPATH_TRANSPORTS
-
-        if n_gpus != 1:
-            raise ScenarioError(f"{source}: network.backend: ns3 models one GPU and one NIC per host; it needs "
-                                f"gpus_per_host: 1 (this run has {n_gpus}); use backend: flow")
-        if net.transport.name not in MULTIPATH_TRANSPORTS:
-            raise ScenarioError(f"{source}: network.transport.name: {net.transport.name!r} is not available with "
-                                f"backend ns3; valid: {', '.join(sorted(MULTIPATH_TRANSPORTS))}")
     try:
-        return build_network(scenario, hosts=n_hosts, gpus_per_host=n_gpus)
+        return build_network(scenario, hosts=hosts, gpus_per_host=gpus_per_host)
     except (TypeError, ValueError, KeyError) as e:
         msg = one_line(e)
-        raise ScenarioError(f"{source}: {msg}" if msg.startswith("network.") else f"{source}: network: {msg}") from None
+        field = "" if msg.startswith("network.") else "network: "
+        raise ScenarioError(f"{scenario.source}: {field}{msg}") from None
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:

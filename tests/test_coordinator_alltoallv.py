@@ -4,19 +4,19 @@ the network times, and the collectives table shows it."""
 from __future__ import annotations
 
 from interpose.protocol import CollectiveCall, Finished, Issue
-from phantora.coordinator import AlphaBetaTimer, Coordinator
-from phantora.coordinator.core import with_traffic_matrix
-from phantora.coordinator.netsim_timer import NetsimTimer
+from netsim.alpha_beta import AlphaBetaNetwork
+from phantora.coordinator import Coordinator
+from phantora.coordinator.calls import with_traffic_matrix
 
 
-class Recorder(AlphaBetaTimer):
+class Recorder(AlphaBetaNetwork):
     def __init__(self) -> None:
         super().__init__(gpus_per_host=8, nvlink_gbps=100.0, latency_us=0.0)
-        self.submitted: list[CollectiveCall] = []
+        self.matrices: list[list[list[float]] | None] = []
 
-    def submit(self, call, start_us):
-        self.submitted.append(call)
-        super().submit(call, start_us)
+    def submit_collective(self, kind, ranks, nbytes, start_ns, tag=None, *, matrix=None) -> int:
+        self.matrices.append(matrix)
+        return super().submit_collective(kind, ranks, nbytes, start_ns, tag, matrix=matrix)
 
 
 def a2a(splits, key="0#0", ranks=(0, 1, 2, 3)):
@@ -39,7 +39,7 @@ def run(world, issued, symmetric=False):
 
 def test_matrix_is_every_members_send_splits():
     net, c = run(4, SKEW)
-    assert net.submitted[0].matrix == tuple(SKEW[r] for r in range(4))
+    assert net.matrices[0] == [list(SKEW[r]) for r in range(4)]
     row = c.rows[0]
     assert row.splits == tuple(SKEW[r] for r in range(4))
     assert row.bytes == 700 + 600 + 500 + 400, "the largest per-rank buffer: rank 0 receives 2200 B"
@@ -47,7 +47,7 @@ def test_matrix_is_every_members_send_splits():
 
 def test_symmetric_run_assumes_every_member_sends_what_rank_0_sends():
     net, c = run(4, {0: SKEW[0]}, symmetric=True)
-    assert net.submitted[0].matrix == (SKEW[0],) * 4 and c.rows[0].bytes == 4 * 700
+    assert net.matrices[0] == [list(SKEW[0])] * 4 and c.rows[0].bytes == 4 * 700
 
 
 def test_calls_without_splits_are_unchanged():
@@ -62,10 +62,12 @@ def test_netsim_times_the_matrix():
     from netsim.engine import FlowNetwork
 
     def end_us(matrix_rows):
-        timer = NetsimTimer(FlowNetwork.build(2, 2, NetworkConfig()))
-        call = a2a(matrix_rows[0])
-        timer.submit(with_traffic_matrix(call, {r: a2a(row) for r, row in enumerate(matrix_rows)}), 0.0)
-        return timer.pop_until(1e9)[0].end_us
+        c = Coordinator(4, FlowNetwork.build(2, 2, NetworkConfig()))
+        for r, row in enumerate(matrix_rows):
+            c.handle(Issue(r, 0, a2a(row), host_us=0.0, ready_us=0.0))
+        for r in range(4):
+            c.handle(Finished(r, 1e9))
+        return c.rows[0].end_us
 
     mb = 1 << 20
     even = end_us([(16 * mb,) * 4] * 4)

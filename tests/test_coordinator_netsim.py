@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from interpose.protocol import CollectiveCall, Finished, Issue
+from netsim.engine import FlowNetwork
 from phantora.coordinator import Coordinator
-from phantora.coordinator.netsim_timer import NetsimTimer, build
-from phantora.scenario import scenario_from_dict
+from phantora.scenario import network_backend, scenario_from_dict
 
 
 def scenario(hosts=2, gpus=2):
@@ -19,9 +19,9 @@ def call(key, ranks, nbytes=64 << 20, kind="all_reduce"):
 
 
 def run(calls):
-    timer = build(scenario(), 2)
-    assert isinstance(timer, NetsimTimer)
-    c = Coordinator(4, timer)
+    net = network_backend(scenario())
+    assert isinstance(net, FlowNetwork)
+    c = Coordinator(4, net)
     for r in range(4):
         for h, cl in enumerate(x for x in calls if r in x.ranks):
             c.handle(Issue(r, h, cl, 0.0, 0.0))
@@ -41,3 +41,21 @@ def test_flow_engine_times_collectives_and_contention_slows_them():
 def test_every_c10d_kind_is_accepted(kind):
     rows = run([call("a#0", (0, 2), nbytes=1 << 16, kind=kind)])
     assert rows["a#0"].end_us >= rows["a#0"].start_us
+
+
+@pytest.mark.parametrize("kind", ["all_reduce_coalesced_v9", "reduce_scatter"])
+def test_a_kind_the_backend_cannot_time_is_an_error_not_an_all_reduce(kind):
+    """Unknown kinds (and known ones a backend lacks) raise; they once became all-reduces."""
+    from netsim.config import ClusterConfig, NetworkConfig
+    from netsim.ns3.backend import Ns3Network
+    from phantora.coordinator import CoordinatorError
+
+    net = Ns3Network.build(2, 1, ClusterConfig(network=NetworkConfig(backend="ns3")).network)
+    c = Coordinator(2, net)
+    cl = CollectiveCall(key="g#0", kind=kind, group="g", ranks=(0, 1), nbytes=1024, dtype="float32",
+                        call_site="train.py:3")
+    c.handle(Issue(0, 0, cl, 0.0, 0.0))
+    with pytest.raises(CoordinatorError, match=rf"^{kind} at train\.py:3: the network backend \(Ns3Network\) "
+                                               "cannot time this collective kind") as e:
+        c.handle(Issue(1, 0, cl, 0.0, 0.0))
+    assert e.value.kind == "network"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from interpose.protocol import CollectiveCall, Finished, Issue, Resolved
+from netsim.alpha_beta import AlphaBetaNetwork
 from phantora.coordinator import Coordinator, CoordinatorError
-from phantora.coordinator.network import Completion, NetworkTimer
 from phantora.coordinator.symmetric import NotSymmetricError, sibling_offsets
 
 
@@ -26,24 +26,16 @@ def test_groups_that_do_not_tile_are_refused() -> None:
         sibling_offsets((0, 1, 2), 8)  # 8 ranks cannot be cut into groups of 3
 
 
-class Recorder(NetworkTimer):
-    """Every submission ends 10 us after it starts."""
+class Recorder(AlphaBetaNetwork):
+    """Every submission ends 10 us after it starts; records (tag, ranks as submitted)."""
 
     def __init__(self) -> None:
-        self.submitted: list[tuple[str, tuple[int, ...], int]] = []
-        self.pending: list[Completion] = []
+        super().__init__(gpus_per_host=8, latency_us=10.0, nvlink_gbps=float("inf"), nic_gbps=float("inf"))
+        self.submitted: list[tuple[str, tuple[int, ...]]] = []
 
-    def submit(self, call: CollectiveCall, start_us: float) -> None:
-        self.submitted.append((call.key, call.ranks, call.root))
-        self.pending.append(Completion(call.key, start_us + 10.0, "t"))
-
-    def next_event_us(self) -> float | None:
-        return min((c.end_us for c in self.pending), default=None)
-
-    def pop_until(self, t_us: float) -> list[Completion]:
-        done = [c for c in self.pending if c.end_us <= t_us]
-        self.pending = [c for c in self.pending if c.end_us > t_us]
-        return done
+    def submit_collective(self, kind, ranks, nbytes, start_ns, tag=None, *, matrix=None) -> int:
+        self.submitted.append((tag, tuple(ranks)))
+        return super().submit_collective(kind, ranks, nbytes, start_ns, tag, matrix=matrix)
 
 
 def _call(key: str, ranks: tuple[int, ...], kind: str = "all_reduce", root: int = -1) -> CollectiveCall:
@@ -57,8 +49,8 @@ def test_rank_zero_alone_matches_and_siblings_load_the_network() -> None:
     assert set(c.ranks) == {0}
     c.handle(Issue(0, 0, _call("1#0", (0, 4), kind="broadcast", root=4), host_us=0.0, ready_us=5.0))
     c.handle(Finished(0, 100.0))
-    assert net.submitted == [("1#0", (0, 4), 4), ("1#0@+1", (1, 5), 5), ("1#0@+2", (2, 6), 6),
-                             ("1#0@+3", (3, 7), 7)], "roots are translated with their group"
+    assert net.submitted == [("1#0", (4, 0)), ("1#0@+1", (5, 1)), ("1#0@+2", (6, 2)),
+                             ("1#0@+3", (7, 3))], "roots are translated with their group and lead it"
     (res,) = [m for r, m in c.outbox if r == 0 and isinstance(m, Resolved)]
     assert (res.start_us, res.end_us) == (5.0, 15.0)
     assert [row.key for row in c.rows] == ["1#0"], "sibling copies are not results"

@@ -18,7 +18,6 @@ import torch
 from interpose.values import IndexSource, ValuePolicy
 from netsim.config import NetworkConfig
 from netsim.engine import FlowNetwork
-from phantora.coordinator.netsim_timer import NetsimTimer
 from phantora.multirank import MultiRankJob, run_multirank, write_tables
 from profiles import build_compute_model, get_gpu
 
@@ -72,7 +71,7 @@ def run(tmp_path, policy: str):
     gpu = get_gpu("h200")
     o = run_multirank(MultiRankJob(script=str(script), argv=[], nnodes=2, nproc_per_node=WORLD // 2, gpu=gpu,
                                    compute_model=build_compute_model("roofline", gpu),
-                                   network=NetsimTimer(FlowNetwork.build(2, WORLD // 2, NetworkConfig())),
+                                   network=FlowNetwork.build(2, WORLD // 2, NetworkConfig()),
                                    host_time="zero", values=ValuePolicy.parse(policy)))
     out = tmp_path / policy.replace(":", "_")
     write_tables(out, o)
@@ -156,7 +155,7 @@ def test_torchtitan_moe_expert_parallel_on_4_ranks(tmp_path, monkeypatch):
     for policy in ("balanced", "skewed:1.2"):
         o = run_multirank(MultiRankJob(script="torchtitan.train", argv=TORCHTITAN_ARGS, module=True, nnodes=1,
                                        nproc_per_node=WORLD, gpu=gpu, compute_model=build_compute_model("roofline", gpu),
-                                       network=NetsimTimer(FlowNetwork.build(1, WORLD, NetworkConfig())),
+                                       network=FlowNetwork.build(1, WORLD, NetworkConfig()),
                                        host_time="zero", values=ValuePolicy.parse(policy)))
         assert len(o.iteration_ms()) == 2
         write_tables(tmp_path / policy.replace(":", "_"), o)

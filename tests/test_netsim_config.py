@@ -1,4 +1,4 @@
-"""Scenario network schema: defaults, strictness, torch-free loading, coordinator API."""
+"""Scenario network schema: defaults, strictness, torch-free loading, building the backend."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from netsim.config import ConfigError, NetworkConfig, cluster_from_dict, load_cluster
-from netsim.coordinator_api import build_network
+from netsim.backend import build_network
+from netsim.config import ClusterConfig, ConfigError, NetworkConfig, cluster_from_dict, load_cluster
 
 
 def test_defaults_are_an_h100_cluster():
@@ -30,16 +30,14 @@ def test_load_shipped_scenario(tmp_path):
 
 
 def test_netsim_never_imports_torch():
-    code = ("import sys, netsim.engine, netsim.coordinator_api, phantora.commands.netbench; "
+    code = ("import sys, netsim.engine, netsim.backend, phantora.commands.netbench; netsim.backend.backends(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_build_network_from_scenario_like_object():
-    class S:
-        hosts, gpus_per_host, network = 2, 2, {"transport": {"name": "ideal"}}
-
-    net = build_network(S())
+def test_build_network_from_a_cluster_config():
+    net = build_network(ClusterConfig.model_validate({"hosts": 2, "gpus_per_host": 2,
+                                                      "network": {"transport": {"name": "ideal"}}}))
     assert net.transport_name == "ideal"
     h = net.submit_collective("all_reduce", [0, 1, 2, 3], 1 << 20, {0: 0, 1: 10, 2: 0, 3: 0}, tag="k")
     done = []
@@ -48,19 +46,11 @@ def test_build_network_from_scenario_like_object():
     assert done == [h] and set(net.result(h)) == {0, 1, 2, 3}
 
 
-def test_coordinator_adapter_uses_flow_engine():
-    from interpose.protocol import CollectiveCall
-    from phantora.coordinator import netsim_timer
-    from phantora.scenario import load_scenario
+def test_a_scenario_is_a_cluster_config():
+    """One schema: phantora's Scenario inherits the shape and network fields netsim reads."""
+    from phantora.scenario import Scenario, load_scenario
 
-    timer = netsim_timer.build(load_scenario("scenarios/h200x2.yaml"), 2)
-    assert timer is not None
-    timer.submit(CollectiveCall(key="g#0", kind="all_reduce", group="g", ranks=(0, 1), nbytes=1 << 26,
-                                dtype="float32"), 100.0)
-    timer.submit(CollectiveCall(key="p2p#0", kind="send", group="p2p", ranks=(0, 1), nbytes=1 << 20,
-                                dtype="float32"), 100.0)
-    done = []
-    while (t := timer.next_event_us()) is not None:
-        done += timer.pop_until(t)
-    assert sorted(c.key for c in done) == ["g#0", "p2p#0"]
-    assert all(c.end_us > 100.0 for c in done)
+    assert issubclass(Scenario, ClusterConfig)
+    s = load_scenario("scenarios/leafspine-16x8-h100.yaml")
+    assert s.network == load_cluster("scenarios/leafspine-16x8-h100.yaml").network
+    assert build_network(s).transport_name == s.network.transport.name

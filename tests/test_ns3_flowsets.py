@@ -8,12 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+from netsim.collectives import COLLECTIVES
 from netsim.ns3.flowsets import (
+    COLLECTIVE_FLOWSETS,
     NO_LATENCY,
     StepLatency,
     all_to_all,
-    busbw_factor,
     ecmp_spine,
+    protocol_steps,
     ring_all_gather,
     ring_all_reduce,
 )
@@ -37,7 +39,9 @@ def test_all_gather_and_all_to_all_shapes() -> None:
     assert len(ring_all_gather(FAB, 4 << 20)) == 3 * 4
     a2a = all_to_all(FAB, 4 << 20, channels=1)
     assert len(a2a) == 12 and not any(f.deps for f in a2a)
-    assert busbw_factor("all_reduce", 4) == 1.5 and busbw_factor("all_to_all", 4) == 0.75
+    assert set(COLLECTIVE_FLOWSETS) <= set(COLLECTIVES), "ns-3 times kinds the flow engine names"
+    with pytest.raises(ValueError, match="ns3 backend: collective 'broadcast' not supported"):
+        protocol_steps("broadcast", 4, 1 << 20)
 
 
 def test_ecmp_is_deterministic_and_seeded() -> None:

@@ -20,7 +20,7 @@ BAD_NAMES = [
     ("network:\n  collectives: {algorithm: rign}\n", "network.collectives.algorithm: unknown all-reduce algorithm "
      "'rign'; valid: ring, tree, auto"),
     ("network:\n  collectives: {protocol: ll}\n", "network.collectives.protocol: unknown NCCL protocol 'll'"),
-    ("network:\n  backend: ns4\n", "network.backend: unknown network backend 'ns4'; valid: flow, ns3"),
+    ("network:\n  backend: ns4\n", "network.backend: unknown network backend 'ns4'; valid: alpha_beta, flow, ns3"),
     ("compute: {model: roofine}\n", "compute.model: unknown compute model 'roofine'"),
     ("memory_limit_gib: 1e12\n", "memory_limit_gib: 1e+12 GiB is more than the h100's 79.18 GiB"),
     ("memory_limit_gib: .inf\n", "memory_limit_gib: inf GiB is more than the h100's 79.18 GiB"),
@@ -92,12 +92,12 @@ def test_sweep_dry_run_checks_that_the_network_builds(tmp_path):
 
 def test_network_build_error_is_an_error_not_a_fallback(tmp_path):
     """``network.backend: ns3`` with 8 GPUs per host used to fall back silently to the alpha-beta model."""
-    from phantora.coordinator import netsim_timer
     from phantora.multirank import network_timer_for
+    from phantora.scenario import network_backend
 
     p = scenario_file(tmp_path, "network: {backend: ns3}\n", gpus=8)
     s = load_scenario(p)
-    for build in (lambda: netsim_timer.build(s, 8, 1), lambda: network_timer_for(s, 8, 1)):
+    for build in (lambda: network_backend(s, 1, 8), lambda: network_timer_for(s, 8, 1)):
         with pytest.raises(ScenarioError, match=rf"^{p}: network.backend: ns3 models one GPU and one NIC per host"):
             build()
     script = tmp_path / "never.py"
@@ -107,16 +107,17 @@ def test_network_build_error_is_an_error_not_a_fallback(tmp_path):
 
 
 def test_unsupported_collective_kind_raises_instead_of_becoming_all_reduce():
-    from interpose.protocol import CollectiveCall
-    from phantora.coordinator import CoordinatorError
-    from phantora.coordinator.netsim_timer import NetsimTimer, build
+    from interpose.protocol import CollectiveCall, Issue
+    from phantora.coordinator import Coordinator, CoordinatorError
+    from phantora.scenario import network_backend
 
-    timer = build(scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2}), 2)
-    assert isinstance(timer, NetsimTimer)
+    coord = Coordinator(2, network_backend(scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1,
+                                                               "gpus_per_host": 2})))
     call = CollectiveCall(key="g#0", kind="all_reduce_coalesced_v9", group="g", ranks=(0, 1), nbytes=1024,
                           dtype="float32", call_site="train.py:3")
+    coord.handle(Issue(0, 0, call, 0.0, 0.0))
     with pytest.raises(CoordinatorError, match=r"all_reduce_coalesced_v9 at train\.py:3: the network backend") as e:
-        timer.submit(call, 0.0)
+        coord.handle(Issue(1, 0, call, 0.0, 0.0))
     assert e.value.kind == "network"
 
 

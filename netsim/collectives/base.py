@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.kinds import CollectiveKind
 from common.registry import Registry
 from netsim.collectives.protocols import PROTOCOLS, Protocol
 from netsim.config import NetworkConfig
@@ -16,15 +17,23 @@ from netsim.transports.base import Transport
 
 
 def bus_factor(kind: str, n: int) -> float:
-    """nccl-tests busbw / algbw: 2(n-1)/n all-reduce; (n-1)/n all-gather, reduce-scatter,
-    all-to-all; 1 broadcast, reduce, send/recv."""
+    """The one bus-bandwidth rule (nccl-tests' busbw / algbw) every table uses: 2(n-1)/n all-reduce;
+    (n-1)/n all-gather, reduce-scatter, all-to-all, gather, scatter; 1 broadcast, reduce, send/recv
+    (and barrier); 0 for a group of one. A rank-side kind counts as the collective the network
+    times for it (``send`` as ``send_recv``, ``all_gather_object`` as ``all_gather``); an unknown
+    kind raises :class:`~common.kinds.UnknownCollectiveKind`."""
+    k = CollectiveKind.parse(kind).network_kind
     if n <= 1:
-        return 0.0 if kind != "send_recv" else 1.0
-    if kind == "all_reduce":
+        return 0.0
+    if k is CollectiveKind.ALL_REDUCE:
         return 2.0 * (n - 1) / n
-    if kind in ("all_gather", "reduce_scatter", "all_to_all"):
+    if k in _PER_PEER_SHARE:
         return (n - 1) / n
     return 1.0
+
+
+_PER_PEER_SHARE = frozenset({CollectiveKind.ALL_GATHER, CollectiveKind.REDUCE_SCATTER, CollectiveKind.ALL_TO_ALL,
+                             CollectiveKind.GATHER, CollectiveKind.SCATTER})
 
 
 @dataclass
@@ -135,6 +144,9 @@ class Plan:
 
 Decomposer = Callable[[Plan], list[FlowSpec]]
 COLLECTIVES: Registry[Decomposer] = Registry("collective")
+"""Collective kind (a :class:`~common.kinds.CollectiveKind` value) -> its decomposition into flows."""
+ALGORITHMS: Registry[Decomposer] = Registry("all-reduce algorithm")
+"""All-reduce algorithm (``collectives.algorithm``: ``ring``, ``tree``) -> its decomposition."""
 
 
 def decompose(kind: str, ranks: Sequence[int], nbytes: float, start_ns: Mapping[int, int] | int, *,

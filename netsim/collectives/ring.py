@@ -10,7 +10,7 @@ all-gather and reduce-scatter, S/C for broadcast and reduce (a chain from the ro
 
 from __future__ import annotations
 
-from netsim.collectives.base import COLLECTIVES, Plan
+from netsim.collectives.base import ALGORITHMS, COLLECTIVES, Plan
 from netsim.flows import FlowSpec
 
 
@@ -66,15 +66,18 @@ def chain_flows(plan: Plan, per_rank_bytes: float) -> list[FlowSpec]:
 
 @COLLECTIVES.register("all_reduce")
 def all_reduce(plan: Plan) -> list[FlowSpec]:
+    """The configured algorithm (a name in :data:`ALGORITHMS`); ``auto``: tree or ring, whichever an
+    unloaded estimate says is faster, like NCCL's tuner."""
     algo = plan.algorithm or plan.config.collectives.algorithm
     if algo == "auto":
         from netsim.collectives.tree import tree_is_faster
 
         algo = "tree" if tree_is_faster(plan) else "ring"
-    if algo == "tree":
-        from netsim.collectives.tree import tree_all_reduce
+    return ALGORITHMS.get(algo)(plan)
 
-        return tree_all_reduce(plan)
+
+@ALGORITHMS.register("ring")
+def ring_all_reduce(plan: Plan) -> list[FlowSpec]:
     n = plan.n
     return ring_flows(plan, 2.0 * (n - 1) / n * plan.nbytes, 2 * (n - 1))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from netsim.collectives.base import Plan
+from netsim.collectives.base import ALGORITHMS, Plan
 from netsim.collectives.ring import ring_order
 from netsim.flows import FlowSpec
 
@@ -27,6 +27,7 @@ def tree_steps(n: int) -> int:
     return 2 * max(1, math.ceil(math.log2(n))) if n > 1 else 0
 
 
+@ALGORITHMS.register("tree")
 def tree_all_reduce(plan: Plan) -> list[FlowSpec]:
     from netsim.collectives.ring import _noop
 

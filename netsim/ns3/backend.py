@@ -14,14 +14,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from netsim.backend import NetworkBackend
+from netsim.backend import NETWORK_BACKENDS, NetworkBackend
+from netsim.collectives import COLLECTIVES
+from netsim.config import NetworkConfig
 from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, NO_LATENCY, StepLatency, ecmp_spine, protocol_steps
 from netsim.ns3.spec import FabricSpec, FlowResult, PacketFlow, PacketRun, TransportSpec
+from netsim.transports import TRANSPORTS
 
-#: Transport names of the flow-level engine and whether each sprays over every spine.
 MULTIPATH_TRANSPORTS = {"single_path": False, "uccl_multipath": True, "ideal": True}
+"""The flow engine's transports ns-3 can model, and whether each sprays over every spine
+(``ethereal``'s least-used path assignment has no packet-level counterpart here)."""
+
+# ns-3 models a subset of what netsim's registries name: a rename there must fail here, at import.
+for _t in MULTIPATH_TRANSPORTS:
+    TRANSPORTS.get(_t)
+for _k in COLLECTIVE_FLOWSETS:
+    COLLECTIVES.get(_k)
 
 
+@NETWORK_BACKENDS.register("ns3")
 class Ns3Network(NetworkBackend):
     """Packet-level :class:`~netsim.backend.NetworkBackend` (same calls as the flow engine).
 
@@ -68,22 +79,25 @@ class Ns3Network(NetworkBackend):
 
     # ---- submission ---------------------------------------------------------------------------
     @classmethod
-    def build(
-        cls, hosts: int, gpus_per_host: int, config: Any = None, transport: str | None = None, scale: float = 1.0
+    def build(  # type: ignore[override]  # ``scale`` (link-rate divisor) is for the cross-validation
+        cls, hosts: int, gpus_per_host: int, config: NetworkConfig | None = None, transport: str | None = None,
+        scale: float = 1.0,
     ) -> Ns3Network:
-        """The ns-3 backend for a scenario's ``network`` block (netsim ``NetworkConfig``)."""
+        """The ns-3 backend for a scenario's ``network`` block; what it cannot model is a ``ValueError``
+        naming the field (one GPU and NIC per host; the transports in :data:`MULTIPATH_TRANSPORTS`)."""
+        config = config or NetworkConfig()
         if gpus_per_host != 1:
-            raise ValueError("network.backend ns3: models one GPU and one NIC per host; set gpus_per_host: 1")
-        name = transport or (config.transport.name if config is not None else "single_path")
+            raise ValueError(f"network.backend: ns3 models one GPU and one NIC per host; it needs gpus_per_host: 1 "
+                             f"(this run has {gpus_per_host}); use backend: flow")
+        name = transport or config.transport.name
         if name not in MULTIPATH_TRANSPORTS:
-            valid = ", ".join(sorted(MULTIPATH_TRANSPORTS))
-            raise ValueError(f"network.transport.name {name!r}: not available with backend ns3; valid: {valid}")
-        colls = getattr(config, "collectives", None)
+            raise ValueError(f"network.transport.name: {name!r} is not available with backend ns3; valid: "
+                             f"{', '.join(sorted(MULTIPATH_TRANSPORTS))}")
+        colls = config.collectives
         return cls(
             fabric_from_network(hosts, config, scale), multipath=MULTIPATH_TRANSPORTS[name],
-            channels=int(getattr(colls, "channels", 2)), seed=int(getattr(config, "seed", 0)),
-            protocol=getattr(colls, "protocol", None), launch_latency_us=float(getattr(colls, "launch_latency_us", 0.0)),
-            network_config=config,
+            channels=colls.channels, seed=config.seed, protocol=colls.protocol,
+            launch_latency_us=colls.launch_latency_us, network_config=config,
         )  # fmt: skip
 
     def supports(self, kind: str) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.kinds import CollectiveKind
 from netsim.collectives.protocols import PROTOCOLS
 from netsim.ns3.spec import FabricSpec, PacketFlow
 from netsim.transports.base import mix64, mix64_many
@@ -138,23 +139,24 @@ def all_to_all(
     return flows
 
 
-COLLECTIVE_FLOWSETS: dict[str, Callable[..., list[PacketFlow]]] = {
-    "all_reduce": ring_all_reduce,
-    "all_gather": ring_all_gather,
-    "all_to_all": all_to_all,
+FlowsetBuilder = Callable[..., list[PacketFlow]]
+
+COLLECTIVE_FLOWSETS: dict[CollectiveKind, FlowsetBuilder] = {
+    CollectiveKind.ALL_REDUCE: ring_all_reduce,
+    CollectiveKind.ALL_GATHER: ring_all_gather,
+    CollectiveKind.ALL_TO_ALL: all_to_all,
 }
+"""The kinds ns-3 can time (a subset of the flow engine's ``COLLECTIVES``, keyed by the same kinds)."""
 
 
 def protocol_steps(op: str, n: int, size_bytes: float) -> tuple[int, float]:
     """``(steps, bytes each rank sends)`` that the flow engine's decomposition hands its protocol
     choice (``Plan.choose_protocol``) for ``op`` on ``n`` ranks (per peer for all-to-all)."""
-    if op == "all_reduce":
+    kind = CollectiveKind.parse(op)
+    if kind is CollectiveKind.ALL_REDUCE:
         return 2 * (n - 1), 2 * (n - 1) / n * size_bytes
-    if op == "all_gather":
+    if kind is CollectiveKind.ALL_GATHER:
         return n - 1, (n - 1) / n * size_bytes
-    return 1, size_bytes / n
-
-
-def busbw_factor(op: str, n: int) -> float:
-    """nccl-tests' bus-bandwidth factor for ``op`` on ``n`` ranks."""
-    return 2 * (n - 1) / n if op == "all_reduce" else (n - 1) / n
+    if kind is CollectiveKind.ALL_TO_ALL:
+        return 1, size_bytes / n
+    raise ValueError(f"ns3 backend: collective {op!r} not supported; valid: {', '.join(COLLECTIVE_FLOWSETS)}")

@@ -1,7 +1,8 @@
 """``phantora netbench``: nccl-tests-style table of simulated collectives, one column group per transport.
 
 Torch-free: the scenario's network keys are read through :mod:`phantora.compose` (``extends:``)
-and :func:`netsim.config.cluster_from_dict`, never through the full scenario loader.
+and :func:`netsim.config.cluster_from_dict`, never through the full scenario loader; the network
+is the one ``network.backend`` names (:func:`netsim.backend.build_network`), as in ``phantora run``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from netsim.config import ClusterConfig
 
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -39,17 +44,18 @@ def human(n: int) -> str:
     return str(n)
 
 
-def bench_rows(cluster, op: str, sizes: list[int], transports: list[str], ranks: int) -> list[dict]:
-    """One row per size: time/algbw/busbw per transport and the multipath/single-path ratio."""
+def bench_rows(cluster: ClusterConfig, op: str, sizes: list[int], transports: list[str], ranks: int) -> list[dict]:
+    """One row per size: time/algbw/busbw per transport and the multipath/single-path ratio, each on
+    a fresh network of the scenario's ``network.backend``."""
+    from netsim.backend import build_network
     from netsim.collectives import bus_factor
-    from netsim.engine import FlowNetwork
 
     rows = []
     group = list(range(ranks))
     for size in sizes:
         row: dict = {"op": op, "size_bytes": size, "ranks": ranks}
         for name in transports:
-            net = FlowNetwork.build(cluster.hosts, cluster.gpus_per_host, cluster.network, name)
+            net = build_network(cluster, transport=name)
             h = net.submit_collective(op, group, size, 0)
             net.run()
             t_us = max(net.result(h).values()) / 1e3

@@ -1,12 +1,15 @@
 """The coordinator: one process that owns simulated time for a multi-rank run.
 
 ``core.Coordinator`` is the pure state machine (matching, conservative time advance,
-mismatch/deadlock detection); ``network`` holds the network-timer interface it drives;
-``server`` runs it over the ranks' pipes.
+mismatch/deadlock detection); it drives any :class:`netsim.backend.NetworkBackend` (the
+scenario's, from ``netsim.backend.build_network``); ``server`` runs it over the ranks' pipes.
 """
 
-from phantora.coordinator.core import CollectiveRow, Coordinator, CoordinatorError
-from phantora.coordinator.network import NETWORK_TIMERS, AlphaBetaTimer, Completion, NetworkTimer
+from netsim.alpha_beta import AlphaBetaNetwork
+from phantora.coordinator.calls import CollectiveRow
+from phantora.coordinator.core import Coordinator, CoordinatorError
 
-__all__ = ["NETWORK_TIMERS", "AlphaBetaTimer", "CollectiveRow", "Completion", "Coordinator",
-           "CoordinatorError", "NetworkTimer"]
+AlphaBetaTimer = AlphaBetaNetwork
+"""The name the run pipeline's tests still use for :class:`netsim.alpha_beta.AlphaBetaNetwork`."""
+
+__all__ = ["AlphaBetaNetwork", "AlphaBetaTimer", "CollectiveRow", "Coordinator", "CoordinatorError"]

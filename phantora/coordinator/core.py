@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from common.kinds import CollectiveKind, UnknownCollectiveKind
 from interpose.protocol import (
     Abort,
     Block,
@@ -27,7 +28,9 @@ from interpose.protocol import (
     Resolved,
     Unblock,
 )
-from phantora.coordinator.network import NetworkTimer, bus_factor
+from netsim.backend import NetworkBackend
+from netsim.collectives import bus_factor
+from phantora.coordinator.calls import CollectiveRow, with_traffic_matrix
 from phantora.coordinator.symmetric import NotSymmetricError, sibling_offsets
 
 INF = math.inf
@@ -83,52 +86,20 @@ class Match:
     transport: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class CollectiveRow:
-    """One finished collective, for the results table."""
-
-    key: str
-    kind: str
-    group: str
-    ranks: int
-    bytes: int
-    dtype: str
-    start_us: float
-    end_us: float
-    busbw_gbps: float
-    transport: str
-    call_site: str
-    splits: tuple[tuple[int, ...], ...] = ()
-    """``all_to_all``: the traffic matrix, bytes member ``i`` (row, group-rank order) sends to member ``j``
-    (``bytes`` is then the largest per-rank buffer, sent or received); empty for other kinds."""
-
-
-def with_traffic_matrix(call: CollectiveCall, issued: dict[int, CollectiveCall]) -> CollectiveCall:
-    """An all-to-all whose members gave their send ``splits``, with the traffic matrix assembled from
-    them; members that did not run here (a symmetric run) send what the lowest running rank sends."""
-    if call.kind != "all_to_all" or not any(c.splits for c in issued.values()):
-        return call
-    first = issued[min(issued)]
-    n = len(call.ranks)
-    rows = []
-    for r in call.ranks:
-        c = issued.get(r, first)
-        rows.append(tuple(c.splits) if len(c.splits) == n else tuple([c.nbytes // n] * n))
-    buffer = max(max(sum(row) for row in rows), max(sum(col) for col in zip(*rows, strict=True)))
-    return replace(call, matrix=tuple(rows), nbytes=buffer, splits=())
-
-
 _COMPARED = ("kind", "ranks", "dtype", "reduce_op", "root")
 
 
 class Coordinator:
     """Feed it rank messages with :meth:`handle`; collect replies from :attr:`outbox`."""
 
-    def __init__(self, world_size: int, network: NetworkTimer, *, symmetric: bool = False) -> None:
-        """``symmetric``: only rank 0 runs; every collective is also put on the network for each
+    def __init__(self, world_size: int, network: NetworkBackend, *, symmetric: bool = False) -> None:
+        """``network``: any :class:`netsim.backend.NetworkBackend` (``netsim.backend.build_network``);
+        ``symmetric``: only rank 0 runs; every collective is also put on the network for each
         sibling group (see :mod:`phantora.coordinator.symmetric`)."""
         self.world_size = world_size
         self.net = network
+        self._keys: dict[int, str] = {}
+        """Network handle -> match key of the collectives in flight."""
         self.symmetric = symmetric
         self.ranks = {r: RankState(r) for r in ((0,) if symmetric else range(world_size))}
         self.items: dict[tuple[int, int], Item] = {}
@@ -203,13 +174,46 @@ class Coordinator:
         return [r for r in call.ranks if r in self.ranks]
 
     def _submit(self, call: CollectiveCall, start_us: float) -> None:
-        self.net.submit(call, start_us)
+        self._net_submit(call, start_us)
         if not self.symmetric:
             return
         for o in sibling_offsets(call.ranks, self.world_size):
             root = call.root + o if call.root >= 0 else -1
-            self.net.submit(replace(call, key=f"{call.key}@+{o}", ranks=tuple(r + o for r in call.ranks),
-                                    root=root), start_us)
+            self._net_submit(replace(call, key=f"{call.key}@+{o}", ranks=tuple(r + o for r in call.ranks),
+                                     root=root), start_us)
+
+    # --- the network: a netsim NetworkBackend, in integer ns (the protocol speaks float us) ---------
+    def _net_submit(self, call: CollectiveCall, start_us: float) -> None:
+        """Put a matched collective on the network; a kind it cannot time is an error, never a guess."""
+        try:
+            kind = CollectiveKind.parse(call.kind).network_kind.value
+        except UnknownCollectiveKind:
+            kind = ""
+        if not kind or not self.net.supports(kind):
+            raise CoordinatorError("network", f"{call.kind} at {call.call_site}: the network backend "
+                                   f"({type(self.net).__name__}) cannot time this collective kind")
+        start_ns = max(round(start_us * 1e3), self.net.now_ns)
+        nbytes = max(call.nbytes, 4) if call.kind == CollectiveKind.BARRIER else call.nbytes
+        matrix = [list(row) for row in call.matrix] if call.matrix else None  # an uneven all-to-all
+        ranks = list(call.ranks)
+        if call.root in ranks:  # rooted collectives start at ranks[0] in every decomposition
+            i = ranks.index(call.root)
+            ranks = ranks[i:] + ranks[:i]
+        h = self.net.submit_collective(kind, ranks, nbytes, start_ns, tag=call.key, matrix=matrix)
+        self._keys[h] = call.key
+
+    def _next_event_us(self) -> float | None:
+        t = self.net.next_event_ns()
+        return None if t is None else t / 1e3
+
+    def _pop_until(self, t_us: float) -> list[tuple[float, str]]:
+        """``(end_us, key)`` of the collectives ending by ``t_us``, in (time, key) order."""
+        out = []
+        for h in self.net.run_until(round(t_us * 1e3)):
+            key = self._keys.pop(h, None)
+            if key is not None:
+                out.append((max(self.net.result(h).values()) / 1e3, key))
+        return sorted(out)
 
     def _check_same(self, m: Match, msg: Issue) -> None:
         a, b = m.call, msg.call
@@ -266,13 +270,13 @@ class Coordinator:
         while True:
             self._answer_blocks()
             h = self.horizon_us()
-            t = self.net.next_event_us()
+            t = self._next_event_us()
             if t is None or t > h:
                 break
             self.net_time_us = t
-            for c in sorted(self.net.pop_until(t), key=lambda c: (c.end_us, c.key)):
-                self._complete(c.key, c.end_us, c.transport)
-        t = self.net.next_event_us()
+            for end_us, key in self._pop_until(t):
+                self._complete(key, end_us, self.net.transport_name)
+        t = self._next_event_us()
         for st in self.ranks.values():
             if st.status == "running" and t is not None and st.clock_us < t and st.asked_us != t:
                 st.asked_us = t
@@ -297,7 +301,7 @@ class Coordinator:
         dur = end_us - (m.start_us or 0.0)
         busbw = c.nbytes * bus_factor(c.kind, len(c.ranks)) / (dur * 1e3) if dur > 0 else 0.0
         site = m.items[min(m.items)].issue.call.call_site
-        kind = "send_recv" if c.kind in ("send", "recv") else c.kind
+        kind = CollectiveKind.SEND_RECV.value if CollectiveKind.parse(c.kind).is_p2p else str(c.kind)
         self.rows.append(CollectiveRow(c.key, kind, c.group, len(c.ranks), c.nbytes, c.dtype,
                                        m.start_us or 0.0, end_us, busbw, transport, site, c.matrix))
         for r in sorted(m.items):
@@ -306,7 +310,7 @@ class Coordinator:
 
     def _answer_blocks(self) -> None:
         h = self.horizon_us()
-        t = self.net.next_event_us()
+        t = self._next_event_us()
         for st in self.ranks.values():
             if st.status != "blocked" or st.block is None:
                 continue
@@ -335,7 +339,7 @@ class Coordinator:
         if not live:
             self._check_unmatched()
             return
-        if any(st.status == "running" for st in live) or self.net.next_event_us() is not None:
+        if any(st.status == "running" for st in live) or self._next_event_us() is not None:
             return
         lines = ["deadlock: every live rank is waiting and no pending collective can complete"]
         for st in self.ranks.values():
