@@ -16,7 +16,6 @@ from netsim.backend import NETWORK_BACKENDS, NetworkBackend
 from netsim.collectives.base import bus_factor
 from netsim.config import NetworkConfig
 
-
 _KINDS = frozenset(k.value for k in CollectiveKind)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from common.kinds import CollectiveKind
 from netsim.backend import NETWORK_BACKENDS, NetworkBackend
 from netsim.collectives import COLLECTIVES
 from netsim.config import NetworkConfig
@@ -135,8 +136,8 @@ class Ns3Network(NetworkBackend):
                 raise ValueError("ns3 backend: uneven all_to_all (a traffic matrix) not supported; use the flow "
                                  "engine (network.backend: flow)")
         try:
-            build = COLLECTIVE_FLOWSETS[kind]
-        except KeyError:
+            build = COLLECTIVE_FLOWSETS[CollectiveKind(kind)]
+        except (KeyError, ValueError):
             valid = ", ".join(sorted(COLLECTIVE_FLOWSETS))
             raise ValueError(f"ns3 backend: collective {kind!r} not supported; valid: {valid}") from None
         ranks = list(ranks)

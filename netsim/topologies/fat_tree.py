@@ -55,9 +55,6 @@ class FatTree(LeafSpine):
     def pod_of_leaf(self, leaf: int) -> int:
         return leaf // self.leaves_per_pod
 
-    def core_of_pod_link(self, k: int) -> int:
-        return k % self.cores
-
     def _route(self, src: int, dst: int) -> Route:
         r = super()._route(src, dst)
         a, b = r.src_group, r.dst_group
