@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from interpose.protocol import Channel
+from common.protocol import Channel
 from phantora.coordinator.core import CollectiveRow, Coordinator
 from phantora.coordinator.network import NetworkTimer
 from phantora.coordinator.server import serve, wait_for_exit
@@ -127,7 +127,7 @@ def _child(rank: int, spec: LaunchSpec, conn, rank_main: RankMain, parent_pid: i
         error = None if code == 0 else f"the script exited with code {code}"
     except BaseException:
         result, error = None, traceback.format_exc()
-    from interpose.protocol import Finished
+    from common.protocol import Finished
 
     with contextlib.suppress(BrokenPipeError, OSError):
         ch.send(Finished(rank, getattr(result, "end_time_us", 0.0) or 0.0, error, result))

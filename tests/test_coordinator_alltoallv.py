@@ -3,7 +3,7 @@ the network times, and the collectives table shows it."""
 
 from __future__ import annotations
 
-from interpose.protocol import CollectiveCall, Finished, Issue
+from common.protocol import CollectiveCall, Finished, Issue
 from netsim.alpha_beta import AlphaBetaNetwork
 from phantora.coordinator import Coordinator
 from phantora.coordinator.calls import with_traffic_matrix

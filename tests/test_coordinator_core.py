@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from interpose.protocol import (
+from common.protocol import (
     Abort,
     Block,
     CollectiveCall,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interpose.protocol import CollectiveCall, Finished, Issue
+from common.protocol import CollectiveCall, Finished, Issue
 from netsim.engine import FlowNetwork
 from phantora.coordinator import Coordinator
 from phantora.scenario import network_backend, scenario_from_dict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interpose.protocol import CollectiveCall, Finished, Issue, Resolved
+from common.protocol import CollectiveCall, Finished, Issue, Resolved
 from netsim.alpha_beta import AlphaBetaNetwork
 from phantora.coordinator import Coordinator, CoordinatorError
 from phantora.coordinator.symmetric import NotSymmetricError, sibling_offsets

@@ -7,10 +7,7 @@ from multiprocessing import Pipe
 
 import pytest
 
-from interpose.config import RankConfig
-from interpose.distributed.coordinated import CoordinatedSink
-from interpose.distributed.runtime_link import RuntimeTimeline
-from interpose.protocol import (
+from common.protocol import (
     Block,
     Channel,
     CollectiveCall,
@@ -21,6 +18,9 @@ from interpose.protocol import (
     Resolved,
     Unblock,
 )
+from interpose.config import RankConfig
+from interpose.distributed.coordinated import CoordinatedSink
+from interpose.distributed.runtime_link import RuntimeTimeline
 from interpose.runtime import RankRuntime, set_current
 from profiles import build_compute_model, get_gpu
 

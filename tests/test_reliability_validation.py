@@ -107,7 +107,7 @@ def test_network_build_error_is_an_error_not_a_fallback(tmp_path):
 
 
 def test_unsupported_collective_kind_raises_instead_of_becoming_all_reduce():
-    from interpose.protocol import CollectiveCall, Issue
+    from common.protocol import CollectiveCall, Issue
     from phantora.coordinator import Coordinator, CoordinatorError
     from phantora.scenario import network_backend
 

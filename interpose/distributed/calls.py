@@ -1,4 +1,4 @@
-"""Describe one c10d call as a :class:`~interpose.protocol.CollectiveCall`: sizes, call site, keys.
+"""Describe one c10d call as a :class:`~common.protocol.CollectiveCall`: sizes, call site, keys.
 
 Kept apart from the process group so the rules that make keys identical on every
 member rank (per-group sequence numbers, per-pair p2p counters) live in one place.

@@ -12,22 +12,24 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Protocol
 
-from interpose.distributed.sink import CollectiveSink
-from interpose.protocol import (
+from common.protocol import (
     Abort,
     Block,
-    Channel,
     CollectiveCall,
+    CoordinatorMessage,
     Finished,
     Hello,
     Horizon,
     Issue,
     Progress,
+    RankChannel,
     Resolved,
     Unblock,
 )
+from interpose.distributed.sink import CollectiveSink
 
 
 class RankTimeline(Protocol):
@@ -50,7 +52,7 @@ class RankTimeline(Protocol):
         """The host waited until ``t_us`` (a sync point)."""
         ...
 
-    def set_threshold(self, t_us: float | None, callback) -> None:
+    def set_threshold(self, t_us: float | None, callback: Callable[[], None]) -> None:
         """Call ``callback()`` once the host clock reaches ``t_us`` (``None`` clears it)."""
         ...
 
@@ -83,7 +85,7 @@ class NullTimeline:
     def host_advance_to(self, t_us: float) -> None:
         self.now_us = max(self.now_us, t_us)
 
-    def set_threshold(self, t_us: float | None, callback) -> None:
+    def set_threshold(self, t_us: float | None, callback: Callable[[], None]) -> None:
         return None
 
     def begin_batch(self) -> None:
@@ -96,7 +98,7 @@ class NullTimeline:
 class CoordinatedSink(CollectiveSink):
     """Sends :class:`Issue`/:class:`Block`/:class:`Progress`; applies :class:`Resolved`/:class:`Horizon`."""
 
-    def __init__(self, rank: int, channel: Channel, timeline: RankTimeline | None = None) -> None:
+    def __init__(self, rank: int, channel: RankChannel, timeline: RankTimeline | None = None) -> None:
         self.rank = rank
         self.ch = channel
         self.tl: RankTimeline = timeline or NullTimeline()
@@ -109,7 +111,7 @@ class CoordinatedSink(CollectiveSink):
         self.ch.send(Hello(rank, os.getpid()))
 
     # --- incoming ------------------------------------------------------------
-    def _apply(self, msg: object) -> Unblock | None:
+    def _apply(self, msg: CoordinatorMessage) -> Unblock | None:
         if isinstance(msg, Resolved):
             self.resolved[msg.handle] = (msg.start_us, msg.end_us)
             if msg.payloads is not None:

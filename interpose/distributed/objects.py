@@ -15,12 +15,14 @@ from typing import Any
 import torch.distributed as dist
 import torch.distributed.distributed_c10d as c10d
 
+from common.kinds import CollectiveKind
+
 
 def _group(group: Any) -> Any:
     return group if group is not None else c10d._get_default_group()
 
 
-def _exchange(kind: str, obj: Any, group: Any, root: int = -1) -> list[Any]:
+def _exchange(kind: CollectiveKind, obj: Any, group: Any, root: int = -1) -> list[Any]:
     """Pickle ``obj`` (None: send nothing), exchange within ``group``; return members' objects."""
     pg = _group(group)
     data = None if obj is None else pickle.dumps(obj)
@@ -37,21 +39,21 @@ def _group_root(group: Any, src: int | None, group_src: int | None) -> int:
 
 
 def all_gather_object(object_list: list, obj: Any, group: Any = None) -> None:
-    object_list[:] = _exchange("all_gather_object", obj, group)
+    object_list[:] = _exchange(CollectiveKind.ALL_GATHER_OBJECT, obj, group)
 
 
 def broadcast_object_list(object_list: list, src: int | None = None, group: Any = None, device: Any = None,
                           group_src: int | None = None) -> None:
     root = _group_root(group, src, group_src)
     me = dist.get_rank(_group(group))
-    got = _exchange("broadcast_object", list(object_list) if me == root else None, group, root)
+    got = _exchange(CollectiveKind.BROADCAST_OBJECT, list(object_list) if me == root else None, group, root)
     object_list[:] = got[root]
 
 
 def gather_object(obj: Any, object_gather_list: list | None = None, dst: int | None = None, group: Any = None,
                   group_dst: int | None = None) -> None:
     root = _group_root(group, dst, group_dst)
-    got = _exchange("gather_object", obj, group, root)
+    got = _exchange(CollectiveKind.GATHER_OBJECT, obj, group, root)
     if dist.get_rank(_group(group)) == root and object_gather_list is not None:
         object_gather_list[:] = got
 
@@ -60,7 +62,7 @@ def scatter_object_list(scatter_object_output_list: list, scatter_object_input_l
                         src: int | None = None, group: Any = None, group_src: int | None = None) -> None:
     root = _group_root(group, src, group_src)
     me = dist.get_rank(_group(group))
-    got = _exchange("scatter_object", list(scatter_object_input_list or []) if me == root else None, group, root)
+    got = _exchange(CollectiveKind.SCATTER_OBJECT, list(scatter_object_input_list or []) if me == root else None, group, root)
     scatter_object_output_list[0] = got[root][me]
 
 
@@ -73,13 +75,13 @@ def _peer(group: Any, peer: int | None, group_peer: int | None, what: str) -> in
 def send_object_list(object_list: list, dst: int | None = None, group: Any = None, device: Any = None,
                      group_dst: int | None = None, use_batch: bool = False) -> None:
     peer = _peer(group, dst, group_dst, "send_object_list")
-    _group(group).exchange_p2p("send", pickle.dumps(list(object_list)), peer)
+    _group(group).exchange_p2p(CollectiveKind.SEND, pickle.dumps(list(object_list)), peer)
 
 
 def recv_object_list(object_list: list, src: int | None = None, group: Any = None, device: Any = None,
                      group_src: int | None = None, use_batch: bool = False) -> int:
     peer = _peer(group, src, group_src, "recv_object_list")
-    data = _group(group).exchange_p2p("recv", None, peer)
+    data = _group(group).exchange_p2p(CollectiveKind.RECV, None, peer)
     got = pickle.loads(data) if data is not None else []
     object_list[: len(got)] = got
     ranks = dist.get_process_group_ranks(_group(group))

@@ -3,7 +3,7 @@ and take simulated time (:mod:`interpose.distributed.c10d_patches` routes c10d t
 
 Every c10d entry point (``dist.all_reduce``, ``_c10d_functional`` ops used by DTensor and
 FSDP2, DDP's reducer) ends in one of the methods below. Each builds a
-:class:`~interpose.protocol.CollectiveCall` (kind, bytes, group, sequence number, call
+:class:`~common.protocol.CollectiveCall` (kind, bytes, group, sequence number, call
 site), hands it to the :class:`~interpose.distributed.sink.CollectiveSink` and returns a
 :class:`SimWork` whose ``wait`` is a stream dependency, as with NCCL.
 """
@@ -18,10 +18,11 @@ import torch.distributed as dist
 import torch.distributed.distributed_c10d as c10d
 from torch.futures import Future
 
+from common.kinds import CollectiveKind
+from common.protocol import OBJECT_DTYPE, CollectiveCall
 from interpose.distributed import collective_values
 from interpose.distributed.calls import dtype_of, flat_tensors, nbytes_of, reduce_op_name, user_call_site
 from interpose.distributed.sink import CollectiveSink
-from interpose.protocol import CollectiveCall
 
 
 class SimWork(dist.Work):
@@ -99,7 +100,7 @@ class SimProcessGroup(dist.ProcessGroup):
         return tuple(g for g, _ in sorted(mapping.items(), key=lambda kv: kv[1]))
 
     # issuing -----------------------------------------------------------------
-    def _issue(self, kind: str, payload: Any, result: list[torch.Tensor], opts: Any = None,
+    def _issue(self, kind: CollectiveKind, payload: Any, result: list[torch.Tensor], opts: Any = None,
                root: int = -1, nbytes: int | None = None, splits: tuple[int, ...] = ()) -> SimWork:
         ranks = self.global_ranks()
         name = self.group_name
@@ -118,51 +119,51 @@ class SimProcessGroup(dist.ProcessGroup):
         self._seq += 1
         return SimWork(self._sink, self._sink.issue(call), result)
 
-    def _p2p_call(self, kind: str, peer: int, nbytes: int, dtype: str) -> CollectiveCall:
+    def _p2p_call(self, kind: CollectiveKind, peer: int, nbytes: int, dtype: str) -> CollectiveCall:
         ranks = self.global_ranks()
         me, other = ranks[self._rank], ranks[peer]
-        src, dst = (me, other) if kind == "send" else (other, me)
+        src, dst = (me, other) if kind is CollectiveKind.SEND else (other, me)
         n = self._p2p_seq.get((src, dst), 0)
         self._p2p_seq[(src, dst)] = n + 1
         return CollectiveCall(key=f"p2p:{self.group_name}:{src}-{dst}#{n}", kind=kind, group=self.group_name,
                               ranks=(src, dst), nbytes=nbytes, dtype=dtype, root=src, call_site=user_call_site())
 
-    def _p2p(self, kind: str, tensors: list[torch.Tensor], peer: int) -> SimWork:
+    def _p2p(self, kind: CollectiveKind, tensors: list[torch.Tensor], peer: int) -> SimWork:
         call = self._p2p_call(kind, peer, nbytes_of(tensors), dtype_of(tensors))
         return SimWork(self._sink, self._sink.issue(call), tensors)
 
-    def exchange_p2p(self, kind: str, payload: bytes | None, peer: int) -> bytes | None:
+    def exchange_p2p(self, kind: CollectiveKind, payload: bytes | None, peer: int) -> bytes | None:
         """Object send/recv (``kind`` ``send`` or ``recv``, ``peer`` a group rank): the sender's
         pickle travels through the coordinator; ``recv`` blocks until it is there and returns it."""
         call = self._p2p_call(kind, peer, len(payload or b""), OBJECT_DTYPE)
         handle = self._sink.issue(call, payload)
-        if kind == "send":
+        if kind is CollectiveKind.SEND:
             return None
         return self._sink.payloads(handle)[0]
 
     # all-reduce family -------------------------------------------------------
     def allreduce(self, tensors, opts=None):
         collective_values.all_reduce(tensors, reduce_op_name(opts), self._size)
-        return self._issue("all_reduce", tensors, tensors, opts)
+        return self._issue(CollectiveKind.ALL_REDUCE, tensors, tensors, opts)
 
     def allreduce_coalesced(self, tensors, opts=None):
         collective_values.all_reduce(tensors, reduce_op_name(opts), self._size)
-        return self._issue("all_reduce", tensors, tensors, opts)
+        return self._issue(CollectiveKind.ALL_REDUCE, tensors, tensors, opts)
 
     def reduce(self, tensors, opts=None):
-        return self._issue("reduce", tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
+        return self._issue(CollectiveKind.REDUCE, tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
 
     def barrier(self, opts=None):
-        return self._issue("barrier", [], [], nbytes=4)
+        return self._issue(CollectiveKind.BARRIER, [], [], nbytes=4)
 
     def broadcast(self, tensors, opts=None):
-        return self._issue("broadcast", tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
+        return self._issue(CollectiveKind.BROADCAST, tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
 
     # all-gather family -------------------------------------------------------
     def allgather(self, output_lists, inputs, opts=None):
         for outs, inp in zip(output_lists, inputs, strict=False):
             collective_values.all_gather(outs, inp)
-        return self._issue("all_gather", output_lists, flat_tensors(output_lists), opts)
+        return self._issue(CollectiveKind.ALL_GATHER, output_lists, flat_tensors(output_lists), opts)
 
     def allgather_coalesced(self, output_lists, inputs, opts=None):
         return self.allgather(output_lists, inputs, opts)
@@ -170,7 +171,7 @@ class SimProcessGroup(dist.ProcessGroup):
     def _allgather_base(self, output, inp, opts=None):
         collective_values.adopt(output, inp)
         collective_values.all_gather(list(output.chunk(self._size)) if collective_values.tracked(output) else [], inp)
-        return self._issue("all_gather", output, [output], opts)
+        return self._issue(CollectiveKind.ALL_GATHER, output, [output], opts)
 
     all_gather_single = _allgather_base
 
@@ -178,7 +179,7 @@ class SimProcessGroup(dist.ProcessGroup):
         for o, i in zip(outputs, inputs, strict=False):
             collective_values.adopt(o, i)
             collective_values.all_gather(list(o.chunk(self._size)) if collective_values.tracked(o) else [], i)
-        return self._issue("all_gather", outputs, list(outputs), opts)
+        return self._issue(CollectiveKind.ALL_GATHER, outputs, list(outputs), opts)
 
     def all_gather_single_coalesced(self, outputs, inputs, opts=None):
         return self.allgather_into_tensor_coalesced(outputs, inputs, opts)
@@ -186,19 +187,19 @@ class SimProcessGroup(dist.ProcessGroup):
     def gather(self, output_lists, inputs, opts=None):
         for outs, inp in zip(output_lists, inputs, strict=False):
             collective_values.all_gather(outs, inp)
-        return self._issue("gather", inputs, flat_tensors(output_lists), opts,
+        return self._issue(CollectiveKind.GATHER, inputs, flat_tensors(output_lists), opts,
                            root=getattr(opts, "rootRank", 0), nbytes=nbytes_of(inputs) * self._size)
 
     # reduce-scatter family ---------------------------------------------------
     def reduce_scatter(self, outputs, input_lists, opts=None):
         for o, ins in zip(outputs, input_lists, strict=False):
             collective_values.reduce_scatter(o, ins, self._rank, reduce_op_name(opts), self._size)
-        return self._issue("reduce_scatter", input_lists, list(outputs), opts)
+        return self._issue(CollectiveKind.REDUCE_SCATTER, input_lists, list(outputs), opts)
 
     def _reduce_scatter_base(self, output, inp, opts=None):
         collective_values.reduce_scatter(output, list(inp.chunk(self._size)) if collective_values.tracked(inp) else [],
                                  self._rank, reduce_op_name(opts), self._size)
-        return self._issue("reduce_scatter", inp, [output], opts)
+        return self._issue(CollectiveKind.REDUCE_SCATTER, inp, [output], opts)
 
     reduce_scatter_single = _reduce_scatter_base
 
@@ -206,7 +207,7 @@ class SimProcessGroup(dist.ProcessGroup):
         for o, i in zip(outputs, inputs, strict=False):
             collective_values.reduce_scatter(o, list(i.chunk(self._size)) if collective_values.tracked(i) else [],
                                      self._rank, reduce_op_name(opts), self._size)
-        return self._issue("reduce_scatter", inputs, list(outputs), opts)
+        return self._issue(CollectiveKind.REDUCE_SCATTER, inputs, list(outputs), opts)
 
     def reduce_scatter_single_coalesced(self, outputs, inputs, opts=None):
         return self.reduce_scatter_tensor_coalesced(outputs, inputs, opts)
@@ -215,27 +216,27 @@ class SimProcessGroup(dist.ProcessGroup):
         for o, ins in zip(outputs, input_lists, strict=False):
             if ins and self._rank < len(ins):
                 collective_values.copy_into(o, ins[self._rank])
-        return self._issue("scatter", outputs, list(outputs), opts,
+        return self._issue(CollectiveKind.SCATTER, outputs, list(outputs), opts,
                            root=getattr(opts, "rootRank", 0), nbytes=nbytes_of(outputs) * self._size)
 
     # all-to-all --------------------------------------------------------------
     def alltoall_base(self, output, inp, output_splits, input_splits, opts=None):
         collective_values.all_to_all_single(output, inp, output_splits, input_splits, self._rank, self._size)
-        return self._issue("all_to_all", inp, [output], opts, splits=send_splits(inp, input_splits, self._size))
+        return self._issue(CollectiveKind.ALL_TO_ALL, inp, [output], opts, splits=send_splits(inp, input_splits, self._size))
 
     all_to_all_single = alltoall_base
 
     def alltoall(self, outputs, inputs, opts=None):
         collective_values.all_to_all(list(outputs), list(inputs), self._rank)
-        return self._issue("all_to_all", inputs, list(outputs), opts, splits=tuple(nbytes_of(i) for i in inputs))
+        return self._issue(CollectiveKind.ALL_TO_ALL, inputs, list(outputs), opts, splits=tuple(nbytes_of(i) for i in inputs))
 
     # object collectives (payloads relayed by the coordinator) --------------------
-    def exchange(self, kind: str, payload: bytes | None, root: int = -1) -> tuple[bytes | None, ...]:
+    def exchange(self, kind: CollectiveKind, payload: bytes | None, root: int = -1) -> tuple[bytes | None, ...]:
         """Send ``payload`` to the group; block until every member's payload is back."""
         ranks = self.global_ranks()
         size = len(payload) if payload is not None else 0
         call = CollectiveCall(key=f"{self.group_name}#{self._seq}", kind=kind, group=self.group_name,
-                              ranks=ranks, nbytes=size * (self._size if kind != "broadcast_object" else 1),
+                              ranks=ranks, nbytes=size * (self._size if kind is not CollectiveKind.BROADCAST_OBJECT else 1),
                               dtype="uint8", root=ranks[root] if 0 <= root < len(ranks) else -1,
                               call_site=user_call_site())
         self._seq += 1
@@ -243,10 +244,10 @@ class SimProcessGroup(dist.ProcessGroup):
 
     # point-to-point ----------------------------------------------------------
     def send(self, tensors, dst, tag=0):
-        return self._p2p("send", tensors, dst)
+        return self._p2p(CollectiveKind.SEND, tensors, dst)
 
     def recv(self, tensors, src, tag=0):
-        return self._p2p("recv", tensors, src)
+        return self._p2p(CollectiveKind.RECV, tensors, src)
 
     def __repr__(self) -> str:
         return f"SimProcessGroup(rank={self._rank}, size={self._size})"
@@ -260,7 +261,3 @@ def send_splits(inp: torch.Tensor, input_splits, n: int) -> tuple[int, ...]:
         return tuple([total // n] * n)
     row = total // inp.shape[0] if inp.dim() and inp.shape[0] else 0
     return tuple(int(s) * row for s in input_splits)
-
-
-OBJECT_DTYPE = "object"
-"""``dtype`` of object send/recv calls: the receiver cannot know the size in advance."""

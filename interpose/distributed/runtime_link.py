@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interpose.protocol import CollectiveCall
+from common.protocol import CollectiveCall
 
 if TYPE_CHECKING:
     from interpose.distributed.coordinated import CoordinatedSink
@@ -70,7 +70,7 @@ class RuntimeTimeline:
 
         rt = self.rt
         # NCCL gives every peer pair its own communicator (and stream) for send/recv
-        key = call.group if call.kind not in ("send", "recv") else f"{call.group}:p2p:{min(call.ranks)}-{max(call.ranks)}"
+        key = call.group if not call.kind.is_p2p else f"{call.group}:p2p:{min(call.ranks)}-{max(call.ranks)}"
         comm = self.comm_streams.get(key)
         if comm is None:
             comm = self.comm_streams[key] = rt.new_stream()

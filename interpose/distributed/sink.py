@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from interpose.protocol import CollectiveCall
+from common.protocol import CollectiveCall
 
 
 class CollectiveSink(ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from interpose.protocol import CollectiveCall
+from common.protocol import CollectiveCall
 
 
 @dataclass(frozen=True, slots=True)

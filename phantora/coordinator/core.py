@@ -16,15 +16,17 @@ import math
 from dataclasses import dataclass, field, replace
 
 from common.kinds import CollectiveKind, UnknownCollectiveKind
-from interpose.protocol import (
+from common.protocol import (
     Abort,
     Block,
     CollectiveCall,
+    CoordinatorMessage,
     Finished,
     Hello,
     Horizon,
     Issue,
     Progress,
+    RankMessage,
     Resolved,
     Unblock,
 )
@@ -105,12 +107,12 @@ class Coordinator:
         self.items: dict[tuple[int, int], Item] = {}
         self.matches: dict[str, Match] = {}
         self.waiting_on: dict[tuple[int, int], list[tuple[int, int]]] = {}
-        self.outbox: list[tuple[int, object]] = []
+        self.outbox: list[tuple[int, CoordinatorMessage]] = []
         self.rows: list[CollectiveRow] = []
         self.net_time_us = 0.0
 
     # --- input ---------------------------------------------------------------
-    def handle(self, msg: object) -> None:
+    def handle(self, msg: RankMessage) -> None:
         """Apply one message, then advance as far as is safe."""
         if isinstance(msg, Issue):
             self._on_issue(msg)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
-from interpose.protocol import Finished
+from common.protocol import CoordinatorMessage, FailureKind, Finished, RankMessage, message_time_us
 from phantora.coordinator.core import Coordinator, CoordinatorError
 
 
@@ -36,13 +36,14 @@ def serve(coord: Coordinator, conns: dict[int, Connection], alive: Callable[[int
             raise_if_interrupted()
             wait_s = poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
             ready = wait(list(open_conns.values()), timeout=wait_s)
-            batch: list[tuple[float, int, object]] = []
+            batch: list[tuple[float, int, RankMessage]] = []
             for c in ready:
-                r = by_conn[c]  # type: ignore[index]
+                assert isinstance(c, Connection)  # wait() returns what it was given: the pipes
+                r = by_conn[c]
                 try:
-                    while c.poll():  # type: ignore[union-attr]
-                        msg = c.recv()  # type: ignore[union-attr]
-                        batch.append((getattr(msg, "clock_us", getattr(msg, "host_us", 0.0)), r, msg))
+                    while c.poll():
+                        msg: RankMessage = c.recv()
+                        batch.append((message_time_us(msg), r, msg))
                         if isinstance(msg, Finished):
                             results[r] = msg.result
                             del open_conns[r]
@@ -61,7 +62,7 @@ def serve(coord: Coordinator, conns: dict[int, Connection], alive: Callable[[int
                         raise _died(r, exitcode)
             if deadline is not None and open_conns and time.monotonic() >= deadline:
                 left = ", ".join(str(r) for r in sorted(open_conns))
-                raise CoordinatorError("timeout", f"the run did not finish within {timeout_s:g} s (--timeout); "
+                raise CoordinatorError(FailureKind.TIMEOUT, f"the run did not finish within {timeout_s:g} s (--timeout); "
                                        f"rank(s) {left} still running were killed")
     except CoordinatorError as e:
         coord.abort_all(str(e).splitlines()[0])
@@ -82,17 +83,17 @@ def _died(rank: int, exitcode: Callable[[int], int | None] | None) -> Coordinato
             how = f"died of {signal.Signals(-code).name}"
         except ValueError:
             how = f"died of signal {-code}"
-        return CoordinatorError("rank_failed", f"rank {rank} {how} without reporting", rank=rank)
+        return CoordinatorError(FailureKind.RANK_FAILED, f"rank {rank} {how} without reporting", rank=rank)
     if code is not None:
-        return CoordinatorError("rank_failed", f"rank {rank} exited with code {code} without reporting "
+        return CoordinatorError(FailureKind.RANK_FAILED, f"rank {rank} exited with code {code} without reporting "
                                 "(os._exit?)", exit_code=code, rank=rank)
-    return CoordinatorError("rank_failed", f"rank {rank} died without reporting (killed by a signal or "
+    return CoordinatorError(FailureKind.RANK_FAILED, f"rank {rank} died without reporting (killed by a signal or "
                             "os._exit)", rank=rank)
 
 
-def _stable_merge(batch: list[tuple[float, int, object]]) -> list[tuple[float, int, object]]:
+def _stable_merge(batch: list[tuple[float, int, RankMessage]]) -> list[tuple[float, int, RankMessage]]:
     """Merge per-rank message runs by (time, rank) without reordering any one rank's messages."""
-    per_rank: dict[int, list[tuple[float, int, object]]] = {}
+    per_rank: dict[int, list[tuple[float, int, RankMessage]]] = {}
     for item in batch:
         per_rank.setdefault(item[1], []).append(item)
     out = []
@@ -107,6 +108,7 @@ def _stable_merge(batch: list[tuple[float, int, object]]) -> list[tuple[float, i
 
 
 def _flush(coord: Coordinator, conns: dict[int, Connection]) -> None:
+    msg: CoordinatorMessage
     for r, msg in coord.outbox:
         with contextlib.suppress(BrokenPipeError, OSError):
             conns[r].send(msg)

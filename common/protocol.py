@@ -1,11 +1,16 @@
 """The rank ↔ coordinator wire protocol: small pickled dataclasses over one pipe per rank.
 
+Torch-free (like all of :mod:`common`): the coordinator imports it without pulling torch in; a
+rank process unpickles the same classes.
+
 Why a protocol at all: each simulated rank runs the user's script in its own
 process with its own clocks; only the coordinator (``phantora.coordinator``)
 knows every rank's collectives, so only it can say when a collective ends under
 contention. The protocol carries exactly what that needs and nothing more.
 
-Time is simulated microseconds (float), the unit of :class:`interpose.config.OpRecord`.
+Time is simulated microseconds (float), the unit of ``interpose.config.OpRecord``. Collective kinds
+are :class:`~common.kinds.CollectiveKind` members on both ends; the coordinator's view of a rank is a
+:class:`RankStatus` and a run-ending failure a :class:`FailureKind`.
 
 Rank → coordinator
     :class:`Hello`      first message: who I am.
@@ -39,8 +44,66 @@ from __future__ import annotations
 
 import select
 from dataclasses import dataclass, field
+from enum import Enum
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Generic, TypeVar
+
+from common.kinds import CollectiveKind
+
+OBJECT_DTYPE = "object"
+"""``dtype`` of object send/recv calls: the receiver cannot know the size in advance, so the
+coordinator takes the sender's ``nbytes``."""
+
+
+class _StrEnum(str, Enum):
+    """A ``str`` enum whose ``str()``/format is the plain value on every Python (3.10's differ)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class RankStatus(_StrEnum):
+    """A rank as the coordinator sees it, from the messages it sent."""
+
+    RUNNING = "running"
+    """Its host clock moves; its last :class:`Progress` / :class:`Issue` time is a lower bound."""
+    BLOCKED = "blocked"
+    """It sent :class:`Block` and waits for :class:`Unblock`."""
+    DONE = "done"
+    """It sent :class:`Finished` without an error."""
+    FAILED = "failed"
+    """It sent :class:`Finished` with an error."""
+
+    @property
+    def live(self) -> bool:
+        """Still able to issue or wait (running or blocked)."""
+        return self in (RankStatus.RUNNING, RankStatus.BLOCKED)
+
+
+class FailureKind(_StrEnum):
+    """Why a multi-rank run ended early: ``CoordinatorError.kind`` and the summary's ``failure``."""
+
+    RANK_FAILED = "rank_failed"
+    """A rank's script raised, or its process died without :class:`Finished`."""
+    MISMATCH = "mismatch"
+    """Member ranks issued different collectives under one key."""
+    DEADLOCK = "deadlock"
+    """Every live rank waits and no pending collective can complete."""
+    UNMATCHED = "unmatched"
+    """A collective some members never issued before they finished."""
+    NOT_SYMMETRIC = "not_symmetric"
+    """``--symmetric`` was asked for a program whose ranks are not translated copies."""
+    NETWORK = "network"
+    """A collective the network backend cannot time."""
+    TIMEOUT = "timeout"
+    """The run's wall-clock limit passed."""
+    LAUNCHER = "launcher"
+    """The launching process itself failed (a bug, not the script)."""
+    TEARDOWN = "teardown"
+    """The ranks finished but did not exit cleanly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +113,8 @@ class CollectiveCall:
 
     key: str
     """Matching key: ``<group name>#<seq>`` for collectives, ``p2p:<src>-<dst>#<seq>`` for send/recv."""
-    kind: str
-    """``all_reduce``, ``all_gather``, ``reduce_scatter``, ``broadcast``, ``reduce``, ``all_to_all``,
-    ``barrier``, ``gather``, ``scatter``, ``send``, ``recv``."""
+    kind: CollectiveKind
+    """What was called; a plain string is parsed (an unknown one raises, listing the valid kinds)."""
     group: str
     """c10d group name (``p2p`` for send/recv pairs)."""
     ranks: tuple[int, ...]
@@ -61,6 +123,7 @@ class CollectiveCall:
     """Bytes of the per-rank buffer in NCCL's convention (input of all_reduce, output of all_gather,
     input of reduce_scatter, the message of send/recv)."""
     dtype: str
+    """Element type as torch names it without ``torch.`` (``bfloat16``), or :data:`OBJECT_DTYPE`."""
     reduce_op: str = ""
     root: int = -1
     """Global rank of the root (broadcast/reduce/gather/scatter), else -1."""
@@ -72,6 +135,10 @@ class CollectiveCall:
     matrix: tuple[tuple[int, ...], ...] = ()
     """``all_to_all`` as matched by the coordinator: every member's ``splits`` (row ``i``: what member
     ``i`` sends to each member), the traffic matrix the network times; set by the coordinator only."""
+
+    def __post_init__(self) -> None:
+        if type(self.kind) is not CollectiveKind:
+            object.__setattr__(self, "kind", CollectiveKind.parse(self.kind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +188,9 @@ class Finished:
     rank: int
     clock_us: float
     error: str | None = None
-    result: Any = None
+    result: object = None
+    """The rank's picklable result (``interpose.RankResult`` under the shim), relayed to the launcher
+    unread except for an ``exit_code`` attribute or key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,20 +222,46 @@ RankMessage = Hello | Issue | Progress | Block | Finished
 CoordinatorMessage = Resolved | Horizon | Unblock | Abort
 
 
+def message_time_us(msg: RankMessage) -> float:
+    """The rank's clock a message reports (0 for :class:`Hello`): the coordinator merges ranks by it."""
+    if isinstance(msg, Issue):
+        return msg.host_us
+    if isinstance(msg, Hello):
+        return 0.0
+    return msg.clock_us
+
+
+S = TypeVar("S", RankMessage, CoordinatorMessage)
+R = TypeVar("R", RankMessage, CoordinatorMessage)
+
+
 @dataclass
-class Channel:
-    """One end of a rank's pipe; pickles protocol messages (a few hundred bytes each)."""
+class Channel(Generic[S, R]):
+    """One end of a rank's pipe; pickles protocol messages (a few hundred bytes each). ``S`` is what
+    this end sends, ``R`` what it receives (:data:`RankChannel`, :data:`CoordinatorChannel`)."""
 
     conn: Connection
     sent: int = field(default=0)
 
-    def send(self, msg: Any) -> None:
+    def send(self, msg: S) -> None:
         self.conn.send(msg)
         self.sent += 1
 
-    def recv(self) -> Any:
+    def recv(self) -> R:
         return self.conn.recv()
 
     def poll(self, timeout_s: float = 0.0) -> bool:
         # not Connection.poll: it loops on time.monotonic(), which the shim replaces with simulated time
         return bool(select.select([self.conn.fileno()], [], [], timeout_s)[0])
+
+
+RankChannel = Channel[RankMessage, CoordinatorMessage]
+"""A rank's end: sends :data:`RankMessage`, receives :data:`CoordinatorMessage`."""
+CoordinatorChannel = Channel[CoordinatorMessage, RankMessage]
+"""The coordinator's end of one rank's pipe."""
+
+__all__ = [
+    "OBJECT_DTYPE", "Abort", "Block", "Channel", "CollectiveCall", "CollectiveKind", "CoordinatorChannel",
+    "CoordinatorMessage", "FailureKind", "Finished", "Hello", "Horizon", "Issue", "Progress", "RankChannel",
+    "RankMessage", "RankStatus", "Resolved", "Unblock", "message_time_us",
+]
