@@ -12,6 +12,7 @@ phantora, so ``phantora netbench`` stays light.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,15 @@ def _one_of(what: str, value: object, valid: list[str]) -> str:
     if not isinstance(value, str) or value not in valid:
         raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
     return value
+
+
+def _registered(field: str, what: str, names: Callable[[], list[str]]) -> Any:
+    """A validator: ``field`` must be one of ``names()`` (read when a file is loaded, not at import)."""
+
+    def check(cls: type, v: str) -> str:
+        return _one_of(what, v, names())
+
+    return field_validator(field)(classmethod(check))  # type: ignore[arg-type]
 
 
 # Names are checked against netsim's registries when a scenario is loaded (issue 15), so a typo is
@@ -75,10 +85,7 @@ class TransportConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     """Keyword options of the transport's constructor (e.g. ``paths: 256`` for ``uccl_multipath``)."""
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _one_of("transport", v, _transport_names())
+    _known = _registered("name", "transport", _transport_names)
 
     @field_validator("options")
     @classmethod
@@ -139,10 +146,7 @@ class FabricConfig(_Strict):
     rail_optimized: bool = False
     """NIC i of every host in a group goes to leaf (group, i): same-rail traffic never reaches a spine."""
 
-    @field_validator("kind")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _one_of("topology", v, _topology_names())
+    _known = _registered("kind", "topology", _topology_names)
 
 
 class CollectivesConfig(_Strict):
@@ -175,15 +179,9 @@ class CollectivesConfig(_Strict):
     pairs per NIC drain unevenly through FIFO switch queues, max-min would end them all together) and
     checked on 32 hosts at 2:1 (docs/validation.md, issue 6)."""
 
-    @field_validator("algorithm")
-    @classmethod
-    def _known_algorithm(cls, v: str) -> str:
-        return _one_of("all-reduce algorithm", v, _algorithm_names())
+    _known_algorithm = _registered("algorithm", "all-reduce algorithm", _algorithm_names)
 
-    @field_validator("protocol")
-    @classmethod
-    def _known_protocol(cls, v: str) -> str:
-        return _one_of("NCCL protocol", v, _protocol_names())
+    _known_protocol = _registered("protocol", "NCCL protocol", _protocol_names)
 
     @field_validator("nvlink_efficiency", "network_efficiency")
     @classmethod
@@ -211,10 +209,7 @@ class NetworkConfig(_Strict):
     seed: int = 0
     """Seeds the ECMP hash: same seed, same paths, same result."""
 
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, v: str) -> str:
-        return _one_of("network backend", v, _backend_names())
+    _known_backend = _registered("backend", "network backend", _backend_names)
 
 
 class ClusterConfig(_Strict):

@@ -45,6 +45,14 @@ def mix64_many(prefix: int, values: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
+def hashed_paths(seed: int, route: Route, conn: tuple[int, ...], qps: int) -> tuple[np.ndarray, np.ndarray]:
+    """ECMP for ``qps`` queue pairs of connection ``conn``: each hashed (with ``seed``) onto one of the
+    route's paths, the connection's bytes split evenly over them. ``(paths, weights summing to 1)``."""
+    idx = mix64_many(mix64(seed, *conn), np.arange(qps)) % np.uint64(route.n_paths)
+    paths, counts = np.unique(idx, return_counts=True)
+    return paths, counts / qps
+
+
 class Transport:
     """Base transport. ``message_latency_ns`` is added per collective step (per message);
     ``chunk_bytes``/``chunk_header_bytes`` inflate the bytes on the wire by the per-chunk header."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from netsim.topologies.base import Route
-from netsim.transports.base import TRANSPORTS, Transport, mix64, mix64_many
+from netsim.transports.base import TRANSPORTS, Transport, hashed_paths
 
 
 @TRANSPORTS.register("single_path")
@@ -22,7 +22,4 @@ class SinglePath(Transport):
         self.qps = qps_per_connection
 
     def path_weights(self, route: Route, conn: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        p = route.n_paths
-        idx = mix64_many(mix64(self.seed, *conn), np.arange(self.qps)) % np.uint64(p)
-        paths, counts = np.unique(idx, return_counts=True)
-        return paths, counts / self.qps
+        return hashed_paths(self.seed, route, conn, self.qps)

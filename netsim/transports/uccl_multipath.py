@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from netsim.topologies.base import Route
-from netsim.transports.base import TRANSPORTS, Transport, mix64, mix64_many
+from netsim.transports.base import TRANSPORTS, Transport, hashed_paths
 
 
 @TRANSPORTS.register("uccl_multipath")
@@ -27,7 +27,4 @@ class UcclMultipath(Transport):
         self.k = paths
 
     def path_weights(self, route: Route, conn: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        p = route.n_paths
-        idx = mix64_many(mix64(self.seed, *conn), np.arange(self.k)) % np.uint64(p)
-        paths, counts = np.unique(idx, return_counts=True)
-        return paths, counts / self.k
+        return hashed_paths(self.seed, route, conn, self.k)
