@@ -20,7 +20,7 @@ from pathlib import Path
 
 import phantora.coordinator.core as core
 from phantora.coordinator import AlphaBetaTimer
-from phantora.multirank import MultiRankJob, prewarm, run_multirank
+from phantora.run import RunJob, execute, prewarm
 from profiles import build_compute_model, get_gpu
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,13 +77,13 @@ class Probe:
 def measure(n: int, steps: int, gpus_per_host: int, symmetric: bool = False) -> dict:
     gpu = get_gpu("h100")
     probe = Probe()
-    job = MultiRankJob(script=str(REPO / "examples/ddp/train.py"), argv=[*SCRIPT_ARGS, "--steps", str(steps)],
-                       nnodes=max(1, n // gpus_per_host), nproc_per_node=min(n, gpus_per_host), gpu=gpu,
-                       compute_model=build_compute_model("roofline", gpu),
-                       network=AlphaBetaTimer(gpus_per_host=min(n, gpus_per_host)), symmetric=symmetric)
+    job = RunJob(script=str(REPO / "examples/ddp/train.py"), argv=[*SCRIPT_ARGS, "--steps", str(steps)],
+                 nnodes=max(1, n // gpus_per_host), nproc_per_node=min(n, gpus_per_host), gpu=gpu,
+                 compute_model=build_compute_model("roofline", gpu),
+                 network=AlphaBetaTimer(gpus_per_host=min(n, gpus_per_host)), symmetric=symmetric)
     t0 = time.perf_counter()
     self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = run_multirank(job, on_start=probe.on_start)
+    out = execute(job, on_start=probe.on_start)
     t1 = time.perf_counter()
     self1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     probe.stop()

@@ -1,10 +1,11 @@
-"""Start one process per simulated rank, torchrun-style, and run the coordinator over them.
+"""Start one process per simulated rank, torchrun-style, and run the coordinator over them (1..N ranks).
 
 Rank processes are forked from this (warm) process after torch and the shim are imported,
 so 128 ranks share those pages instead of importing torch 128 times (~220 MB each).
 Each child gets torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
 GROUP_RANK, MASTER_ADDR/PORT ...) so scripts written for ``torchrun`` run unchanged, and a
-pipe to the coordinator, which runs in this process.
+pipe to the coordinator, which runs in this process. A world of one goes the same way: its rank
+ends its collectives itself, so the coordinator only watches it (result, death, timeout).
 
 Lifecycle (:mod:`phantora.lifecycle`): every rank leads its own process group, gets SIGKILL
 when this process dies, and holds no coordinator-side end of any pipe (they are closed in the
@@ -22,10 +23,10 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from common.protocol import Channel
-from phantora.coordinator.core import CollectiveRow, Coordinator
-from phantora.coordinator.network import NetworkTimer
+from common.protocol import Channel, Finished
+from phantora.coordinator import AlphaBetaNetwork, CollectiveRow, Coordinator, CoordinatorError
 from phantora.coordinator.server import serve, wait_for_exit
 from phantora.lifecycle import (
     child_setup,
@@ -37,6 +38,9 @@ from phantora.lifecycle import (
     stop_processes,
     track,
 )
+
+if TYPE_CHECKING:
+    from netsim.backend import NetworkBackend
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,15 @@ RankMain = Callable[[int, Channel], tuple[object, str | None]]
 It must create the rank's :class:`~interpose.distributed.coordinated.CoordinatedSink` on the channel."""
 
 
+class LaunchFailed(CoordinatorError):
+    """The launch failed (a rank failed, a mismatch, a deadlock, the timeout...); ``results`` holds what
+    the ranks that finished had reported, so a failed one-rank run keeps its partial metrics."""
+
+    def __init__(self, e: CoordinatorError, results: dict[int, object]) -> None:
+        super().__init__(e.kind, str(e), exit_code=e.exit_code, rank=e.rank)
+        self.results = results
+
+
 @dataclass
 class LaunchResult:
     results: dict[int, object]
@@ -109,15 +122,14 @@ TEARDOWN_S = 5.0
 """How long ranks get to exit after reporting before they are killed."""
 
 
-def _child(rank: int, spec: LaunchSpec, conn, rank_main: RankMain, parent_pid: int) -> None:
+def _child(rank: int, spec: LaunchSpec, conn: Any, rank_main: RankMain, parent_pid: int) -> None:
     child_setup(parent_pid)  # own process group, dies with the parent, default signal handlers
     os.environ.update(torchrun_env(rank, spec))
-    try:
-        import torch
+    if spec.world_size > 1:  # rank processes share this machine's cores
+        with contextlib.suppress(ImportError):
+            import torch
 
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+            torch.set_num_threads(1)
     ch = Channel(conn)
     try:
         result, error = rank_main(rank, ch)
@@ -127,27 +139,32 @@ def _child(rank: int, spec: LaunchSpec, conn, rank_main: RankMain, parent_pid: i
         error = None if code == 0 else f"the script exited with code {code}"
     except BaseException:
         result, error = None, traceback.format_exc()
-    from common.protocol import Finished
-
+    with contextlib.suppress(Exception):  # the script's output comes before the summary
+        sys.stdout.flush()
+        sys.stderr.flush()
     with contextlib.suppress(BrokenPipeError, OSError):
         ch.send(Finished(rank, getattr(result, "end_time_us", 0.0) or 0.0, error, result))
 
 
-def launch(spec: LaunchSpec, rank_main: RankMain, network: NetworkTimer,
+def launch(spec: LaunchSpec, rank_main: RankMain, network: NetworkBackend | None,
            on_start: Callable[[list[int]], None] | None = None, *, timeout_s: float | None = None) -> LaunchResult:
     """Fork ``spec.world_size`` ranks (rank 0 only if ``spec.symmetric``) running ``rank_main`` and
-    coordinate them until all finish, at most ``timeout_s`` wall seconds.
+    coordinate them until all finish, at most ``timeout_s`` wall seconds. ``network`` is ``None`` only
+    for a world of one, whose rank submits nothing to it.
 
     Each rank leads its own process group and dies with this process (:mod:`phantora.lifecycle`);
     on every way out of here (success, error, timeout, a signal turned into an exception) the
-    ranks' groups are killed. Raises :class:`~phantora.coordinator.core.CoordinatorError` (with
+    ranks' groups are killed. Raises :class:`LaunchFailed` (a :class:`~phantora.coordinator.CoordinatorError`:
     the failing rank's traceback and exit code, the mismatch, the deadlock report or the timeout)
     after stopping every rank.
     """
+    if network is None and spec.world_size > 1:
+        raise ValueError(f"{spec.world_size} ranks need a network")
     ctx = mp.get_context("fork")
-    coord = Coordinator(spec.world_size, network, symmetric=spec.symmetric)
-    conns = {}
-    procs = []
+    # a world of one never submits a collective (its LocalSink ends them at once): any network will do
+    coord = Coordinator(spec.world_size, network or AlphaBetaNetwork(gpus_per_host=1), symmetric=spec.symmetric)
+    conns: dict[int, Any] = {}
+    procs: list[Any] = []
     me = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -168,12 +185,15 @@ def launch(spec: LaunchSpec, rank_main: RankMain, network: NetworkTimer,
         by_rank = dict(zip(sorted(coord.ranks), procs, strict=True))
         results = serve(coord, conns, alive=lambda r: child_state(by_rank[r].pid)[0] == "running",
                         exitcode=lambda r: child_state(by_rank[r].pid)[1], timeout_s=timeout_s)
-    except BaseException:
+    except BaseException as e:
         # aborted ranks leave at once; give them a moment to flush their output, then kill the groups
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline and any(child_state(p.pid)[0] == "running" for p in procs):
             time.sleep(0.02)
         stop_processes(procs, grace_s=1.0)
+        if isinstance(e, CoordinatorError) and not isinstance(e, LaunchFailed):
+            reported = {r: st.result for r, st in coord.ranks.items() if st.result is not None}
+            raise LaunchFailed(e, reported) from None
         raise
     finally:
         for c in conns.values():

@@ -5,16 +5,22 @@ from __future__ import annotations
 import pytest
 
 from phantora.coordinator import AlphaBetaTimer
-from phantora.multirank import MultiRankJob, run_multirank, summary_rows
+from phantora.results import build_summary
+from phantora.run import RunJob, execute, simulate
 from profiles import build_compute_model, get_gpu
 
 TINY = ["--n-layer", "1", "--n-embd", "64", "--n-head", "2", "--seq-len", "32", "--vocab-size", "256",
         "--batch-size", "2", "--steps", "3"]
 
 
+def per_iteration(o):
+    """summary.json's per-iteration rows (slowest rank's ms, breakdown means over ranks) of an outcome."""
+    return build_summary(results=o.results, scenario={}, script="", argv=[], host_time="zero", wall_s=0)["breakdown"]
+
+
 def job(repo_root, example, nnodes, nproc, extra=()):
     gpu = get_gpu("h100")
-    return MultiRankJob(script=str(repo_root / "examples" / example / "train.py"), argv=[*TINY, *extra],
+    return RunJob(script=str(repo_root / "examples" / example / "train.py"), argv=[*TINY, *extra],
                         nnodes=nnodes, nproc_per_node=nproc, gpu=gpu,
                         compute_model=build_compute_model("roofline", gpu),
                         network=AlphaBetaTimer(gpus_per_host=nproc), host_time="zero")
@@ -22,8 +28,8 @@ def job(repo_root, example, nnodes, nproc, extra=()):
 
 @pytest.mark.slow
 def test_ddp_two_hosts_deterministic(repo_root):
-    a = run_multirank(job(repo_root, "ddp", 2, 2))
-    b = run_multirank(job(repo_root, "ddp", 2, 2))
+    a = execute(job(repo_root, "ddp", 2, 2))
+    b = execute(job(repo_root, "ddp", 2, 2))
     assert len(a.iteration_ms()) == 3
     assert a.iteration_ms() == b.iteration_ms(), "same script + scenario -> same simulated times"
     rows = lambda o: sorted((c.key, c.start_us, c.end_us) for c in o.collectives)  # noqa: E731
@@ -32,7 +38,7 @@ def test_ddp_two_hosts_deterministic(repo_root):
     assert "all_reduce" in kinds and "broadcast" in kinds
     grads = [c for c in a.collectives if c.kind == "all_reduce" and c.ranks == 4]
     assert grads and all(c.transport == "ring" for c in grads)
-    s = summary_rows(a)
+    s = per_iteration(a)
     assert all(r["compute_ms"] > 0 for r in s)
     assert all(abs(r["compute_ms"] + r["exposed_comm_ms"] + r["idle_ms"] - r["sim_ms"]) < 0.05 * r["sim_ms"] + 1e-3
                for r in s[1:])
@@ -41,7 +47,7 @@ def test_ddp_two_hosts_deterministic(repo_root):
 @pytest.mark.slow
 def test_ddp_find_unused_parameters(repo_root):
     """The reducer's C++ pinned staging buffer (asserted ``is_pinned()``) works on the CPU build."""
-    o = run_multirank(job(repo_root, "ddp", 1, 2, ["--find-unused-parameters"]))
+    o = execute(job(repo_root, "ddp", 1, 2, ["--find-unused-parameters"]))
     assert len(o.iteration_ms()) == 3
     used_maps = [c for c in o.collectives if c.kind == "all_reduce" and c.dtype == "int32"]
     assert len(used_maps) >= 3, "one used-parameter map all-reduce per iteration"
@@ -49,26 +55,26 @@ def test_ddp_find_unused_parameters(repo_root):
 
 @pytest.mark.slow
 def test_fsdp2_and_tp2d_run(repo_root):
-    f = run_multirank(job(repo_root, "fsdp2", 1, 2))
+    f = execute(job(repo_root, "fsdp2", 1, 2))
     assert {"all_gather", "reduce_scatter"} <= {c.kind for c in f.collectives}
-    t = run_multirank(job(repo_root, "tp2d", 1, 4, ["--tp", "2"]))
+    t = execute(job(repo_root, "tp2d", 1, 4, ["--tp", "2"]))
     groups = {(c.kind, c.ranks) for c in t.collectives}
     assert ("all_reduce", 2) in groups, "TP all-reduces within tp groups of 2"
     assert len(t.iteration_ms()) == 3
 
 
 @pytest.mark.slow
-def test_run_from_cli_writes_tables_and_json(repo_root, tmp_path, capsys):
+def test_simulate_writes_tables_and_json(repo_root, tmp_path, capsys):
     import json
 
     import pandas as pd
 
-    from phantora.multirank import run_from_cli
     from phantora.scenario import scenario_from_dict
 
     scenario = scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2})
-    code = run_from_cli(script=str(repo_root / "examples/ddp/train.py"), argv=TINY, scenario=scenario,
-                        nnodes=None, nproc_per_node=None, out_dir=tmp_path, as_json=True, isolate=True)
+    j = RunJob.from_scenario(scenario, script=str(repo_root / "examples/ddp/train.py"), argv=TINY,
+                             stdout_to_stderr=True)
+    code = simulate(j, scenario=scenario, out_dir=tmp_path, as_json=True, isolate=True)
     assert code == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     its = [r for r in lines if r.get("row") == "iteration"]
@@ -85,13 +91,12 @@ def test_run_from_cli_writes_tables_and_json(repo_root, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_run_from_cli_reports_failing_rank(repo_root, tmp_path, capsys):
-    from phantora.multirank import run_from_cli
+def test_simulate_reports_failing_rank(repo_root, tmp_path, capsys):
     from phantora.scenario import scenario_from_dict
 
     scenario = scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2})
-    code = run_from_cli(script=str(repo_root / "tests/data/multirank/raises.py"), argv=[], scenario=scenario,
-                        nnodes=None, nproc_per_node=None, out_dir=None, as_json=False, isolate=True)
+    j = RunJob.from_scenario(scenario, script=str(repo_root / "tests/data/multirank/raises.py"), argv=[])
+    code = simulate(j, scenario=scenario, out_dir=None, as_json=False, isolate=True)
     assert code == 1
     err = capsys.readouterr().err
     assert "rank 1 failed" in err and "ValueError: boom on rank 1" in err
@@ -99,10 +104,10 @@ def test_run_from_cli_reports_failing_rank(repo_root, tmp_path, capsys):
 
 def test_object_collectives_relay_real_values(repo_root):
     gpu = get_gpu("h100")
-    out = run_multirank(MultiRankJob(script=str(repo_root / "tests/data/multirank/objects.py"), argv=[],
-                                     nnodes=1, nproc_per_node=2, gpu=gpu,
-                                     compute_model=build_compute_model("roofline", gpu),
-                                     network=AlphaBetaTimer(gpus_per_host=2)))
+    out = execute(RunJob(script=str(repo_root / "tests/data/multirank/objects.py"), argv=[],
+                         nnodes=1, nproc_per_node=2, gpu=gpu,
+                         compute_model=build_compute_model("roofline", gpu),
+                         network=AlphaBetaTimer(gpus_per_host=2)))
     assert [c.kind for c in out.collectives] == ["all_gather_object", "broadcast_object", "all_reduce"]
 
 
@@ -112,8 +117,8 @@ def test_symmetric_run_equals_full_run(repo_root, example, extra):
     """Executing rank 0 alone (--symmetric) gives the full run's iteration times for SPMD jobs."""
     from dataclasses import replace
 
-    full = run_multirank(job(repo_root, example, 2, 2, extra))
-    sym = run_multirank(replace(job(repo_root, example, 2, 2, extra), symmetric=True))
+    full = execute(job(repo_root, example, 2, 2, extra))
+    sym = execute(replace(job(repo_root, example, 2, 2, extra), symmetric=True))
     assert sorted(sym.results) == [0] and sorted(full.results) == [0, 1, 2, 3]
     assert sym.iteration_ms() == pytest.approx(full.iteration_ms(), rel=1e-9)
     full_rows = {c.key: (c.start_us, c.end_us) for c in full.collectives}
@@ -132,9 +137,9 @@ def test_pipeline_schedules_bubble_and_memory(repo_root):
     for sched in ("gpipe", "1f1b"):
         j = job(repo_root, "pipeline", 1, 4)
         j.argv = [*argv, "--schedule", sched]
-        out[sched] = run_multirank(j)
+        out[sched] = execute(j)
     for o in out.values():
-        last = summary_rows(o)[-1]
+        last = per_iteration(o)[-1]
         assert last["idle_ms"] / last["sim_ms"] == pytest.approx(3 / 11, abs=0.04)
         assert {c.kind for c in o.collectives} >= {"send_recv"}
     peak = {k: max(r.peak_allocated_bytes for r in o.results.values()) for k, o in out.items()}
@@ -170,9 +175,9 @@ def test_dtensor_local_ops_are_simulated(tmp_path):
     script = tmp_path / "dt.py"
     script.write_text(DTENSOR_SCRIPT)
     gpu = get_gpu("h100")
-    o = run_multirank(MultiRankJob(script=str(script), argv=[], nnodes=1, nproc_per_node=2, gpu=gpu,
-                                   compute_model=build_compute_model("roofline", gpu),
-                                   network=AlphaBetaTimer(gpus_per_host=2), host_time="zero"))
+    o = execute(RunJob(script=str(script), argv=[], nnodes=1, nproc_per_node=2, gpu=gpu,
+                       compute_model=build_compute_model("roofline", gpu),
+                       network=AlphaBetaTimer(gpus_per_host=2), host_time="zero"))
     ops = [r.op for r in o.results[0].ops]
     # per step: 2 forward linears + their input/weight grads on the local shards
     assert sum(op in ("aten.mm.default", "aten.addmm.default") for op in ops) >= 2 * 5

@@ -7,7 +7,7 @@ import pytest
 
 from phantora.coordinator import AlphaBetaTimer, CoordinatorError
 from phantora.launcher import LaunchSpec, launch, torchrun_env
-from phantora.multirank import plain
+from phantora.run import plain
 
 
 def run(repo_root, name, nnodes=2, nproc=2):

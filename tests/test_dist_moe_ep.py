@@ -18,7 +18,8 @@ import torch
 from interpose.values import IndexSource, ValuePolicy
 from netsim.config import NetworkConfig
 from netsim.engine import FlowNetwork
-from phantora.multirank import MultiRankJob, run_multirank, write_tables
+from phantora.results import write_tables
+from phantora.run import RunJob, execute
 from profiles import build_compute_model, get_gpu
 
 E, K, T, D, WORLD = 16, 2, 256, 1024, 4
@@ -69,12 +70,12 @@ def run(tmp_path, policy: str):
     script = tmp_path / "ep.py"
     script.write_text(EP_SCRIPT)
     gpu = get_gpu("h200")
-    o = run_multirank(MultiRankJob(script=str(script), argv=[], nnodes=2, nproc_per_node=WORLD // 2, gpu=gpu,
-                                   compute_model=build_compute_model("roofline", gpu),
-                                   network=FlowNetwork.build(2, WORLD // 2, NetworkConfig()),
-                                   host_time="zero", values=ValuePolicy.parse(policy)))
+    o = execute(RunJob(script=str(script), argv=[], nnodes=2, nproc_per_node=WORLD // 2, gpu=gpu,
+                       compute_model=build_compute_model("roofline", gpu),
+                       network=FlowNetwork.build(2, WORLD // 2, NetworkConfig()),
+                       host_time="zero", values=ValuePolicy.parse(policy)))
     out = tmp_path / policy.replace(":", "_")
-    write_tables(out, o)
+    write_tables(out, o.results, o.collectives)
     return o, pd.read_parquet(out / "collectives.parquet")
 
 
@@ -153,12 +154,12 @@ def test_torchtitan_moe_expert_parallel_on_4_ranks(tmp_path, monkeypatch):
     gpu = get_gpu("h200")
     tables = {}
     for policy in ("balanced", "skewed:1.2"):
-        o = run_multirank(MultiRankJob(script="torchtitan.train", argv=TORCHTITAN_ARGS, module=True, nnodes=1,
-                                       nproc_per_node=WORLD, gpu=gpu, compute_model=build_compute_model("roofline", gpu),
-                                       network=FlowNetwork.build(1, WORLD, NetworkConfig()),
-                                       host_time="zero", values=ValuePolicy.parse(policy)))
+        o = execute(RunJob(script="torchtitan.train", argv=TORCHTITAN_ARGS, module=True, nnodes=1,
+                           nproc_per_node=WORLD, gpu=gpu, compute_model=build_compute_model("roofline", gpu),
+                           network=FlowNetwork.build(1, WORLD, NetworkConfig()),
+                           host_time="zero", values=ValuePolicy.parse(policy)))
         assert len(o.iteration_ms()) == 2
-        write_tables(tmp_path / policy.replace(":", "_"), o)
+        write_tables(tmp_path / policy.replace(":", "_"), o.results, o.collectives)
         tables[policy] = pd.read_parquet(tmp_path / policy.replace(":", "_") / "collectives.parquet")
     tokens = 1 * 64 * 8  # batch x seq x top-k per rank; 256-dim bf16 rows
     for policy, coll in tables.items():

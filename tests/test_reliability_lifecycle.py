@@ -204,7 +204,7 @@ def test_ranks_hold_no_coordinator_end_of_any_channel(repo_root, tmp_path):
     socket pair (so it never saw EOF, and rank 1 held rank 0's channel)."""
     from phantora.coordinator import AlphaBetaTimer
     from phantora.launcher import LaunchSpec, launch
-    from phantora.multirank import plain
+    from phantora.run import plain
 
     script = tmp_path / "fds.py"
     script.write_text(textwrap.dedent(f"""
@@ -241,7 +241,7 @@ def test_ranks_hold_no_coordinator_end_of_any_channel(repo_root, tmp_path):
 def test_rank_exiting_without_reporting_is_named_with_its_code(repo_root, tmp_path):
     from phantora.coordinator import AlphaBetaTimer, CoordinatorError
     from phantora.launcher import LaunchSpec, launch
-    from phantora.multirank import plain
+    from phantora.run import plain
 
     script = tmp_path / "exit5.py"
     script.write_text("import os\nimport torch.distributed as dist\ndist.init_process_group('nccl')\n"
@@ -255,7 +255,7 @@ def test_rank_stuck_at_teardown_is_a_failure(repo_root, tmp_path):
     """A rank that reported its result but cannot exit (a non-daemon thread) is killed and named."""
     from phantora.coordinator import AlphaBetaTimer
     from phantora.launcher import LaunchSpec, launch
-    from phantora.multirank import plain
+    from phantora.run import plain
 
     script = tmp_path / "stuck.py"
     script.write_text("import threading, time\nimport torch.distributed as dist\ndist.init_process_group('nccl')\n"
@@ -276,7 +276,7 @@ def test_signal_whose_exception_python_swallowed_still_stops_the_launch(tmp_path
     from phantora import lifecycle
     from phantora.coordinator import AlphaBetaTimer
     from phantora.launcher import LaunchSpec, launch
-    from phantora.multirank import plain
+    from phantora.run import plain
 
     script = tmp_path / "hang.py"
     script.write_text("import time\nimport torch.distributed as dist\ndist.init_process_group('nccl')\n"

@@ -50,8 +50,8 @@ def test_failed_run_replaces_previous_summary_and_clears_stale_files(tmp_path):
     assert r.exit_code == 3
     s = json.loads((out / "summary.json").read_text())
     assert (s["status"], s["exit_code"]) == ("failed", 3)
-    assert not (out / "collectives.parquet").exists() and not (out / "breakdown.parquet").exists()
-    assert (out / "ops.parquet").read_bytes() != b"stale"  # this run's (empty) table
+    for f in ("ops.parquet", "collectives.parquet", "breakdown.parquet"):
+        assert (out / f).read_bytes() != b"stale", f  # this run's (empty) tables
     assert (out / "notes.txt").read_text() == "mine"
 
 
@@ -146,13 +146,13 @@ def test_claim_writes_a_running_summary(tmp_path):
 def test_multirank_failure_writes_summary(repo_root, tmp_path, capsys):
     """A multi-rank run that fails (here: a rank raises after the first collective) writes a
     failed summary naming the rank, the error and the exit code."""
-    from phantora.multirank import run_from_cli
+    from phantora.run import RunJob, simulate
     from phantora.scenario import scenario_from_dict
 
     scenario = scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2,
                                    "compute": {"model": "roofline"}})
-    code = run_from_cli(script=str(repo_root / "tests/data/multirank/raises.py"), argv=[], scenario=scenario,
-                        nnodes=None, nproc_per_node=None, out_dir=tmp_path, as_json=False, isolate=True)
+    job = RunJob.from_scenario(scenario, script=str(repo_root / "tests/data/multirank/raises.py"), argv=[])
+    code = simulate(job, scenario=scenario, out_dir=tmp_path, as_json=False, isolate=True)
     assert code == 1
     s = json.loads((tmp_path / "summary.json").read_text())
     assert (s["status"], s["exit_code"], s["failed_rank"], s["failure"]) == ("failed", 1, 1, "rank_failed")
@@ -163,7 +163,7 @@ def test_multirank_failure_writes_summary(repo_root, tmp_path, capsys):
 def test_multirank_teardown_failure_after_training_is_recorded(tmp_path, capsys):
     """Training finished (results are whole), but rank 1 could not exit (a non-daemon thread): the
     tables are written, and the summary says the run failed at teardown instead of "complete"."""
-    from phantora.multirank import run_from_cli
+    from phantora.run import RunJob, simulate
     from phantora.scenario import scenario_from_dict
 
     script = tmp_path / "stuck.py"
@@ -179,8 +179,8 @@ def test_multirank_teardown_failure_after_training_is_recorded(tmp_path, capsys)
     """))
     scenario = scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1, "gpus_per_host": 2,
                                    "compute": {"model": "roofline"}})
-    code = run_from_cli(script=str(script), argv=[], scenario=scenario, nnodes=None, nproc_per_node=None,
-                        out_dir=tmp_path / "o", as_json=False, isolate=True)
+    job = RunJob.from_scenario(scenario, script=str(script), argv=[])
+    code = simulate(job, scenario=scenario, out_dir=tmp_path / "o", as_json=False, isolate=True)
     assert code == 1
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert (s["status"], s["failure"], s["collectives"]) == ("failed", "teardown", 1)

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from phantora.cli import main
-from phantora.scenario import ScenarioError, load_scenario, scenario_from_dict
+from phantora.scenario import ScenarioError, load_scenario
 
 BAD_NAMES = [
     ("network:\n  transport: {name: uccl}\n", "network.transport.name: unknown transport 'uccl'; valid: ethereal, "
@@ -92,12 +92,12 @@ def test_sweep_dry_run_checks_that_the_network_builds(tmp_path):
 
 def test_network_build_error_is_an_error_not_a_fallback(tmp_path):
     """``network.backend: ns3`` with 8 GPUs per host used to fall back silently to the alpha-beta model."""
-    from phantora.multirank import network_timer_for
+    from phantora.run import RunJob
     from phantora.scenario import network_backend
 
     p = scenario_file(tmp_path, "network: {backend: ns3}\n", gpus=8)
     s = load_scenario(p)
-    for build in (lambda: network_backend(s, 1, 8), lambda: network_timer_for(s, 8, 1)):
+    for build in (lambda: network_backend(s, 1, 8), lambda: RunJob.from_scenario(s, script="x.py", argv=[])):
         with pytest.raises(ScenarioError, match=rf"^{p}: network.backend: ns3 models one GPU and one NIC per host"):
             build()
     script = tmp_path / "never.py"
@@ -107,18 +107,14 @@ def test_network_build_error_is_an_error_not_a_fallback(tmp_path):
 
 
 def test_unsupported_collective_kind_raises_instead_of_becoming_all_reduce():
-    from common.protocol import CollectiveCall, Issue
-    from phantora.coordinator import Coordinator, CoordinatorError
-    from phantora.scenario import network_backend
+    """Kinds are ``common.kinds.CollectiveKind``: an unknown one is refused where the call is made (a kind
+    the scenario's backend cannot time: ``tests/test_coordinator_netsim.py``)."""
+    from common.kinds import UnknownCollectiveKind
+    from common.protocol import CollectiveCall
 
-    coord = Coordinator(2, network_backend(scenario_from_dict({"name": "t", "gpu": "h100", "hosts": 1,
-                                                               "gpus_per_host": 2})))
-    call = CollectiveCall(key="g#0", kind="all_reduce_coalesced_v9", group="g", ranks=(0, 1), nbytes=1024,
-                          dtype="float32", call_site="train.py:3")
-    coord.handle(Issue(0, 0, call, 0.0, 0.0))
-    with pytest.raises(CoordinatorError, match=r"all_reduce_coalesced_v9 at train\.py:3: the network backend") as e:
-        coord.handle(Issue(1, 0, call, 0.0, 0.0))
-    assert e.value.kind == "network"
+    with pytest.raises(UnknownCollectiveKind, match=r"unknown collective kind 'all_reduce_coalesced_v9'; valid: "):
+        CollectiveCall(key="g#0", kind="all_reduce_coalesced_v9", group="g", ranks=(0, 1), nbytes=1024,
+                       dtype="float32", call_site="train.py:3")
 
 
 def test_compute_options_error_names_the_file(tmp_path):

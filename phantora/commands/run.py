@@ -1,9 +1,9 @@
 """``phantora run [OPTIONS] SCRIPT [SCRIPT_ARGS...]``: simulate an unmodified training script.
 
 torchrun conventions: phantora's options come before SCRIPT; everything after SCRIPT
-(``--steps 5`` included) goes to the script. One rank runs in a forked child process
-(:mod:`phantora.rank_process`); more ranks (scenario ``hosts × gpus_per_host > 1`` or
-``--nnodes/--nproc-per-node``) go to the multi-rank launcher (:mod:`phantora.multirank`).
+(``--steps 5`` included) goes to the script. This module checks the inputs, claims the results
+directory and records how the run ended; the run itself, one rank or many (scenario
+``hosts × gpus_per_host`` or ``--nnodes/--nproc-per-node``), is :func:`phantora.run.simulate`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import click
 
-from phantora.scenario import ScenarioError, load_scenario
+from phantora.scenario import Scenario, ScenarioError, load_scenario
 
 LARGE_WORLD = 64
 """From this many ranks on, a run without ``--symmetric`` gets a hint (one process per rank is slow)."""
@@ -121,11 +121,11 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
         scenario = load_scenario(scenario_path)
         if values_policy is not None:
             scenario = _with_values_policy(scenario, values_policy)
-        nn, npn = nnodes or scenario.hosts, nproc_per_node or scenario.gpus_per_host
-        world = nn * npn
-        if world > 1:
-            scenario.check_network(nn, npn)
-        compute_model = scenario.build_compute_model()
+        from phantora.run import RunJob
+
+        job = RunJob.from_scenario(scenario, script=script, argv=argv, nnodes=nnodes, nproc_per_node=nproc_per_node,
+                                   host_time=host_time, stdout_to_stderr=as_json, symmetric=symmetric,
+                                   module=module, timeout_s=timeout_s)
     except ScenarioError as e:
         _fail(str(e))
     out = Path(out_dir) if out_dir else default_out_dir(script.rsplit(".", 1)[-1] if module else script,
@@ -137,25 +137,24 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
         _fail(str(e))
     t0 = time.perf_counter()
 
-    def record_failure(status: str, exit_code: int, error: str, **extra) -> None:
+    def record_failure(status: str, exit_code: int, error: str) -> None:
         with contextlib.suppress(Exception):  # never hide the original error behind a write error
             results_dir.write_summary(failure_summary(
                 status=status, exit_code=exit_code, error=error, scenario=scenario, script=script, argv=argv,
-                host_time=host_time, wall_s=time.perf_counter() - t0, ranks=world, **extra))
+                host_time=host_time, wall_s=time.perf_counter() - t0, **job.shape()))
 
     try:
-        if world > 1:
-            from phantora.multirank import run_from_cli
+        from phantora.run import simulate
 
-            if world >= LARGE_WORLD and not symmetric:
-                click.echo(f"phantora: {world} ranks means {world} rank processes on this machine; for SPMD jobs "
-                           "(DDP, FSDP, tensor parallel) --symmetric runs one", err=True)
-            return run_from_cli(script=script, argv=argv, scenario=scenario, nnodes=nnodes,
-                                nproc_per_node=nproc_per_node, out_dir=out, as_json=as_json, host_time=host_time,
-                                symmetric=symmetric, module=module, timeout_s=timeout_s,
-                                compute_model=compute_model)
-        return _run_one(script, argv, scenario, out, as_json=as_json, host_time=host_time, timeout_s=timeout_s,
-                        module=module, compute_model=compute_model, record_failure=record_failure)
+        world = job.world_size
+        if world >= LARGE_WORLD and not symmetric:
+            click.echo(f"phantora: {world} ranks means {world} rank processes on this machine; for SPMD jobs "
+                       "(DDP, FSDP, tensor parallel) --symmetric runs one", err=True)
+        if sys.stderr.isatty():
+            ranks = f"{world} ranks, rank 0 executed" if symmetric else f"{world} rank{'s' if world > 1 else ''}"
+            click.echo(f"phantora: simulating {script} on {scenario.name} ({ranks}, host time {host_time})",
+                       err=True)
+        return simulate(job, scenario=scenario, out_dir=out, as_json=as_json)
     except Interrupted as e:
         record_failure("interrupted", e.exit_code, f"interrupted by {e.name}")
         click.echo(f"phantora: interrupted by {e.name}; every rank was stopped (summary in {out})", err=True)
@@ -164,10 +163,6 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
         record_failure("interrupted", 130, "interrupted")
         click.echo(f"phantora: interrupted (summary in {out})", err=True)
         return 130
-    except ScenarioError as e:
-        record_failure("failed", 2, str(e))
-        click.echo(f"phantora: {e}", err=True)
-        return 2
     except Exception as e:  # a bug or an I/O error: one line here, the traceback in summary.json
         if os.environ.get("PHANTORA_DEBUG"):
             raise
@@ -178,7 +173,7 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
         results_dir.release()
 
 
-def _with_values_policy(scenario, policy: str):
+def _with_values_policy(scenario: Scenario, policy: str) -> Scenario:
     """The scenario with ``values.policy`` replaced by ``--values`` (checked like the scenario field)."""
     from interpose.values import ValuePolicy
 
@@ -201,45 +196,3 @@ def _check_target(script: str, module: bool) -> None:
 
     if module_file(script, str(Path.cwd())) is None:
         _fail(f"-m: no module named {script!r} (looked on sys.path and in {Path.cwd()})")
-
-
-def _run_one(script: str, argv: list[str], scenario, out: Path, *, as_json: bool, host_time: str,
-             timeout_s: float | None, module: bool = False, compute_model=None, record_failure=None) -> int:
-    from phantora.rank_process import RankJob, RankProcessError, prewarm, run_rank
-    from phantora.results import write_results
-    from phantora.summary import print_summary
-
-    if compute_model is None:
-        try:
-            compute_model = scenario.build_compute_model()
-        except ScenarioError as e:
-            _fail(str(e))
-    job = RankJob(script=script, argv=argv, gpu=scenario.gpu_spec(), compute_model=compute_model,
-                  memory_limit_bytes=scenario.memory_limit_bytes(), host_time=host_time,
-                  values=scenario.values.build(), stdout_to_stderr=as_json, module=module)
-    if sys.stderr.isatty():
-        click.echo(f"phantora: simulating {script} on {scenario.name} (1 rank, host time {host_time})",
-                   err=True)
-    prewarm()  # imports are not simulation time
-    t0 = time.perf_counter()
-    try:
-        result = run_rank(job, timeout_s=timeout_s)
-    except RankProcessError as e:
-        if record_failure is not None:
-            record_failure(e.status, e.exit_code, str(e))
-        click.echo(f"phantora: {e}", err=True)
-        return e.exit_code
-    wall_s = time.perf_counter() - t0
-    summary = write_results(out, results={0: result}, scenario=scenario, script=script, argv=argv,
-                            host_time=host_time, wall_s=wall_s)
-    code = result.exit_code if isinstance(result.exit_code, int) else 1
-    if result.error:
-        click.echo(result.error.rstrip(), err=True)
-        what = "ran out of simulated GPU memory" if result.oom else "raised an exception"
-        click.echo(f"phantora: the script {what} (exit code {code}); partial results in {out}", err=True)
-        return code or 1
-    if code != 0:
-        click.echo(f"phantora: the script exited with code {code}; results in {out}", err=True)
-        return code
-    print_summary(summary, as_json=as_json, out_dir=None if as_json else str(out))
-    return 0
