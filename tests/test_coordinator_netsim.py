@@ -43,19 +43,24 @@ def test_every_c10d_kind_is_accepted(kind):
     assert rows["a#0"].end_us >= rows["a#0"].start_us
 
 
-@pytest.mark.parametrize("kind", ["all_reduce_coalesced_v9", "reduce_scatter"])
-def test_a_kind_the_backend_cannot_time_is_an_error_not_an_all_reduce(kind):
-    """Unknown kinds (and known ones a backend lacks) raise; they once became all-reduces."""
-    from netsim.config import ClusterConfig, NetworkConfig
+def test_a_kind_the_backend_cannot_time_is_an_error_not_an_all_reduce():
+    """A known kind a backend lacks raises; an unknown kind never gets that far (it once became an
+    all-reduce): the call itself and the busbw rule refuse it."""
+    from common.kinds import UnknownCollectiveKind
+    from netsim.collectives import bus_factor
+    from netsim.config import NetworkConfig
     from netsim.ns3.backend import Ns3Network
     from phantora.coordinator import CoordinatorError
 
-    net = Ns3Network.build(2, 1, ClusterConfig(network=NetworkConfig(backend="ns3")).network)
-    c = Coordinator(2, net)
-    cl = CollectiveCall(key="g#0", kind=kind, group="g", ranks=(0, 1), nbytes=1024, dtype="float32",
+    c = Coordinator(2, Ns3Network.build(2, 1, NetworkConfig(backend="ns3")))
+    cl = CollectiveCall(key="g#0", kind="reduce_scatter", group="g", ranks=(0, 1), nbytes=1024, dtype="float32",
                         call_site="train.py:3")
     c.handle(Issue(0, 0, cl, 0.0, 0.0))
-    with pytest.raises(CoordinatorError, match=rf"^{kind} at train\.py:3: the network backend \(Ns3Network\) "
+    with pytest.raises(CoordinatorError, match=r"^reduce_scatter at train\.py:3: the network backend \(Ns3Network\) "
                                                "cannot time this collective kind") as e:
         c.handle(Issue(1, 0, cl, 0.0, 0.0))
     assert e.value.kind == "network"
+    with pytest.raises(UnknownCollectiveKind, match="unknown collective kind 'all_reduce_coalesced_v9'; valid: "):
+        CollectiveCall(key="g#1", kind="all_reduce_coalesced_v9", group="g", ranks=(0, 1), nbytes=8, dtype="int8")
+    with pytest.raises(UnknownCollectiveKind):
+        bus_factor("allreduce", 4)

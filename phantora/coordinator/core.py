@@ -250,12 +250,12 @@ class Coordinator:
         item.start_us = max([iss.ready_us, *(e + iss.gap_us for e in ends)])
         m = self.matches[iss.call.key]
         if m.start_us is None and len(m.items) == len(self.members(m.call)) and all(i.start_us is not None for i in m.items.values()):
-            m.start_us = max(i.start_us for i in m.items.values())  # type: ignore[type-var]
             # a rank resumed from a stream wait may still issue at its older host time; the
             # network never goes back, so such traffic starts at the network's present
-            m.start_us = max(m.start_us, self.net_time_us)
+            start = max(self.net_time_us, *(i.start_us for i in m.items.values() if i.start_us is not None))
+            m.start_us = start
             m.call = with_traffic_matrix(m.call, {r: i.issue.call for r, i in m.items.items()})
-            self._submit(m.call, m.start_us)
+            self._submit(m.call, start)
 
     # --- time ------------------------------------------------------------------
     def horizon_us(self) -> float:
