@@ -143,12 +143,18 @@ class CollectiveCall:
 
 @dataclass(frozen=True, slots=True)
 class Hello:
+    """First message of a rank: who I am."""
+
     rank: int
+    """Global rank."""
     pid: int
+    """The rank's process id."""
 
 
 @dataclass(frozen=True, slots=True)
 class Issue:
+    """A collective (or one side of a send/recv) was enqueued on a stream; the rank carries on."""
+
     rank: int
     handle: int
     """Rank-local id of this item, increasing from 0."""
@@ -168,12 +174,17 @@ class Issue:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
+    """My host clock reached ``clock_us``: I will issue nothing that starts earlier (CMB's null message)."""
+
     rank: int
     clock_us: float
+    """The rank's host clock, simulated µs."""
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
+    """I am at a sync point that needs items ``handles``; my clock is ``clock_us``."""
+
     rank: int
     clock_us: float
     handles: tuple[int, ...]
@@ -185,6 +196,8 @@ class Block:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
+    """My script ended; ``error`` holds the traceback if it raised."""
+
     rank: int
     clock_us: float
     error: str | None = None
@@ -195,6 +208,8 @@ class Finished:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
+    """Item ``handle`` runs ``start_us``..``end_us`` (final, never revised)."""
+
     handle: int
     start_us: float
     end_us: float
@@ -205,16 +220,22 @@ class Resolved:
 
 @dataclass(frozen=True, slots=True)
 class Horizon:
+    """Report :class:`Progress` once your host clock reaches ``report_at_us``."""
+
     report_at_us: float
 
 
 @dataclass(frozen=True, slots=True)
 class Unblock:
+    """The answer to :class:`Block`: all needed items are resolved, or for a query, whether they end by then."""
+
     completed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Abort:
+    """The run is over (another rank failed, mismatch, deadlock): exit now."""
+
     reason: str
 
 

@@ -39,6 +39,21 @@ def copy_kernel(mode: SimDispatchMode, name: str, nbytes: int, shapes: str, dtyp
         rt.wait_for(end)
 
 
+def _script_copy(mode: SimDispatchMode, name: str, moved: torch.Tensor, blocking: bool, func: Any, args: tuple,
+                 kwargs: dict) -> None:
+    """The script's own copy op crossing the host link: ``moved``'s bytes, logged under the op's signature."""
+    shapes, dtype = shapes_text(args)
+    copy_kernel(mode, name, moved.numel() * moved.element_size(), shapes, dtype, blocking,
+                signature_of(func, args, kwargs))
+
+
+def _on_device(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict, out: Any) -> Any:
+    """A copy that stays on the GPU: an ordinary kernel."""
+    mode.values.propagate(func, args, kwargs, out)
+    mode.account(func, args, kwargs, out)
+    return out
+
+
 def _to_copy(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
     x = args[0]
     dev = kwargs.get("device")
@@ -51,9 +66,7 @@ def _to_copy(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any
             out = real.to(dtype=out_dtype, copy=True)
         else:
             out = torch.zeros(x.shape, dtype=out_dtype, device=dev)
-        shapes, dtype = shapes_text(args)
-        copy_kernel(mode, "aten._to_copy.default(d2h)", x.numel() * x.element_size(), shapes, dtype, blocking,
-                    signature_of(func, args, kwargs))
+        _script_copy(mode, "aten._to_copy.default(d2h)", x, blocking, func, args, kwargs)
         return out
     host = x
     if not src_fake:
@@ -68,13 +81,9 @@ def _to_copy(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any
         if mode.values.keepable(out, from_host=True):
             mode.values.put(out, host.to(out.dtype), from_host=True)
         mode.track(out)
-        shapes, dtype = shapes_text(args)
-        copy_kernel(mode, "aten._to_copy.default(h2d)", x.numel() * x.element_size(), shapes, dtype, blocking,
-                    signature_of(func, args, kwargs))
+        _script_copy(mode, "aten._to_copy.default(h2d)", x, blocking, func, args, kwargs)
         return out
-    mode.values.propagate(func, args, kwargs, out)
-    mode.account(func, args, kwargs, out)
-    return out
+    return _on_device(mode, func, args, kwargs, out)
 
 
 def _copy_(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
@@ -85,21 +94,15 @@ def _copy_(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
         real = mode.values.get(src)
         if real is not None:
             dst.copy_(real)
-        shapes, dtype = shapes_text(args)
-        copy_kernel(mode, "aten.copy_.default(d2h)", src.numel() * src.element_size(), shapes, dtype, blocking,
-                    signature_of(func, args, kwargs))
+        _script_copy(mode, "aten.copy_.default(d2h)", src, blocking, func, args, kwargs)
         return dst
     with mode.fake:
         out = func(*args, **kwargs)
     if dst_fake and not src_fake and src.device.type == "cpu":  # H2D
         _known_h2d(mode, dst, src)
-        shapes, dtype = shapes_text(args)
-        copy_kernel(mode, "aten.copy_.default(h2d)", src.numel() * src.element_size(), shapes, dtype, blocking,
-                    signature_of(func, args, kwargs))
+        _script_copy(mode, "aten.copy_.default(h2d)", src, blocking, func, args, kwargs)
         return out
-    mode.values.propagate(func, args, kwargs, out)
-    mode.account(func, args, kwargs, out)
-    return out
+    return _on_device(mode, func, args, kwargs, out)
 
 
 def _known_h2d(mode: SimDispatchMode, dst: FakeTensor, src: torch.Tensor) -> None:

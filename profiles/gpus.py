@@ -7,7 +7,7 @@ on the real part (measured with the device tool; see docs/validation.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from common.registry import Registry
 
@@ -64,17 +64,13 @@ H100 = _add(
 # NVIDIA H200 SXM 141GB datasheet: same compute as H100 SXM, 4.8 TB/s HBM3e,
 # 141 GB; nvidia-smi on the device tool's H200 shows 143771 MiB, torch 143155 MiB, and 60 MB of L2.
 H200 = _add(
-    GpuSpec(
+    replace(
+        H100,
         key="h200",
         name="NVIDIA H200",
         total_memory_bytes=150_109_880_320,  # torch 2.11 on the device tool's H200
-        sm_count=132,
-        capability=(9, 0),
         l2_cache_bytes=60 * 2**20,
         memory_bandwidth_gbps=4800.0,
-        tensor_tflops={"bfloat16": 989.4, "float16": 989.4, "float32": 494.7, "float8_e4m3fn": 1978.9},
-        vector_tflops={"float32": 66.9, "bfloat16": 133.8, "float16": 133.8, "float64": 33.5},
-        nvlink_gbps_per_direction=450.0,
     )
 )
 

@@ -111,7 +111,8 @@ class FitTable:
         groups: dict[tuple[str, ...], list[ProfileEntry]] = {}
         for e in entries.values():
             cd = compute_dtype(e.key, e.dtype)
-            for g in (("op", e.op, cd), ("family", e.family, cd), ("family", e.family)):
+            levels: tuple[tuple[str, ...], ...] = (("op", e.op, cd), ("family", e.family, cd), ("family", e.family))
+            for g in levels:
                 groups.setdefault(g, []).append(e)
         self.fits: dict[tuple[str, ...], FamilyFit] = {}
         for g, es in groups.items():
@@ -131,12 +132,6 @@ class FitTable:
     def predict_entry(self, e: ProfileEntry) -> float | None:
         """What the fallback would answer for a signature like ``e`` (for held-out validation)."""
         return self.predict(e.op, e.family, compute_dtype(e.key, e.dtype), e.flops, e.bytes, e.n_tensors)
-
-
-def fit_families(gpu: GpuSpec, entries: dict[str, ProfileEntry]) -> dict[str, FamilyFit]:
-    """Family-level fits only (a summary for reports)."""
-    table = FitTable(gpu, entries)
-    return {g[1]: f for g, f in table.fits.items() if len(g) == 2}
 
 
 _FLASH_FWD = "aten._scaled_dot_product_flash_attention.default"

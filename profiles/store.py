@@ -141,9 +141,9 @@ def read_profile(path: str | Path) -> tuple[ProfileHeader, dict[str, ProfileEntr
                 raise ProfileFormatError(f"{path}:{i}: field '{k}' is missing")
         if not isinstance(d["dur_us"], int | float) or d["dur_us"] < 0:
             raise ProfileFormatError(f"{path}:{i}: field 'dur_us' must be a non-negative number")
-        e = ProfileEntry(**{k: v for k, v in d.items() if k in _ENTRY_FIELDS})
-        e.family, e.flops = refreshed_costs(e.op, e.key, e.flops)
-        entries[d["key"]] = e
+        entry = ProfileEntry(**{k: v for k, v in d.items() if k in _ENTRY_FIELDS})
+        entry.family, entry.flops = refreshed_costs(entry.op, entry.key, entry.flops)
+        entries[d["key"]] = entry
     return header, entries
 
 

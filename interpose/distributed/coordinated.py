@@ -15,20 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Protocol
 
-from common.protocol import (
-    Abort,
-    Block,
-    CollectiveCall,
-    CoordinatorMessage,
-    Finished,
-    Hello,
-    Horizon,
-    Issue,
-    Progress,
-    RankChannel,
-    Resolved,
-    Unblock,
-)
+from common import protocol as wire
+from common.protocol import CollectiveCall, CoordinatorMessage, RankChannel
 from interpose.distributed.sink import CollectiveSink
 
 
@@ -96,7 +84,7 @@ class NullTimeline:
 
 
 class CoordinatedSink(CollectiveSink):
-    """Sends :class:`Issue`/:class:`Block`/:class:`Progress`; applies :class:`Resolved`/:class:`Horizon`."""
+    """Sends :class:`~common.protocol.Issue`, ``Block``, ``Progress``; applies ``Resolved``, ``Horizon``."""
 
     def __init__(self, rank: int, channel: RankChannel, timeline: RankTimeline | None = None) -> None:
         self.rank = rank
@@ -108,22 +96,22 @@ class CoordinatedSink(CollectiveSink):
         self.resolved: dict[int, tuple[float, float]] = {}
         self.report_at_us: float | None = None
         self._payloads: dict[int, tuple[bytes | None, ...]] = {}
-        self.ch.send(Hello(rank, os.getpid()))
+        self.ch.send(wire.Hello(rank, os.getpid()))
 
     # --- incoming ------------------------------------------------------------
-    def _apply(self, msg: CoordinatorMessage) -> Unblock | None:
-        if isinstance(msg, Resolved):
+    def _apply(self, msg: CoordinatorMessage) -> wire.Unblock | None:
+        if isinstance(msg, wire.Resolved):
             self.resolved[msg.handle] = (msg.start_us, msg.end_us)
             if msg.payloads is not None:
                 self._payloads[msg.handle] = msg.payloads
             self.tl.resolve_external(msg.handle, msg.start_us, msg.end_us)
-        elif isinstance(msg, Horizon):
+        elif isinstance(msg, wire.Horizon):
             self.report_at_us = msg.report_at_us
             self.tl.set_threshold(msg.report_at_us, self.report_progress)
             self.report_progress()
-        elif isinstance(msg, Unblock):
+        elif isinstance(msg, wire.Unblock):
             return msg
-        elif isinstance(msg, Abort):  # the coordinator reports why; leave without unwinding the script
+        elif isinstance(msg, wire.Abort):  # the coordinator reports why; leave without unwinding the script
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(3)
@@ -134,8 +122,8 @@ class CoordinatedSink(CollectiveSink):
         while self.ch.poll():
             self._apply(self.ch.recv())
 
-    def _block(self, handles: tuple[int, ...], query_us: float | None = None, what: str = "") -> Unblock:
-        self.ch.send(Block(self.rank, self.tl.host_us(), handles, query_us, what))
+    def _block(self, handles: tuple[int, ...], query_us: float | None = None, what: str = "") -> wire.Unblock:
+        self.ch.send(wire.Block(self.rank, self.tl.host_us(), handles, query_us, what))
         while True:
             reply = self._apply(self.ch.recv())
             if reply is not None:
@@ -148,7 +136,7 @@ class CoordinatedSink(CollectiveSink):
         if t is not None and self.tl.host_us() >= t:
             self.report_at_us = None
             self.tl.set_threshold(None, self.report_progress)
-            self.ch.send(Progress(self.rank, self.tl.host_us()))
+            self.ch.send(wire.Progress(self.rank, self.tl.host_us()))
 
     # --- CollectiveSink --------------------------------------------------------
     def issue(self, call: CollectiveCall, payload: bytes | None = None) -> int:
@@ -156,7 +144,7 @@ class CoordinatedSink(CollectiveSink):
         self.next_handle += 1
         ready_us, after, gap_us, stream = self.tl.place_external(handle, call)
         after = tuple(h for h in after if h not in self.resolved)
-        self.ch.send(Issue(self.rank, handle, call, self.tl.host_us(), ready_us, after, gap_us, stream, payload))
+        self.ch.send(wire.Issue(self.rank, handle, call, self.tl.host_us(), ready_us, after, gap_us, stream, payload))
         self.drain()
         return handle
 
@@ -202,4 +190,4 @@ class CoordinatedSink(CollectiveSink):
         return self._block((handle,), query_us=now, what="Work.is_completed()").completed
 
     def finish(self, error: str | None = None, result: object = None) -> None:
-        self.ch.send(Finished(self.rank, self.tl.host_us(), error, result))
+        self.ch.send(wire.Finished(self.rank, self.tl.host_us(), error, result))
