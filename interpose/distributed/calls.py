@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from types import FrameType
 
 import torch
 
@@ -26,7 +27,7 @@ _SKIP_PARTS = (  # folders end in a separator: site-packages/torchtitan is not t
 
 def user_call_site() -> str:
     """``file:line`` of the innermost frame outside torch/interpose/phantora (the user's code)."""
-    f = sys._getframe(1)
+    f: FrameType | None = sys._getframe(1)
     fallback = ""
     while f is not None:
         name = f.f_code.co_filename

@@ -157,7 +157,8 @@ def functional_result(out: torch.Tensor, inp: torch.Tensor, op: str = "", n: int
     with _disable_current_modes():
         if data(out) is not None or not is_fake(out):
             return
-        d = _adopt(out, data(inp))
-        if d is not None:
-            d.copy_(data(inp).reshape(d.shape))
+        src = data(inp)
+        d = _adopt(out, src)
+        if d is not None and src is not None:
+            d.copy_(src.reshape(d.shape))
             _scale(d, op, n)

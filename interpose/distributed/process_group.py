@@ -41,6 +41,9 @@ class SimWork(dist.Work):
             self._sink.stream_wait(self._handle)
         return True
 
+    def _join(self) -> None:
+        self.wait()
+
     def synchronize(self) -> None:
         self._sink.host_wait(self._handle)
 
@@ -60,7 +63,7 @@ class SimWork(dist.Work):
         """A completed future (values need no transfer); the stream join is deferred to the end of
         the running backward pass, where NCCL's CUDA future would be waited on (DDP's reducer)."""
         try:
-            torch.autograd.Variable._execution_engine.queue_callback(self.wait)
+            torch.autograd.Variable._execution_engine.queue_callback(self._join)
         except RuntimeError:  # not inside backward
             self.wait()
         fut: Future = Future()
@@ -72,7 +75,7 @@ class SimProcessGroup(dist.ProcessGroup):
     """One c10d group of the simulated job, as seen by one rank."""
 
     def __init__(self, rank: int, size: int, sink: CollectiveSink) -> None:
-        super().__init__(rank, size)
+        super().__init__(rank, size)  # type: ignore[call-arg]  # the (rank, size) overload is not in torch's stub
         self._rank = rank
         self._size = size
         self._sink = sink
@@ -90,7 +93,7 @@ class SimProcessGroup(dist.ProcessGroup):
         return "nccl"
 
     @property
-    def group_name(self) -> str:
+    def group_name(self) -> str:  # type: ignore[override]  # c10d's GroupName is a str at runtime
         return c10d._world.pg_names[self]
 
     def global_ranks(self) -> tuple[int, ...]:
