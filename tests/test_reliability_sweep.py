@@ -95,9 +95,9 @@ def study_file(tmp_path: Path, timeout: float) -> Path:
 
 
 def test_point_timeout_kills_the_points_process_group(tmp_path, piddir, monkeypatch):
-    import phantora.sweep as sweep
+    import phantora.sweep.executors as executors
 
-    monkeypatch.setattr(sweep, "STOP_GRACE_S", 1.0)
+    monkeypatch.setattr(executors, "STOP_GRACE_S", 1.0)
     study = load_study(study_file(tmp_path, 1.5))
     t0 = time.monotonic()
     outcomes = run_study(study, tmp_path / "out", workers=2)

@@ -19,7 +19,7 @@ from phantora.sweep import POINT_KINDS, PointKind, SweepError, load_study, point
 HERE = Path(__file__).resolve().parent
 
 # A stand-in for `phantora run`: reads the point's scenario, appends to a run log (so tests can
-# count executions), sleeps, and prints JSON lines like `phantora run --json`.
+# count executions), sleeps, and writes a summary.json like `phantora run --out`.
 FAKE_POINT = r"""
 import json, os, sys, time, yaml
 scen = yaml.safe_load(open(sys.argv[1]))
@@ -29,10 +29,13 @@ time.sleep(float(os.environ.get("FAKE_SLEEP_S", "0")))
 if scen.get("hosts") == int(os.environ.get("FAKE_FAIL_HOSTS", "-1")):
     print("boom", file=sys.stderr); sys.exit(3)
 ovs = scen["network"]["fabric"]["oversubscription"]
-for i in range(3):
-    t = 100.0 + 10 * scen["hosts"] * ovs + i
-    print(json.dumps({"iteration": i, "sim_ms": t, "compute_ms": 100.0, "exposed_comm_ms": t - 100.0, "idle_ms": 0.0}))
-print(json.dumps({"ranks": scen["hosts"] * scen["gpus_per_host"], "wall_s": 0.1}))
+ms = [100.0 + 10 * scen["hosts"] * ovs + i for i in range(3)]
+os.makedirs(sys.argv[2], exist_ok=True)
+json.dump({"status": "complete", "iterations": 3, "iteration_ms": ms, "mean_ms_per_iter_excluding_first": sum(ms[1:]) / 2,
+           "breakdown_ms_excluding_first": {"compute_ms": 100.0, "exposed_comm_ms": sum(ms[1:]) / 2 - 100.0,
+                                            "idle_ms": 0.0},
+           "gpu_busy_pct": 50.0, "peak_allocated_bytes": 2**20, "peak_reserved_bytes": 2**21, "wall_s": 0.1,
+           "ranks": scen["hosts"] * scen["gpus_per_host"]}, open(os.path.join(sys.argv[2], "summary.json"), "w"))
 """
 
 
@@ -41,7 +44,7 @@ class FakeRunKind(PointKind):
         return []
 
     def command(self, study, scenario_path, out_dir):
-        return [sys.executable, "-c", FAKE_POINT, str(scenario_path)]
+        return [sys.executable, "-c", FAKE_POINT, str(scenario_path), str(out_dir)]
 
     def rows(self, stdout, out_dir):
         return POINT_KINDS.get("run").rows(stdout, out_dir)

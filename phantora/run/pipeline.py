@@ -22,7 +22,7 @@ from phantora.summary import print_summary
 
 
 def _say(line: str) -> None:
-    print(f"phantora: {line}", file=sys.stderr, flush=True)
+    print(f"phantora: {line.rstrip()}", file=sys.stderr, flush=True)
 
 
 def simulate(job: RunJob, *, scenario: Any, out_dir: Path | None, as_json: bool, isolate: bool = False) -> int:
