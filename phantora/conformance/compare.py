@@ -32,120 +32,15 @@ Torch-free (reads text files), so ``phantora conformance`` runs anywhere.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
+from phantora.conformance.streams import differing_fields, family, parse_key, similarity
 
 KINDS = ("matched", "different", "missing", "extra")
-FIELDS = ("op", "shapes", "dtypes", "contiguity", "flags")
 _STEP_PREFIXES = ("_fused_adam", "_fused_sgd", "_fused_adagrad", "_foreach_")
-
-
-class ConformanceInputError(ValueError):
-    """An input file that cannot be read; the message names the file (and line)."""
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-def _open_text(path: Path):
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(2)
-        return gzip.open(path, "rt", encoding="utf-8") if magic == b"\x1f\x8b" else open(path, encoding="utf-8")
-    except OSError as e:
-        raise ConformanceInputError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def read_trace(path: str | Path) -> list[str]:
-    """Keys of a trace file (``phantora profile --trace`` / ``op_trace.gz``), in call order."""
-    path = Path(path)
-    try:
-        with _open_text(path) as f:
-            return [line.rstrip("\n") for line in f if line.strip()]
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise ConformanceInputError(f"{path}: not a trace file ({e})") from None
-
-
-def read_durations(path: str | Path) -> dict[str, float]:
-    """``key -> dur_us`` of a profile (``phantora profile --out``, header line skipped) or an
-    ``op_times.jsonl``; JSON Lines, gzip or plain."""
-    path = Path(path)
-    out: dict[str, float] = {}
-    try:
-        with _open_text(path) as f:
-            for i, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ConformanceInputError(f"{path}:{i}: not JSON ({e.msg})") from None
-                if not isinstance(d, dict) or "format" in d:
-                    continue  # a profile's header
-                if "key" not in d or "dur_us" not in d:
-                    raise ConformanceInputError(f"{path}:{i}: field 'key' or 'dur_us' is missing")
-                out[str(d["key"])] = float(d["dur_us"])
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise ConformanceInputError(f"{path}: not a JSON Lines file ({e})") from None
-    return out
-
-
-def read_sim(results_dir: str | Path) -> tuple[list[str], dict[str, float]]:
-    """The simulated stream of a ``phantora run`` results directory: keys and ``key -> dur_us``."""
-    d = Path(results_dir)
-    trace, times = d / "op_trace.gz", d / "op_times.jsonl"
-    if not trace.is_file():
-        raise ConformanceInputError(
-            f"{d}: no op_trace.gz (not a phantora run results directory, or one from before op traces)"
-        )
-    return read_trace(trace), (read_durations(times) if times.is_file() else {})
-
-
-# ----------------------------------------------------------------------------- keys
-
-
-@dataclass(frozen=True, slots=True)
-class KeyParts:
-    op: str
-    shapes: str
-    dtypes: str
-    contiguity: str
-    flags: str
-
-
-def parse_key(key: str) -> KeyParts:
-    """The fields of ``op|shapes|dtypes|contiguity|flags`` (flags may hold ``|`` in strings)."""
-    parts = key.split("|", 4)
-    parts += [""] * (5 - len(parts))
-    return KeyParts(*parts)
-
-
-def family(op: str) -> str:
-    """What an op is for, to pair a real op with the simulated op that stands in its place: every SDPA
-    backend (flash, cuDNN, memory-efficient, their ``_backward``) is one family; ``add_`` is ``add``'s;
-    otherwise the op name without namespace and overload."""
-    parts = op.split(".")
-    name = parts[1] if len(parts) > 1 else parts[0]
-    if "attention" in name:
-        return "attention_backward" if "backward" in name else "attention"
-    return name.rstrip("_") or name
-
-
-def differing_fields(real_key: str, sim_key: str) -> list[str]:
-    a, b = parse_key(real_key), parse_key(sim_key)
-    return [f for f in FIELDS if getattr(a, f) != getattr(b, f)]
-
-
-def _similarity(real_key: str, sim_key: str) -> int:
-    a, b = parse_key(real_key), parse_key(sim_key)
-    return sum(getattr(a, f) == getattr(b, f) for f in FIELDS)
-
-
-# ----------------------------------------------------------------------------- segments
 
 
 def is_step_op(key: str) -> bool:
@@ -178,9 +73,6 @@ def split(keys: Sequence[str], marker: str | None) -> list[list[str]]:
         if k == marker:
             out.append([])
     return out
-
-
-# ----------------------------------------------------------------------------- comparison
 
 
 @dataclass
@@ -247,7 +139,7 @@ def _pair(real_left: Counter, sim_left: Counter) -> list[tuple[str, str, int]]:
     for rk in sorted(real_left, key=lambda k: (-real_left[k], k)):
         cands = by_family.get(family(parse_key(rk).op))
         while real_left[rk] > 0 and cands:
-            sk = max(cands, key=lambda k: (_similarity(rk, k), sim_left[k], k))
+            sk = max(cands, key=lambda k: (similarity(rk, k), sim_left[k], k))
             n = min(real_left[rk], sim_left[sk])
             pairs.append((rk, sk, n))
             real_left[rk] -= n
@@ -365,56 +257,3 @@ def compare(
         rows=divergences,
         notes=notes,
     )
-
-
-# ----------------------------------------------------------------------------- presentation
-
-
-def _short(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def describe(row: Row, width: int = 120) -> str:
-    """What diverges, in a table cell: the key (missing/extra) or ``field: real → sim`` (different)."""
-    if row.kind in ("missing", "extra"):
-        key = row.real_key or row.sim_key or ""
-        p = parse_key(key)
-        return _short("|".join((p.shapes, p.dtypes, p.contiguity, p.flags)), width)
-    a, b = parse_key(row.real_key or ""), parse_key(row.sim_key or "")
-    bits = []
-    for f in row.differs:
-        x, y = getattr(a, f), getattr(b, f)
-        if f == "op":
-            x, y = x.removeprefix("aten."), y.removeprefix("aten.")
-        bits.append(f"{f}: {x or '-'} → {y or '-'}")
-    if "shapes" not in row.differs:
-        bits.insert(0, a.shapes)
-    return _short("; ".join(bits), width)
-
-
-def summary_line(rep: Report) -> str:
-    s = rep.shares
-    where = {"segments": f"{rep.compared_segments} segments (iteration by iteration)",
-             "steady": f"{rep.compared_segments} iterations after the first",
-             "whole": "whole runs"}[rep.mode]  # fmt: skip
-    return (
-        f"matched {100 * s['matched']:.2f}% of real GPU time ({rep.counts['matched']}/{rep.real_ops} real ops); "
-        f"different {100 * s['different']:.2f}%, missing {100 * s['missing']:.2f}%; "
-        f"extra (simulated time) {100 * s['extra']:.2f}%; real GPU time {rep.real_us / 1e3:.3f} ms over {where}"
-    )
-
-
-def table_rows(rep: Report, top: int) -> Iterable[tuple[str, ...]]:
-    for r in rep.rows[:top]:
-        yield (
-            r.kind,
-            f"{100 * r.share:.2f}",
-            str(r.count),
-            f"{r.real_us:.1f}",
-            f"{r.sim_us:.1f}",
-            _short(r.op.removeprefix("aten."), 48),
-            describe(r),
-        )
-
-
-TABLE_COLUMNS = ("kind", "% real", "ops", "real us", "sim us", "op", "key (missing, extra) or what differs (real → sim)")
