@@ -122,6 +122,17 @@ def pid_lock(path: Path):
     return f
 
 
+def take_lock(path: Path, *, where: str, busy: str, error: type[Exception]) -> Any:
+    """:func:`pid_lock` with its two failures as one-line ``error``s naming ``where``: held (``busy``
+    says by what, with ``{pid}``: ``phantora run (pid {pid}) is writing there``) or not writable."""
+    try:
+        return pid_lock(path)
+    except LockHeld as e:
+        raise error(f"{where}: another {busy.format(pid=e)}; wait for it or use another --out") from None
+    except OSError as e:
+        raise error(f"{where}: not writable ({e.strerror or e})") from None
+
+
 def forget(obj: Any) -> None:
     """Stop closing ``obj`` in children (call when the parent closes it)."""
     with _close_lock:

@@ -243,15 +243,18 @@ def _bucket_as_is(state, bucket):
     return fut
 
 
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise click.ClickException(f"{path}: cannot read ({e.strerror})") from None
+
+
 def _read_runs(path: Path) -> list[tuple[int, str, list[str]]]:
     import shlex
 
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise click.ClickException(f"{path}: cannot read ({e.strerror})") from None
     runs = []
-    for i, line in enumerate(lines, start=1):
+    for i, line in enumerate(_lines(path), start=1):
         parts = shlex.split(line, comments=True)
         if not parts:
             continue
@@ -262,18 +265,10 @@ def _read_runs(path: Path) -> list[tuple[int, str, list[str]]]:
 
 
 def _read_specs(path: Path) -> list[dict]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise click.ClickException(f"{path}: cannot read ({e.strerror})") from None
+    from phantora.jsonl import records
+
     specs = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise click.ClickException(f"{path}:{i}: not JSON ({e.msg})") from None
+    for i, d in records(path, _lines(path), click.ClickException):
         if not isinstance(d, dict) or "op" not in d or "key" not in d:
             raise click.ClickException(f"{path}:{i}: field 'op' or 'key' is missing")
         specs.append(d)

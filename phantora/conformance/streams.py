@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from phantora.jsonl import records
 
 FIELDS = ("op", "shapes", "dtypes", "contiguity", "flags")
 
@@ -43,13 +44,7 @@ def read_durations(path: str | Path) -> dict[str, float]:
     out: dict[str, float] = {}
     try:
         with _open_text(path) as f:
-            for i, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ConformanceInputError(f"{path}:{i}: not JSON ({e.msg})") from None
+            for i, d in records(path, f, ConformanceInputError):
                 if not isinstance(d, dict) or "format" in d:
                     continue  # a profile's header
                 if "key" not in d or "dur_us" not in d:

@@ -60,7 +60,7 @@ class ResultsDir:
         self._lock: Any = None
 
     def claim(self, running: Mapping[str, Any] | None = None) -> ResultsDir:
-        from phantora.lifecycle import LockHeld, pid_lock
+        from phantora.lifecycle import take_lock
 
         p = self.path
         where = f"--out {p}"
@@ -72,14 +72,8 @@ class ResultsDir:
             raise ResultsDirError(f"{where}: cannot create the directory ({e.strerror or e})") from None
         if not os.access(p, os.W_OK | os.X_OK):
             raise ResultsDirError(f"{where}: not writable")
-        try:
-            lock = pid_lock(p / LOCK_FILE)
-        except LockHeld as e:
-            raise ResultsDirError(f"{where}: another phantora run (pid {e}) is writing there; "
-                                  "wait for it or use another --out") from None
-        except OSError as e:
-            raise ResultsDirError(f"{where}: not writable ({e.strerror or e})") from None
-        self._lock = lock
+        self._lock = take_lock(p / LOCK_FILE, where=where, busy="phantora run (pid {pid}) is writing there",
+                               error=ResultsDirError)
         try:
             foreign = sorted(e.name for e in p.iterdir()
                              if e.name != LOCK_FILE and e.name not in PHANTORA_FILES and not _is_tmp(e.name))

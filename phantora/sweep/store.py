@@ -92,15 +92,10 @@ def point_command(study: Study, out: Path, pt: Point) -> list[str]:
 @contextlib.contextmanager
 def sweep_lock(out: Path) -> Iterator[None]:
     """One sweep at a time writes into ``out`` (an exclusive ``fcntl`` lock for the sweep's duration)."""
-    from phantora.lifecycle import LockHeld, forget, pid_lock
+    from phantora.lifecycle import forget, take_lock
 
-    try:
-        f = pid_lock(out / LOCK_FILE)
-    except LockHeld as e:
-        raise SweepError(f"{out}: another phantora sweep (pid {e}) is running there; wait for it "
-                         "or use another --out") from None
-    except OSError as e:
-        raise SweepError(f"{out}: not writable ({e.strerror or e})") from None
+    f = take_lock(out / LOCK_FILE, where=str(out), busy="phantora sweep (pid {pid}) is running there",
+                  error=SweepError)
     try:
         yield
     finally:
