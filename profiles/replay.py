@@ -41,9 +41,6 @@ from profiles.store import ProfileEntry, load_profiles
 DATA_DIR = Path(__file__).resolve().parent / "data"
 """Shipped profiles: ``profiles/data/<gpu key>/*.jsonl[.gz]``."""
 
-SOURCES = ("profile", "fitted", "roofline", "none")
-"""Every ``OpTiming.source`` this model returns; coverage = share of GPU time with ``profile``."""
-
 MIN_FIT_ENTRIES = 3
 
 
