@@ -1,8 +1,9 @@
 """Virtual host clock and the ``time`` module patches that expose it.
 
 The host clock advances by (a) the script's own CPU time (main thread,
-``time.thread_time``) between shim calls (``host_time="measured"``; the shim's
-own time and a calibrated per-call cost of reaching the shim are excluded) or nothing
+``time.thread_time``) between shim calls, scaled to the target host's speed
+(``host_time="measured"``; the shim's own time and a calibrated per-call cost of
+reaching the shim are excluded; :mod:`interpose.host_model`) or nothing
 (``"zero"``), (b) each GPU op's launch overhead, and (c) waits at sync points.
 ``time.time/perf_counter/monotonic`` (and ``_ns``) return it; ``time.sleep`` on
 the main thread advances it without sleeping. Other threads (tqdm monitors,
@@ -30,6 +31,7 @@ class VirtualClock:
 
     __slots__ = (
         "_depth", "_mark", "epoch_s", "host_us", "measured", "pending_calls", "per_call_us", "per_entry_us",
+        "scale",
     )  # fmt: skip
 
     def __init__(self, measured: bool, start_us: float = 0.0) -> None:
@@ -48,6 +50,8 @@ class VirtualClock:
         """Host cost, outside ``enter``/``leave``, of reaching the shim from a tensor call
         (C++ dispatcher, autograd and FakeTensor wrapping, Python<->C++ argument
         conversion) beyond ``per_call_us``; calibrated at install, not the script's time."""
+        self.scale = 1.0
+        """Target-host time per unit of the script's CPU time here (:mod:`interpose.host_model`)."""
 
     def enter(self) -> None:
         """Entering the shim: bank the script's CPU time since the last exit."""
@@ -56,7 +60,7 @@ class VirtualClock:
             delta = (now - self._mark) * 1e6 - (self.pending_calls + 1) * self.per_call_us - self.per_entry_us
             self.pending_calls = 0
             if delta > 0:
-                self.host_us += delta
+                self.host_us += delta * self.scale
         self._depth += 1
 
     def leave(self) -> None:

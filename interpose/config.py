@@ -37,6 +37,9 @@ class RankConfig:
     launch overheads do (deterministic, for tests and CI)."""
     start_time_us: float = 0.0
     """Simulated time when the script starts."""
+    host_bench_us: float | None = None
+    """The target host's :func:`profiles.hostbench.host_bench_us` figure (scales ``measured``
+    script time, :mod:`interpose.host_model`); ``None``: take it from the replayed profile."""
     values: ValuePolicy = field(default_factory=ValuePolicy)
     """Known-value tracking and the policy for values nobody knows (:mod:`interpose.values`)."""
 
@@ -83,6 +86,9 @@ class RankResult:
     """True when the script died of a simulated ``torch.cuda.OutOfMemoryError``."""
     syncs: int = 0
     """Host-device synchronisations (``.item()``, ``synchronize`` ...)."""
+    host_model: dict = field(default_factory=dict)
+    """How host time was counted: ``mode`` and, when ``measured``, the
+    :class:`interpose.host_model.HostScale` fields (factor, both benchmark figures, source)."""
     op_keys: list[str] = field(default_factory=list)
     """Signature keys of the kernel-launching ops in call order (the simulated side of
     ``phantora conformance``; same keys as ``phantora profile --trace`` on a GPU)."""

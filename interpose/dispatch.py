@@ -222,6 +222,7 @@ class SimDispatchMode(TorchDispatchMode):
             shapes, dtype = shapes_text(args)
             key = self.rt.op_key(sig, timing.dur_us, timing.source)
             t = self._timings[sig] = (timing.dur_us, timing.launch_us, timing.source, shapes, dtype, key)
+            self.rt.clock.host_us += timing.first_us  # a new shape: the real host builds its plan once
         dur, launch, source, shapes, dtype, key = t
         if dur == 0.0 and source == "none":
             self.rt.clock.host_us += launch

@@ -22,6 +22,7 @@ from interpose.cuda_api import install_cuda_api
 from interpose.cuda_guard import ensure_cuda_guard, release_cuda_hooks
 from interpose.dispatch import SimDispatchMode, SimFakeMode
 from interpose.fake_cuda import install_fake_cuda, restore_fake_cuda
+from interpose.host_model import host_scale
 from interpose.patching import Patcher
 from interpose.runtime import RankRuntime
 from interpose.sdpa import make_sdpa
@@ -81,6 +82,9 @@ def install(cfg: RankConfig) -> RankRuntime:
     _patch_backward(patcher, rt)
     if cfg.host_time == "measured":
         rt.clock.per_call_us = mode.calibrate()
+        scale = host_scale(cfg.host_bench_us, cfg.compute_model)
+        rt.clock.scale = scale.factor
+        rt.host_model.update(scale.as_dict())
     tp = TimePatch(rt.clock)
     tp.install()
     mode.__enter__()

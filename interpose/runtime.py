@@ -40,6 +40,7 @@ class RankRuntime:
         self.cfg = cfg
         self.rank = cfg.rank
         self.clock = VirtualClock(cfg.host_time == "measured", cfg.start_time_us)
+        self.host_model: dict = {"mode": cfg.host_time}
         self.allocator = CachingAllocator(cfg.limit_bytes())
         self.resolver: Resolver = default_resolver
         self._device = 0
@@ -224,6 +225,7 @@ class RankRuntime:
             end_time_us=max(self.clock.host_us, self.device_tail_us()),
             oom=self.oom,
             syncs=self.syncs,
+            host_model=self.host_model,
             op_keys=self.op_keys,
             op_key_times=self.key_times,
         )

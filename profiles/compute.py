@@ -64,6 +64,9 @@ class OpTiming:
     """``profile`` (measured), ``roofline`` (analytic) or ``none`` (no kernel)."""
     launch_us: float = 0.0
     """Host time to launch it (CPU-side overhead in the framework + driver)."""
+    first_us: float = 0.0
+    """Extra host time of the first call of this signature in a process: plans built per shape
+    (cuDNN attention/conv graphs, cuBLASLt heuristics), lazily loaded kernels."""
 
 
 LONG_LIST_TENSORS = 8

@@ -13,7 +13,9 @@ the simulator's shim sees on fake tensors. For each op it
    keeps the GPU busy while the timed launches are queued, so the events
    measure GPU time, not launch gaps;
 3. records host time: ``launch_us`` is the dispatch call's own host time (median
-   over the warm-up calls, GPU idle), ``host_gap_us`` the median time the script
+   over the timed calls, queued behind the busy GPU as in a running program; profiles
+   recorded before 2026-12-02, header without ``extra.launch_method``, hold the median of
+   the warm-up calls right after a synchronize, first-call costs included), ``host_gap_us`` the median time the script
    spent between the previous kernel-launching op and this one (its Python work,
    views included), with the mode's own per-op cost (calibrated at start)
    subtracted and waits longer than ``max_gap_us`` (data loading, explicit
@@ -118,12 +120,18 @@ def time_call(
         _cuda_sync()
         ahead_us = min(50_000.0, repeats * (launch_us + 15.0) + 100.0)
         torch.cuda._sleep(int(ahead_us * _sleep_cycles_per_us()))
+        steady: list[float] = []
         for s, e in zip(starts, ends, strict=True):
             s.record()
+            t0 = time.perf_counter()
             func(*args, **kwargs)
+            steady.append((time.perf_counter() - t0) * 1e6)
             e.record()
         _cuda_sync()
         durs = [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends, strict=True)]
+        # The host cost of a launch as a running program pays it: queued behind busy GPU work,
+        # caches warm. The warm-up calls above follow a synchronize and carry first-call costs.
+        launch_us = statistics.median(steady)
     else:
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -189,6 +197,7 @@ class KernelRecorder(TorchDispatchMode):
         """Keys of every kernel-launching op in call order (for :func:`profiles.timeline.replay_trace`)."""
         self.failures: dict[str, str] = {}
         self.mode_overhead_us = 0.0
+        self.launch_offset_us = 0.0
         self._t_exit = 0.0
         self._pending_us = 0.0
         self._calibrating = False
@@ -250,7 +259,7 @@ class KernelRecorder(TorchDispatchMode):
             return out
         gap = max(0.0, self._pending_us)
         self._pending_us = 0.0
-        self._observe(func, args, kwargs, out, gap)
+        self._observe(func, args, kwargs, out, gap, (t_done - t_enter) * 1e6)
         self._t_exit = time.perf_counter()
         return out
 
@@ -270,7 +279,7 @@ class KernelRecorder(TorchDispatchMode):
         ts = tensors_of((args, kwargs)) + tensors_of(out)
         return any(t.device.type == self.device_type for t in ts)
 
-    def _observe(self, func, args, kwargs, out, gap_us: float) -> None:
+    def _observe(self, func, args, kwargs, out, gap_us: float, call_us: float) -> None:
         sig = signature_of(func, args, kwargs)
         key = sig.key()
         seen = self.seen.get(key)
@@ -280,6 +289,7 @@ class KernelRecorder(TorchDispatchMode):
                 try:
                     timing = time_call(func, args, kwargs, repeats=self.repeats, warmup=self.warmup)
                     entry = make_entry(sig, func, args, kwargs, out, timing)
+                    entry.first_call_us = round(call_us, 3)
                 except Exception as e:  # an op that cannot be re-run on these inputs: report, don't break the script
                     self.failures[key] = f"{type(e).__name__}: {e}"[:300]
             seen = self.seen[key] = _Seen(entry)
@@ -310,7 +320,29 @@ class KernelRecorder(TorchDispatchMode):
             self._t_exit = 0.0
             self._pending_us = 0.0
         self.mode_overhead_us = max(0.0, moded - bare)
+        self.launch_offset_us = self._launch_offset(n)
         return self.mode_overhead_us
+
+    def _launch_offset(self, n: int) -> float:
+        """How much more an op costs called as the recorder calls it (an ``OpOverload`` from Python,
+        inside the mode) than as a program calls it (``torch.add``: the fast argument parser).
+        ``launch_us`` minus this is the per-op host cost a running eager program pays."""
+        a = torch.ones(64, device=self.device_type)
+        add = torch.ops.aten.add.Tensor
+
+        def loop(f) -> float:
+            for _ in range(50):
+                f()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            return (time.perf_counter() - t0) * 1e6 / n
+
+        overload = min(loop(lambda: add(a, a)) for _ in range(3))
+        eager = min(loop(lambda: torch.add(a, a)) for _ in range(3))
+        if self.device_type == "cuda":
+            _cuda_sync()
+        return max(0.0, overload - eager)
 
     def entries(self) -> list[ProfileEntry]:
         out = []

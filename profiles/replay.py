@@ -165,6 +165,27 @@ def equivalent_keys(sig: OpSignature) -> list[str]:
     return []
 
 
+def steady_host_costs(
+    entries: dict[str, ProfileEntry], headers: list, origins: dict[str, int]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per op name, from profiles recorded with ``launch_method: steady`` only: the median host
+    cost a running program pays per call (``launch_us`` minus the header's ``launch_offset_us``,
+    the recorder's own way of calling the op) and the median extra cost of a signature's first
+    call (``first_call_us - launch_us``: per-shape plans, lazy loading). Ops only in older
+    profiles are absent (their ``launch_us`` holds first-call costs already)."""
+    launch: dict[str, list[float]] = {}
+    first: dict[str, list[float]] = {}
+    for key, e in entries.items():
+        extra = headers[origins[key]].extra if key in origins else {}
+        if extra.get("launch_method") != "steady" or e.launch_us <= 0:
+            continue
+        launch.setdefault(e.op, []).append(max(0.5, e.launch_us - float(extra.get("launch_offset_us", 0.0))))
+        if e.first_call_us is not None:
+            first.setdefault(e.op, []).append(max(0.0, e.first_call_us - e.launch_us))
+    med = {op: float(np.median(v)) for op, v in launch.items()}
+    return med, {op: float(np.median(v)) for op, v in first.items()}
+
+
 def op_launch_us(entries: dict[str, ProfileEntry]) -> dict[str, float]:
     """Median ``launch_us`` per op name over its measured signatures.
 
@@ -214,7 +235,11 @@ class ReplayModel(ComputeModel):
         else:
             paths = [profiles] if isinstance(profiles, str | Path) else list(profiles)
             strict = True
-        self.entries, self.headers = load_profiles(paths, gpu=gpu.key, strict=strict)
+        origins: dict[str, int] = {}
+        self.entries, self.headers = load_profiles(paths, gpu=gpu.key, strict=strict, origins=origins)
+        benches = [float(b) for h in self.headers if (b := h.extra.get("host_bench_us"))]
+        self.host_bench_us: float | None = float(np.median(benches)) if benches else None
+        """The recording hosts' CPU speed (:mod:`profiles.hostbench`), for the host-time model."""
         self.cache = None
         if cache is not None:
             from profiles.cache import ProfileCache
@@ -227,7 +252,8 @@ class ReplayModel(ComputeModel):
         self.on_demand = on_demand
         self.host_gap = host_gap
         self.launch = launch
-        self._op_launch = op_launch_us(self.entries)
+        steady, self._op_first = steady_host_costs(self.entries, self.headers, origins)
+        self._op_launch = op_launch_us(self.entries) | steady
         self.fits = FitTable(gpu, self.entries)
         launches = [e.launch_us for e in self.entries.values() if e.launch_us > 0]
         if default_launch_us is None:
@@ -248,7 +274,7 @@ class ReplayModel(ComputeModel):
         launch = self._launch_of(e.op, e.launch_us)
         if self.host_gap and e.host_gap_us:
             launch += e.host_gap_us
-        return OpTiming(e.dur_us, "profile", launch)
+        return OpTiming(e.dur_us, "profile", launch, self._op_first.get(e.op, 0.0))
 
     def time_signature(
         self, sig: OpSignature, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any
@@ -289,7 +315,7 @@ class ReplayModel(ComputeModel):
             return t
         spec["dur_us"] = dur
         self._missing[spec["key"]] = spec
-        return OpTiming(dur, "fitted", self._launch_of(sig.op))
+        return OpTiming(dur, "fitted", self._launch_of(sig.op), self._op_first.get(sig.op, 0.0))
 
     def _profile_now(self, func, args, kwargs) -> ProfileEntry | None:
         """Time this signature on the local GPU with random inputs of the same shapes; cache it."""

@@ -58,6 +58,9 @@ class ProfileEntry:
     """Median host time the recorded script spent between the previous op and this one
     (its own Python work), microseconds; ``None`` when not recorded (``--kernels-only``)."""
     calls: int = 0
+    first_call_us: float | None = None
+    """Host time of the recorded program's own first call of this signature (per-shape plan
+    building such as cuDNN graphs, lazy kernel loading), microseconds; ``None`` when not recorded."""
     """How many times the recorded script called this signature."""
 
     def to_json(self) -> str:
@@ -170,13 +173,15 @@ def profile_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def load_profiles(
-    paths: Iterable[str | Path], *, gpu: str | None = None, strict: bool = False
+    paths: Iterable[str | Path], *, gpu: str | None = None, strict: bool = False,
+    origins: dict[str, int] | None = None,
 ) -> tuple[dict[str, ProfileEntry], list[ProfileHeader]]:
     """Merge profile files (later file wins per key), keeping only those measured on ``gpu``.
 
     A file for another GPU is skipped, or raises when ``strict`` (a file the
     user named explicitly for the wrong GPU is an error, a shared directory
-    holding several GPUs' files is not).
+    holding several GPUs' files is not). ``origins``, when given, is filled with
+    each kept key's index into the returned headers (how its host costs were measured).
     """
     merged: dict[str, ProfileEntry] = {}
     headers: list[ProfileHeader] = []
@@ -188,4 +193,6 @@ def load_profiles(
             continue
         headers.append(header)
         merged.update(entries)
+        if origins is not None:
+            origins.update(dict.fromkeys(entries, len(headers) - 1))
     return merged, headers

@@ -97,7 +97,12 @@ def profile(
     gpu = gpu_name.lower() if gpu_name else _detect_gpu(device)
 
     failures: dict[str, str]
-    extra: dict[str, object] = {}
+    from profiles.hostbench import measure_host_bench_us
+
+    # The recording host's CPU speed (the host-time model scales the script's Python by it):
+    # measured before and after recording, the smaller kept (a noisy neighbour only slows it).
+    bench_before = measure_host_bench_us()
+    extra: dict[str, object] = {"launch_method": "steady"} if device == "cuda" else {}
     if missing is not None:
         specs = _read_specs(Path(missing))
         entries, failures = profile_specs(specs, device=device, repeats=repeats, warmup=warmup)
@@ -109,6 +114,7 @@ def profile(
                 raise click.ClickException(f"{path}: no such script")
         recorder = KernelRecorder(device_type=device, repeats=repeats, warmup=warmup)
         extra["mode_overhead_us"] = round(recorder.calibrate(), 3)
+        extra["launch_offset_us"] = round(recorder.launch_offset_us, 3)
         failed_runs = []
         for i, (world, path, argv) in enumerate(runs):
             start = len(recorder.trace)
@@ -122,6 +128,7 @@ def profile(
         entries, failures = recorder.entries(), recorder.failures
         source = "; ".join(f"world={w} " + " ".join([Path(p).as_posix(), *a]) for w, p, a in runs)
 
+    extra["host_bench_us"] = round(min(bench_before, measure_host_bench_us()), 3)
     header = environment_header(gpu, source)
     header.extra.update(extra)
     rows = []

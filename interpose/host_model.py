@@ -1,0 +1,50 @@
+"""How the script's own host time is scaled from the simulating machine to the target host.
+
+Why: in ``measured`` mode the host clock advances by the script's CPU time between shim calls
+(its Python, ``nn.Module`` calls, the autograd engine, the dispatcher above the shim), measured
+here; the target host runs that work at its own speed. The two speeds are one benchmark each
+(:func:`profiles.hostbench.host_bench_us`): the target's figure comes from the profile the
+compute model replays (``phantora profile`` stores the recording host's figure in the header),
+or from the rank config (the scenario's ``host.bench_us``); this machine's is measured once per
+process (the parent measures it before forking ranks, so they share it). The ratio scales the
+measured script time; kernel launch costs come from the profile as they were measured on the
+target host and are not scaled.
+
+When no target figure is known the script time is counted at this machine's speed and the
+result says so (``source``), never silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+NO_TARGET = "none: target host speed unknown, script time counted at this machine's speed"
+
+
+@dataclass(slots=True, frozen=True)
+class HostScale:
+    """Target-host time per unit of this machine's CPU time for the script's own work."""
+
+    factor: float
+    target_bench_us: float | None
+    local_bench_us: float | None
+    source: str
+    """``config`` (the rank config / scenario), ``profile`` (the replayed profile's header) or :data:`NO_TARGET`."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def host_scale(target_bench_us: float | None, compute_model: Any) -> HostScale:
+    """The scale for a rank: ``target_bench_us`` (config) first, then the compute model's profile."""
+    source = "config"
+    if target_bench_us is None:
+        target_bench_us = getattr(compute_model, "host_bench_us", None)
+        source = "profile"
+    if not target_bench_us:
+        return HostScale(1.0, None, None, NO_TARGET)
+    from profiles.hostbench import host_bench_us
+
+    local = host_bench_us()
+    return HostScale(target_bench_us / local, target_bench_us, round(local, 3), source)

@@ -1,0 +1,88 @@
+"""How fast this host runs eager PyTorch's host-side work: one figure, comparable across machines.
+
+Why: a host-bound program's step is set by the CPU that runs the script, and the simulating
+machine is not the target host. The host-time model (``host_time="measured"``) measures the
+script's own Python on the simulating machine and scales it by ``target / local`` of this
+benchmark; ``phantora profile`` stores the GPU host's figure in the profile header
+(``extra.host_bench_us``) so a replayed profile carries the speed of the host it came from.
+
+The workload is what sits between kernel launches in real programs: ``nn.Module`` calls,
+functional wrappers and the dispatcher reached from Python, on CPU tensors of one element
+(their kernels are negligible), plus plain Python (dicts, attribute access, small loops).
+The figure is the main thread's CPU time (``time.thread_time``, what measured host time counts)
+per unit, minimum over repeats, in microseconds, so being descheduled on a busy machine does not
+count and a noisy repeat is dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(4)
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc2(F.gelu(self.fc1(self.norm(x))))
+        return x + h
+
+
+def _python_work(state: dict[str, int]) -> int:
+    total = 0
+    for i in range(20):
+        key = f"k{i % 5}"
+        state[key] = state.get(key, 0) + i
+        total += len(key) + state[key] % 7
+    return total
+
+
+def _unit(model: nn.Module, x: torch.Tensor, state: dict[str, int]) -> None:
+    with torch.no_grad():
+        y = model(x)
+        y = y.view(-1).add_(1.0).mul(0.5)
+        torch.cat([y, y]).sum()
+    _python_work(state)
+
+
+@functools.cache
+def host_bench_us() -> float:
+    """This machine's figure, measured once per process (forked ranks inherit the parent's)."""
+    return measure_host_bench_us()
+
+
+def measure_host_bench_us(units: int = 40, repeats: int = 30) -> float:
+    """Microseconds per benchmark unit on this machine (minimum over ``repeats`` runs of ``units``)."""
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        model = nn.Sequential(*[_Block() for _ in range(4)]).eval()
+        x = torch.randn(1, 4)
+    state: dict[str, int] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one element per op: intra-op threads only add noise
+    try:
+        for _ in range(100):  # warm caches and the allocator
+            _unit(model, x, state)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.thread_time()
+            for _ in range(units):
+                _unit(model, x, state)
+            best = min(best, (time.thread_time() - t0) * 1e6 / units)
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps({"host_bench_us": round(measure_host_bench_us(), 3), "torch": torch.__version__}))
