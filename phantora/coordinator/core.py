@@ -17,16 +17,19 @@ from dataclasses import dataclass, field, replace
 
 from common.kinds import CollectiveKind, UnknownCollectiveKind
 from common.protocol import (
+    OBJECT_DTYPE,
     Abort,
     Block,
     CollectiveCall,
     CoordinatorMessage,
+    FailureKind,
     Finished,
     Hello,
     Horizon,
     Issue,
     Progress,
     RankMessage,
+    RankStatus,
     Resolved,
     Unblock,
 )
@@ -39,16 +42,16 @@ INF = math.inf
 
 
 class CoordinatorError(Exception):
-    """The run cannot go on; ``kind`` is ``rank_failed``, ``mismatch``, ``deadlock``, ``unmatched``,
-    ``not_symmetric``, ``network`` (a collective the network model cannot time) or ``timeout``.
+    """The run cannot go on; ``kind`` says why (:class:`~common.protocol.FailureKind`: ``rank_failed``,
+    ``mismatch``, ``deadlock``, ``unmatched``, ``not_symmetric``, ``network``, ``timeout``...).
 
     ``exit_code`` is what ``phantora run`` exits with: the failing rank's own exit code
     (``sys.exit(7)`` on a rank gives 7), else 1. ``rank`` is the failing rank, if one is to blame.
     """
 
-    def __init__(self, kind: str, message: str, *, exit_code: int = 1, rank: int | None = None) -> None:
+    def __init__(self, kind: FailureKind | str, message: str, *, exit_code: int = 1, rank: int | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = FailureKind(kind)  # every kind is a FailureKind member (the summary's `failure` values)
         self.exit_code = exit_code if isinstance(exit_code, int) and exit_code != 0 else 1
         self.rank = rank
 
@@ -62,8 +65,7 @@ def result_exit_code(result: object) -> int | None:
 @dataclass
 class RankState:
     rank: int
-    status: str = "running"
-    """``running``, ``blocked``, ``done`` or ``failed``."""
+    status: RankStatus = RankStatus.RUNNING
     clock_us: float = 0.0
     block: Block | None = None
     asked_us: float | None = None
@@ -122,16 +124,16 @@ class Coordinator:
         elif isinstance(msg, Block):
             st = self.ranks[msg.rank]
             st.clock_us = max(st.clock_us, msg.clock_us)
-            st.status, st.block = "blocked", msg
+            st.status, st.block = RankStatus.BLOCKED, msg
         elif isinstance(msg, Finished):
             st = self.ranks[msg.rank]
             st.clock_us = max(st.clock_us, msg.clock_us)
             st.result = msg.result
             if msg.error is not None:
-                st.status = "failed"
-                raise CoordinatorError("rank_failed", f"rank {msg.rank} failed:\n{msg.error}",
+                st.status = RankStatus.FAILED
+                raise CoordinatorError(FailureKind.RANK_FAILED, f"rank {msg.rank} failed:\n{msg.error}",
                                        exit_code=result_exit_code(msg.result) or 1, rank=msg.rank)
-            st.status = "done"
+            st.status = RankStatus.DONE
         elif isinstance(msg, Hello):
             return
         else:
@@ -143,7 +145,7 @@ class Coordinator:
         st.clock_us = max(st.clock_us, msg.host_us)
         call = msg.call
         if msg.rank not in call.ranks:
-            raise CoordinatorError("mismatch", f"rank {msg.rank} issued {call.kind} on a group without it "
+            raise CoordinatorError(FailureKind.MISMATCH, f"rank {msg.rank} issued {call.kind} on a group without it "
                                    f"(ranks {list(call.ranks)}) at {call.call_site}")
         if self.symmetric:
             self._check_symmetric(call)
@@ -155,20 +157,20 @@ class Coordinator:
         else:
             self._check_same(m, msg)
         if msg.rank in m.items:
-            raise CoordinatorError("mismatch", f"rank {msg.rank} issued {call.key} twice")
-        if call.kind == "send" and call.dtype == "object":
+            raise CoordinatorError(FailureKind.MISMATCH, f"rank {msg.rank} issued {call.key} twice")
+        if call.kind == "send" and call.dtype == OBJECT_DTYPE:
             m.call = call  # an object's size is known to its sender only
         m.items[msg.rank] = item
         self._try_ready((msg.rank, msg.handle))
 
     def _check_symmetric(self, call: CollectiveCall) -> None:
         if call.kind in ("send", "recv"):
-            raise CoordinatorError("not_symmetric", f"--symmetric: {call.kind} at {call.call_site} is "
+            raise CoordinatorError(FailureKind.NOT_SYMMETRIC, f"--symmetric: {call.kind} at {call.call_site} is "
                                    "point-to-point, so ranks are not symmetric; run without --symmetric")
         try:
             sibling_offsets(call.ranks, self.world_size)
         except NotSymmetricError as e:
-            raise CoordinatorError("not_symmetric", f"--symmetric: {call.kind} at {call.call_site}: {e}; "
+            raise CoordinatorError(FailureKind.NOT_SYMMETRIC, f"--symmetric: {call.kind} at {call.call_site}: {e}; "
                                    "run without --symmetric") from None
 
     def members(self, call: CollectiveCall) -> list[int]:
@@ -192,7 +194,7 @@ class Coordinator:
         except UnknownCollectiveKind:
             kind = ""
         if not kind or not self.net.supports(kind):
-            raise CoordinatorError("network", f"{call.kind} at {call.call_site}: the network backend "
+            raise CoordinatorError(FailureKind.NETWORK, f"{call.kind} at {call.call_site}: the network backend "
                                    f"({type(self.net).__name__}) cannot time this collective kind")
         start_ns = max(round(start_us * 1e3), self.net.now_ns)
         nbytes = max(call.nbytes, 4) if call.kind == CollectiveKind.BARRIER else call.nbytes
@@ -224,11 +226,11 @@ class Coordinator:
         p2p = {a.kind, b.kind} == {"send", "recv"}
         if p2p:
             diffs = [d for d in diffs if not d.startswith("kind")]
-        if a.nbytes != b.nbytes and a.kind != "all_to_all" and not a.kind.endswith("_object") and a.dtype != "object":
+        if a.nbytes != b.nbytes and a.kind != "all_to_all" and not a.kind.endswith("_object") and a.dtype != OBJECT_DTYPE:
             diffs.append(f"bytes: {a.nbytes} vs {b.nbytes}")
         if diffs:
             raise CoordinatorError(
-                "mismatch",
+                FailureKind.MISMATCH,
                 f"mismatched collective {a.key} (group {a.group}, call #{a.key.rsplit('#', 1)[-1]}): "
                 f"rank {first_rank} issued {a.kind} at {a.call_site}, rank {msg.rank} issued {b.kind} "
                 f"at {b.call_site}; " + "; ".join(diffs),
@@ -261,9 +263,9 @@ class Coordinator:
     def horizon_us(self) -> float:
         h = INF
         for st in self.ranks.values():
-            if st.status == "running":
+            if st.status is RankStatus.RUNNING:
                 h = min(h, st.clock_us)
-            elif st.status == "blocked" and st.block is not None and st.block.query_us is not None:
+            elif st.status is RankStatus.BLOCKED and st.block is not None and st.block.query_us is not None:
                 h = min(h, st.block.query_us)
         return h
 
@@ -280,7 +282,7 @@ class Coordinator:
                 self._complete(key, end_us, self.net.transport_name)
         t = self._next_event_us()
         for st in self.ranks.values():
-            if st.status == "running" and t is not None and st.clock_us < t and st.asked_us != t:
+            if st.status is RankStatus.RUNNING and t is not None and st.clock_us < t and st.asked_us != t:
                 st.asked_us = t
                 self.outbox.append((st.rank, Horizon(t)))
         self._check_deadlock()
@@ -314,7 +316,7 @@ class Coordinator:
         h = self.horizon_us()
         t = self._next_event_us()
         for st in self.ranks.values():
-            if st.status != "blocked" or st.block is None:
+            if st.status is not RankStatus.BLOCKED or st.block is None:
                 continue
             b = st.block
             items = [self.items.get((st.rank, hd)) for hd in b.handles]
@@ -331,27 +333,27 @@ class Coordinator:
                     self._resume(st, q, Unblock(False))
 
     def _resume(self, st: RankState, clock_us: float, reply: Unblock) -> None:
-        st.status, st.block, st.asked_us = "running", None, None
+        st.status, st.block, st.asked_us = RankStatus.RUNNING, None, None
         st.clock_us = max(st.clock_us, clock_us)
         self.outbox.append((st.rank, reply))
 
     # --- failures ----------------------------------------------------------------
     def _check_deadlock(self) -> None:
-        live = [st for st in self.ranks.values() if st.status in ("running", "blocked")]
+        live = [st for st in self.ranks.values() if st.status.live]
         if not live:
             self._check_unmatched()
             return
-        if any(st.status == "running" for st in live) or self._next_event_us() is not None:
+        if any(st.status is RankStatus.RUNNING for st in live) or self._next_event_us() is not None:
             return
         lines = ["deadlock: every live rank is waiting and no pending collective can complete"]
         for st in self.ranks.values():
             lines.append("  " + self.describe(st.rank))
-        raise CoordinatorError("deadlock", "\n".join(lines))
+        raise CoordinatorError(FailureKind.DEADLOCK, "\n".join(lines))
 
     def describe(self, rank: int) -> str:
         """One line: what ``rank`` is doing (for deadlock and abort reports)."""
         st = self.ranks[rank]
-        if st.status != "blocked" or st.block is None:
+        if st.status is not RankStatus.BLOCKED or st.block is None:
             return f"rank {rank}: {st.status} at t={st.clock_us:.1f} us"
         parts = []
         for hd in st.block.handles:
@@ -374,15 +376,15 @@ class Coordinator:
             m = open_[0]
             missing = [r for r in self.members(m.call) if r not in m.items]
             raise CoordinatorError(
-                "unmatched",
+                FailureKind.UNMATCHED,
                 f"{len(open_)} collective(s) never matched; first: {m.call.kind} {m.call.key} issued by "
                 f"rank(s) {sorted(m.items)} at {m.call.call_site}, never by rank(s) {missing} (they finished)",
             )
 
     def abort_all(self, reason: str) -> None:
         for st in self.ranks.values():
-            if st.status in ("running", "blocked"):
+            if st.status.live:
                 self.outbox.append((st.rank, Abort(reason)))
 
     def finished(self) -> bool:
-        return all(st.status == "done" for st in self.ranks.values())
+        return all(st.status is RankStatus.DONE for st in self.ranks.values())
