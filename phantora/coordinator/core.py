@@ -158,13 +158,13 @@ class Coordinator:
             self._check_same(m, msg)
         if msg.rank in m.items:
             raise CoordinatorError(FailureKind.MISMATCH, f"rank {msg.rank} issued {call.key} twice")
-        if call.kind == "send" and call.dtype == OBJECT_DTYPE:
+        if call.kind is CollectiveKind.SEND and call.dtype == OBJECT_DTYPE:
             m.call = call  # an object's size is known to its sender only
         m.items[msg.rank] = item
         self._try_ready((msg.rank, msg.handle))
 
     def _check_symmetric(self, call: CollectiveCall) -> None:
-        if call.kind in ("send", "recv"):
+        if call.kind.is_p2p:
             raise CoordinatorError(FailureKind.NOT_SYMMETRIC, f"--symmetric: {call.kind} at {call.call_site} is "
                                    "point-to-point, so ranks are not symmetric; run without --symmetric")
         try:
@@ -223,10 +223,10 @@ class Coordinator:
         a, b = m.call, msg.call
         first_rank = next(iter(m.items))
         diffs = [f"{f}: {getattr(a, f)!r} vs {getattr(b, f)!r}" for f in _COMPARED if getattr(a, f) != getattr(b, f)]
-        p2p = {a.kind, b.kind} == {"send", "recv"}
+        p2p = {a.kind, b.kind} == {CollectiveKind.SEND, CollectiveKind.RECV}
         if p2p:
             diffs = [d for d in diffs if not d.startswith("kind")]
-        if a.nbytes != b.nbytes and a.kind != "all_to_all" and not a.kind.endswith("_object") and a.dtype != OBJECT_DTYPE:
+        if a.nbytes != b.nbytes and a.kind is not CollectiveKind.ALL_TO_ALL and not a.kind.is_object and a.dtype != OBJECT_DTYPE:
             diffs.append(f"bytes: {a.nbytes} vs {b.nbytes}")
         if diffs:
             raise CoordinatorError(
