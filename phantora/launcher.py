@@ -176,6 +176,7 @@ def launch(spec: LaunchSpec, rank_main: RankMain, network: NetworkBackend | None
             p = ctx.Process(target=_child, args=(r, spec, child_end, rank_main, me), name=f"phantora-rank{r}",
                             daemon=True)
             p.start()
+            assert p.pid is not None
             track(p.pid)
             child_end.close()
             procs.append(p)

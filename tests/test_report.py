@@ -133,6 +133,6 @@ def test_report_errors_are_one_line(tmp_path: Path) -> None:
     assert res.exit_code != 0
     assert [ln for ln in res.output.splitlines() if ln] == [
         f"Error: {tmp_path}: neither sweep.parquet nor breakdown.parquet found "
-        "(give a `phantora sweep` or multi-rank `phantora run` results folder)"]
+        "(give a `phantora sweep` or a `phantora run` results folder)"]
     res = CliRunner().invoke(main, ["report", str(run_folder(tmp_path)), "--format", "gif"])
     assert res.exit_code != 0 and "--format: unknown format 'gif'" in res.output

@@ -45,7 +45,7 @@ def report(results_dir: Path, out_dir: Path | None, formats: str, point: str | N
         _run_plots(results_dir, _scenario_near(results_dir), link_bytes, no_links, save)
     else:
         raise click.ClickException(f"{results_dir}: neither sweep.parquet nor breakdown.parquet found "
-                                   "(give a `phantora sweep` or multi-rank `phantora run` results folder)")
+                                   "(give a `phantora sweep` or a `phantora run` results folder)")
     if as_json:
         for w in written:
             click.echo(json.dumps(w))

@@ -82,7 +82,7 @@ PREFERRED = ("size_bytes", "transport", "time_us", "busbw_gbps", "iteration_ms",
 
 
 def _print_table(out: Path, as_json: bool) -> None:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     from phantora.compose import short_name
 

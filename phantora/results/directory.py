@@ -81,9 +81,9 @@ class ResultsDir:
                 shown = ", ".join(repr(n) for n in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
                 raise ResultsDirError(f"{where}: not empty and not a phantora results directory (holds {shown}); "
                                       "use --overwrite to write into it anyway, or another --out")
-            for e in p.iterdir():  # the previous run's files must not mix with this run's
-                if e.name in PHANTORA_FILES or _is_tmp(e.name):
-                    e.unlink()
+            for entry in p.iterdir():  # the previous run's files must not mix with this run's
+                if entry.name in PHANTORA_FILES or _is_tmp(entry.name):
+                    entry.unlink()
             write_json_atomic(p / "summary.json", {"status": "running", "pid": os.getpid(),
                                                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                    "command": sys.argv, **(running or {})})

@@ -34,7 +34,7 @@ HOST_TID = 0
 
 def ops_frame(results: Mapping[int, Any]):
     """All ranks' ops as a pandas DataFrame with :data:`OPS_COLUMNS`."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     rows = [(o.rank, o.stream, o.op, o.shapes, o.dtype, o.start_us, o.dur_us, o.source)
             for r in sorted(results) for o in getattr(results[r], "ops", [])]
@@ -122,7 +122,7 @@ BREAKDOWN_COLUMNS = ["rank", "iteration", "start_us", "end_us", "dur_us", "compu
 
 def write_tables(out_dir: Path, results: Mapping[int, Any], collectives: Sequence[Any] = ()) -> list[Path]:
     """``collectives.parquet`` (one row per collective) and ``breakdown.parquet`` (per rank and iteration)."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     coll = pd.DataFrame([asdict(c) for c in collectives], columns=COLLECTIVE_COLUMNS)

@@ -78,6 +78,7 @@ def _execute_in_fresh_process(job: RunJob) -> Outcome:
     here, there = ctx.Pipe(duplex=False)
     p = ctx.Process(target=_fresh_driver, args=(job, there, os.getpid()), name="phantora-launcher")
     p.start()
+    assert p.pid is not None
     track(p.pid)
     there.close()
     try:

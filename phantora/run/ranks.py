@@ -87,7 +87,7 @@ def interposed_rank_main(rank: int, ch: Channel, *, job: RunJob) -> tuple[object
         uninstall()
         if prof is not None:
             prof.disable()
-            prof.dump_stats(prof_path)
+            prof.dump_stats(str(prof_path))
     error = getattr(result, "error", None)
     if error is None and getattr(result, "exit_code", 0) != 0:
         error = f"the script exited with code {result.exit_code}"

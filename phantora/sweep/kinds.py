@@ -119,7 +119,7 @@ class NetbenchKind(PointKind):
         return ["netbench", "--scenario", str(scenario_path), "--json", *args]
 
     def rows(self, stdout: str, out_dir: Path) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for wide in json_lines(stdout):
             # netbench prints one row per size with <transport>_<metric> columns: make it tidy
             per: dict[str, dict[str, Any]] = {}

@@ -122,7 +122,7 @@ def table_rows(study: Study, outcomes: Mapping[str, PointOutcome]) -> list[dict[
 
 
 def write_table(study: Study, out: Path, outcomes: Mapping[str, PointOutcome]) -> Path:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     df = pd.DataFrame(table_rows(study, outcomes))
     for name in study.swept:  # mixed-type columns (e.g. 1 and "2:1") would not fit parquet

@@ -82,9 +82,9 @@ def _expand(sweep: SweepSection, source: str) -> tuple[list[dict[str, Any]], lis
             if not values:
                 raise SweepError(f"{source}: sweep.grid.{name}: empty list of values")
         check_no_conflicts(sweep.grid, source, "sweep.grid")
-        names = list(sweep.grid)
-        combos = itertools.product(*(sweep.grid[n] for n in names))
-        return [dict(zip(names, c, strict=True)) for c in combos], names
+        fields = list(sweep.grid)
+        combos = itertools.product(*(sweep.grid[n] for n in fields))
+        return [dict(zip(fields, c, strict=True)) for c in combos], fields
     assert sweep.list_ is not None
     if not sweep.list_:
         raise SweepError(f"{source}: sweep.list: empty list of points")
@@ -171,7 +171,7 @@ def load_study(path: str | Path) -> Study:
         if name in spec.set or any(name.startswith(s + ".") or s.startswith(name + ".") for s in spec.set):
             raise SweepError(f"{source}: sweep.{name}: also given in 'set' (conflicting overrides)")
     where = "sweep.grid" if spec.sweep.grid is not None else "sweep.list"
-    points = []
+    points: list[Point] = []
     for combo in combos:
         try:
             scen = apply_overrides(fixed, combo, source=source, where=where)
