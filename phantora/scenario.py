@@ -97,6 +97,16 @@ class ValuesSection(BaseModel):
         return ValuePolicy.parse(self.policy, seed=self.seed, cap_bytes=int(self.cap_mib * 2**20))
 
 
+class HostSection(BaseModel):
+    """The target host's CPU (the host-time model, :mod:`interpose.host_model`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bench_us: float | None = Field(None, gt=0)
+    """The target host's ``python -m profiles.hostbench`` figure (µs per unit). ``None``: the replayed
+    profiles' recording host (their header's ``host_bench_us``)."""
+
+
 class Scenario(ClusterConfig):
     """A simulated cluster: ``hosts`` × ``gpus_per_host`` GPUs of one kind.
 
@@ -116,6 +126,7 @@ class Scenario(ClusterConfig):
     memory_limit_gib: float | None = Field(None, gt=0)
     """Override of the GPU's memory (GiB); default: the GPU's ``total_memory_bytes``."""
     values: ValuesSection = Field(default_factory=ValuesSection)
+    host: HostSection = Field(default_factory=HostSection)
     """Known-value tracking and the value policy (``values.policy``; ``phantora run --values`` overrides)."""
     _source: str = PrivateAttr(default="<scenario>")
 

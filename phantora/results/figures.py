@@ -139,6 +139,7 @@ def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, arg
         "script": script,
         "argv": list(argv),
         "host_time": host_time,
+        "host_model": getattr(results[ranks[0]], "host_model", None) if ranks else None,
         "ranks": len(ranks),
         "iterations": n,
         "iteration_kind": _iteration_kind(results),

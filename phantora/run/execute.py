@@ -18,7 +18,7 @@ from typing import Any
 from phantora.coordinator import CollectiveRow, CoordinatorError
 from phantora.launcher import LaunchFailed, launch
 from phantora.results.figures import slowest_iteration_ms
-from phantora.run.job import RunJob, prewarm
+from phantora.run.job import RunJob, prewarm, prewarm_host_bench
 from phantora.run.ranks import interposed
 
 
@@ -48,6 +48,8 @@ def execute(job: RunJob, on_start: Callable[[list[int]], None] | None = None, is
     if isolate and on_start is None:
         return _execute_in_fresh_process(job)
     prewarm()
+    if job.host_time == "measured":
+        prewarm_host_bench()
     t0 = time.perf_counter()
     res = launch(job.launch_spec(), interposed(job), job.network, on_start=on_start, timeout_s=job.timeout_s)
     wall = time.perf_counter() - t0

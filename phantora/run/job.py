@@ -39,6 +39,14 @@ def prewarm() -> None:
             importlib.import_module(name)
 
 
+def prewarm_host_bench() -> None:
+    """Measure this machine's CPU benchmark once, before forking: every rank inherits the figure
+    (measured host time scales by it), and ranks busy with each other cannot skew it."""
+    from profiles.hostbench import host_bench_us
+
+    host_bench_us()
+
+
 @dataclass(kw_only=True)
 class RunJob:
     """Everything a simulated run needs (built from a scenario and the CLI by :meth:`from_scenario`)."""
@@ -56,6 +64,8 @@ class RunJob:
     network: NetworkBackend | None = None
     """The scenario's network; ``None`` for a world of one (nothing to coordinate)."""
     host_time: str = "zero"
+    host_bench_us: float | None = None
+    """The target host's CPU benchmark (scenario ``host.bench_us``); ``None``: the profiles' recording host."""
     memory_limit_bytes: int | None = None
     values: Any = None
     """:class:`interpose.values.ValuePolicy` of every rank (``None``: the default policy)."""
@@ -87,6 +97,7 @@ class RunJob:
             rank=rank, world_size=self.world_size, local_rank=rank % self.nproc_per_node,
             local_world_size=self.nproc_per_node, gpu=self.gpu, compute_model=self.compute_model,
             memory_limit_bytes=self.memory_limit_bytes, host_time=self.host_time,  # type: ignore[arg-type]
+            host_bench_us=self.host_bench_us,
             **({} if self.values is None else {"values": self.values}),
         )
 
@@ -108,4 +119,5 @@ class RunJob:
         return cls(script=script, argv=list(argv), nnodes=nn, nproc_per_node=npn, gpu=scenario.gpu_spec(),
                    compute_model=compute_model if compute_model is not None else scenario.build_compute_model(),
                    network=network_backend(scenario, nn, npn) if nn * npn > 1 else None,
-                   memory_limit_bytes=scenario.memory_limit_bytes(), values=scenario.values.build(), **options)
+                   memory_limit_bytes=scenario.memory_limit_bytes(), values=scenario.values.build(),
+                   host_bench_us=scenario.host.bench_us, **options)
