@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time as _time
 
-real_perf_counter = _time.perf_counter
 real_time = _time.time
 real_sleep = _time.sleep
 cpu_time = _time.thread_time

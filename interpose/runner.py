@@ -9,7 +9,6 @@ import runpy
 import sys
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
@@ -26,8 +25,6 @@ from interpose.host_model import host_scale
 from interpose.patching import Patcher
 from interpose.runtime import RankRuntime
 from interpose.sdpa import make_sdpa
-
-_INTERPOSE_DIR = str(Path(__file__).resolve().parent)
 
 
 class _Installed:

@@ -1,7 +1,7 @@
 """RankRuntime: all simulated state of one rank (clock, streams, events, memory, op log).
 
 Everything the shim patches talks to the single active runtime
-(:func:`current`). The multi-rank coordinator (issue 4) plugs in at two points:
+(:func:`current`). The multi-rank coordinator plugs in at two points:
 
 - :meth:`RankRuntime.enqueue_external` queues work whose end time is unknown
   when issued (a collective) and returns a :class:`~interpose.streams.WorkHandle`;
