@@ -43,7 +43,7 @@ are applied in (time, rank) order, so results do not depend on OS scheduling.
 from __future__ import annotations
 
 import select
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from multiprocessing.connection import Connection
 from typing import Generic, TypeVar
@@ -262,11 +262,9 @@ class Channel(Generic[S, R]):
     this end sends, ``R`` what it receives (:data:`RankChannel`, :data:`CoordinatorChannel`)."""
 
     conn: Connection
-    sent: int = field(default=0)
 
     def send(self, msg: S) -> None:
         self.conn.send(msg)
-        self.sent += 1
 
     def recv(self) -> R:
         return self.conn.recv()

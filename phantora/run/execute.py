@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.protocol import FailureKind
 from phantora.coordinator import CollectiveRow, CoordinatorError
 from phantora.launcher import LaunchFailed, launch
 from phantora.results.figures import slowest_iteration_ms
@@ -86,7 +87,7 @@ def _execute_in_fresh_process(job: RunJob) -> Outcome:
     try:
         reply = here.recv()
     except EOFError:
-        raise CoordinatorError("launcher", "the launcher process died without reporting") from None
+        raise CoordinatorError(FailureKind.LAUNCHER, "the launcher process died without reporting") from None
     except BaseException:
         stop_processes([p], grace_s=3.0)  # its ranks die with it (parent-death signal)
         raise

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.protocol import FailureKind
 from phantora.launcher import LaunchFailed
 from phantora.results import build_summary, failure_summary, write_json_atomic, write_results
 from phantora.run.execute import execute
@@ -49,7 +50,7 @@ def simulate(job: RunJob, *, scenario: Any, out_dir: Path | None, as_json: bool,
     extra: dict[str, Any] = {**job.shape(), "executed_ranks": len(outcome.results),
                              "collectives": len(outcome.collectives)}
     if outcome.teardown_errors:  # training finished, but a rank did not end cleanly: say so
-        extra.update(status="failed", exit_code=outcome.teardown_exit_code, failure="teardown",
+        extra.update(status="failed", exit_code=outcome.teardown_exit_code, failure=FailureKind.TEARDOWN.value,
                      error="; ".join(outcome.teardown_errors))
     if out_dir is not None:
         summary = write_results(out_dir, results=outcome.results, **run, wall_s=outcome.wall_s,
