@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import phantora.coordinator.core as core
-from phantora.coordinator import AlphaBetaTimer
+from netsim.alpha_beta import AlphaBetaNetwork
 from phantora.run import RunJob, execute, prewarm
 from profiles import build_compute_model, get_gpu
 
@@ -80,7 +80,7 @@ def measure(n: int, steps: int, gpus_per_host: int, symmetric: bool = False) -> 
     job = RunJob(script=str(REPO / "examples/ddp/train.py"), argv=[*SCRIPT_ARGS, "--steps", str(steps)],
                  nnodes=max(1, n // gpus_per_host), nproc_per_node=min(n, gpus_per_host), gpu=gpu,
                  compute_model=build_compute_model("roofline", gpu),
-                 network=AlphaBetaTimer(gpus_per_host=min(n, gpus_per_host)), symmetric=symmetric)
+                 network=AlphaBetaNetwork(gpus_per_host=min(n, gpus_per_host)), symmetric=symmetric)
     t0 = time.perf_counter()
     self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = execute(job, on_start=probe.on_start)

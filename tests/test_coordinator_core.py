@@ -17,7 +17,8 @@ from common.protocol import (
     Resolved,
     Unblock,
 )
-from phantora.coordinator import AlphaBetaTimer, Coordinator, CoordinatorError
+from netsim.alpha_beta import AlphaBetaNetwork
+from phantora.coordinator import Coordinator, CoordinatorError
 
 
 def call(key="0#0", kind="all_reduce", ranks=(0, 1), nbytes=1_000_000, site="train.py:10", **kw):
@@ -26,7 +27,7 @@ def call(key="0#0", kind="all_reduce", ranks=(0, 1), nbytes=1_000_000, site="tra
 
 
 def coord(n=2, gpus_per_host=8):
-    return Coordinator(n, AlphaBetaTimer(gpus_per_host=gpus_per_host, nvlink_gbps=100.0, latency_us=0.0))
+    return Coordinator(n, AlphaBetaNetwork(gpus_per_host=gpus_per_host, nvlink_gbps=100.0, latency_us=0.0))
 
 
 def replies(c, rank, kind):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phantora.coordinator import AlphaBetaTimer
+from netsim.alpha_beta import AlphaBetaNetwork
 from phantora.results import build_summary
 from phantora.run import RunJob, execute, simulate
 from profiles import build_compute_model, get_gpu
@@ -23,7 +23,7 @@ def job(repo_root, example, nnodes, nproc, extra=()):
     return RunJob(script=str(repo_root / "examples" / example / "train.py"), argv=[*TINY, *extra],
                         nnodes=nnodes, nproc_per_node=nproc, gpu=gpu,
                         compute_model=build_compute_model("roofline", gpu),
-                        network=AlphaBetaTimer(gpus_per_host=nproc), host_time="zero")
+                        network=AlphaBetaNetwork(gpus_per_host=nproc), host_time="zero")
 
 
 @pytest.mark.slow
@@ -107,20 +107,21 @@ def test_object_collectives_relay_real_values(repo_root):
     out = execute(RunJob(script=str(repo_root / "tests/data/multirank/objects.py"), argv=[],
                          nnodes=1, nproc_per_node=2, gpu=gpu,
                          compute_model=build_compute_model("roofline", gpu),
-                         network=AlphaBetaTimer(gpus_per_host=2)))
+                         network=AlphaBetaNetwork(gpus_per_host=2)))
     assert [c.kind for c in out.collectives] == ["all_gather_object", "broadcast_object", "all_reduce"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("example", "extra"), [("ddp", []), ("fsdp2", []), ("tp2d", ["--tp", "2"])])
 def test_symmetric_run_equals_full_run(repo_root, example, extra):
-    """Executing rank 0 alone (--symmetric) gives the full run's iteration times for SPMD jobs."""
+    """Executing rank 0 alone (--symmetric) gives the full run's iteration times for SPMD jobs, to the
+    network's 1 ns: collectives start at whole ns, so ranks' iterations may differ below it."""
     from dataclasses import replace
 
     full = execute(job(repo_root, example, 2, 2, extra))
     sym = execute(replace(job(repo_root, example, 2, 2, extra), symmetric=True))
     assert sorted(sym.results) == [0] and sorted(full.results) == [0, 1, 2, 3]
-    assert sym.iteration_ms() == pytest.approx(full.iteration_ms(), rel=1e-9)
+    assert sym.iteration_ms() == pytest.approx(full.iteration_ms(), rel=1e-9, abs=1e-6)  # ms
     full_rows = {c.key: (c.start_us, c.end_us) for c in full.collectives}
     sym_rows = {c.key: (c.start_us, c.end_us) for c in sym.collectives}
     assert sym_rows and all(full_rows[k] == pytest.approx(v) for k, v in sym_rows.items()), \
@@ -177,7 +178,7 @@ def test_dtensor_local_ops_are_simulated(tmp_path):
     gpu = get_gpu("h100")
     o = execute(RunJob(script=str(script), argv=[], nnodes=1, nproc_per_node=2, gpu=gpu,
                        compute_model=build_compute_model("roofline", gpu),
-                       network=AlphaBetaTimer(gpus_per_host=2), host_time="zero"))
+                       network=AlphaBetaNetwork(gpus_per_host=2), host_time="zero"))
     ops = [r.op for r in o.results[0].ops]
     # per step: 2 forward linears + their input/weight grads on the local shards
     assert sum(op in ("aten.mm.default", "aten.addmm.default") for op in ops) >= 2 * 5

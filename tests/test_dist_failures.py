@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from phantora.coordinator import AlphaBetaTimer, CoordinatorError
+from netsim.alpha_beta import AlphaBetaNetwork
+from phantora.coordinator import CoordinatorError
 from phantora.launcher import LaunchSpec, launch, torchrun_env
 from phantora.run import plain
 
 
 def run(repo_root, name, nnodes=2, nproc=2):
     script = str(repo_root / "tests" / "data" / "multirank" / f"{name}.py")
-    return launch(LaunchSpec(nnodes, nproc), plain(script, []), AlphaBetaTimer(gpus_per_host=nproc))
+    return launch(LaunchSpec(nnodes, nproc), plain(script, []), AlphaBetaNetwork(gpus_per_host=nproc))
 
 
 def test_torchrun_env():
@@ -29,8 +30,8 @@ def test_allreduce_run_matches_and_times(repo_root):
     assert kinds == ["all_reduce", "all_reduce", "barrier"]
     first, second = res.collectives[:2]
     assert second.start_us == pytest.approx(first.end_us), "host waits for the first before issuing the second"
-    # 1 MiB, 4 ranks on 2 hosts: 10 us + 1.5 * 1 MiB / 50 GB/s
-    assert first.end_us - first.start_us == pytest.approx(10 + 1.5 * 2**20 / 50e3)
+    # 1 MiB, 4 ranks on 2 hosts: 10 us + 1.5 * 1 MiB / 50 GB/s, to the network's 1 ns (netsim times are whole ns)
+    assert first.end_us - first.start_us == pytest.approx(10 + 1.5 * 2**20 / 50e3, abs=1e-3)
 
 
 def test_p2p_ring(repo_root):

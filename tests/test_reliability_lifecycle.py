@@ -202,7 +202,7 @@ def test_rank_exit_code_propagates(runs):
 def test_ranks_hold_no_coordinator_end_of_any_channel(repo_root, tmp_path):
     """Each forked rank used to inherit the coordinator's ends of its own and every earlier rank's
     socket pair (so it never saw EOF, and rank 1 held rank 0's channel)."""
-    from phantora.coordinator import AlphaBetaTimer
+    from netsim.alpha_beta import AlphaBetaNetwork
     from phantora.launcher import LaunchSpec, launch
     from phantora.run import plain
 
@@ -233,13 +233,14 @@ def test_ranks_hold_no_coordinator_end_of_any_channel(repo_root, tmp_path):
         with contextlib.suppress(OSError):
             links.add(os.readlink(fd))
     (tmp_path / "before").write_text(" ".join(x for x in links if x.startswith("socket:")))
-    launch(LaunchSpec(1, 4), plain(str(script), []), AlphaBetaTimer(gpus_per_host=4))
+    launch(LaunchSpec(1, 4), plain(str(script), []), AlphaBetaNetwork(gpus_per_host=4))
     for r in range(4):
         assert (tmp_path / f"shared{r}").read_text() == "[]", f"rank {r} holds a coordinator-side socket"
 
 
 def test_rank_exiting_without_reporting_is_named_with_its_code(repo_root, tmp_path):
-    from phantora.coordinator import AlphaBetaTimer, CoordinatorError
+    from netsim.alpha_beta import AlphaBetaNetwork
+    from phantora.coordinator import CoordinatorError
     from phantora.launcher import LaunchSpec, launch
     from phantora.run import plain
 
@@ -247,13 +248,13 @@ def test_rank_exiting_without_reporting_is_named_with_its_code(repo_root, tmp_pa
     script.write_text("import os\nimport torch.distributed as dist\ndist.init_process_group('nccl')\n"
                       "if dist.get_rank() == 1:\n    os._exit(5)\ndist.barrier()\n")
     with pytest.raises(CoordinatorError) as e:
-        launch(LaunchSpec(1, 2), plain(str(script), []), AlphaBetaTimer(gpus_per_host=2))
+        launch(LaunchSpec(1, 2), plain(str(script), []), AlphaBetaNetwork(gpus_per_host=2))
     assert "rank 1 exited with code 5 without reporting" in str(e.value) and e.value.exit_code == 5
 
 
 def test_rank_stuck_at_teardown_is_a_failure(repo_root, tmp_path):
     """A rank that reported its result but cannot exit (a non-daemon thread) is killed and named."""
-    from phantora.coordinator import AlphaBetaTimer
+    from netsim.alpha_beta import AlphaBetaNetwork
     from phantora.launcher import LaunchSpec, launch
     from phantora.run import plain
 
@@ -261,7 +262,7 @@ def test_rank_stuck_at_teardown_is_a_failure(repo_root, tmp_path):
     script.write_text("import threading, time\nimport torch.distributed as dist\ndist.init_process_group('nccl')\n"
                       "dist.barrier()\nif dist.get_rank() == 1:\n"
                       "    threading.Thread(target=time.sleep, args=(300,)).start()\n")
-    res = launch(LaunchSpec(1, 2), plain(str(script), []), AlphaBetaTimer(gpus_per_host=2))
+    res = launch(LaunchSpec(1, 2), plain(str(script), []), AlphaBetaNetwork(gpus_per_host=2))
     assert sorted(res.results) == [0, 1]
     [line] = res.teardown_errors()
     assert line.startswith("rank 1 reported its result but did not exit within")
@@ -273,8 +274,8 @@ def test_signal_whose_exception_python_swallowed_still_stops_the_launch(tmp_path
     launcher's loops check for a pending signal, so the run still stops."""
     import multiprocessing as mp
 
+    from netsim.alpha_beta import AlphaBetaNetwork
     from phantora import lifecycle
-    from phantora.coordinator import AlphaBetaTimer
     from phantora.launcher import LaunchSpec, launch
     from phantora.run import plain
 
@@ -295,7 +296,7 @@ def test_signal_whose_exception_python_swallowed_still_stops_the_launch(tmp_path
     with lifecycle.handle_signals():
         armed.append(True)
         with pytest.raises(lifecycle.Interrupted) as e:
-            launch(LaunchSpec(1, 2), plain(str(script), []), AlphaBetaTimer(gpus_per_host=2))
+            launch(LaunchSpec(1, 2), plain(str(script), []), AlphaBetaNetwork(gpus_per_host=2))
     assert not armed, "the hook ran"
     assert e.value.exit_code == 143 and time.monotonic() - t0 < 15
     assert mp.active_children() == []

@@ -9,7 +9,4 @@ from netsim.alpha_beta import AlphaBetaNetwork
 from phantora.coordinator.calls import CollectiveRow
 from phantora.coordinator.core import Coordinator, CoordinatorError
 
-AlphaBetaTimer = AlphaBetaNetwork
-"""The name the run pipeline's tests still use for :class:`netsim.alpha_beta.AlphaBetaNetwork`."""
-
-__all__ = ["AlphaBetaNetwork", "AlphaBetaTimer", "CollectiveRow", "Coordinator", "CoordinatorError"]
+__all__ = ["AlphaBetaNetwork", "CollectiveRow", "Coordinator", "CoordinatorError"]
