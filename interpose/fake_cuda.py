@@ -122,11 +122,13 @@ class _GeneratorMeta(type(torch._C.Generator)):  # type: ignore[misc]
 class _CudaGenerator(torch._C.Generator, metaclass=_GeneratorMeta):
     """``torch.Generator(device="cuda")`` without a driver: a CPU generator that reports cuda."""
 
+    _sim_device: torch.device
+
     def __new__(cls, device: Any = "cpu"):
         d = torch.device(device) if device is not None else torch.device("cpu")
         if d.type != "cuda":
             return torch._C.Generator(d)
-        g = super().__new__(cls, "cpu")
+        g = super().__new__(cls, "cpu")  # type: ignore[call-arg]  # the stubs give Generator no __new__(device)
         g._sim_device = torch.device("cuda", d.index or 0)
         return g
 

@@ -13,7 +13,7 @@ so anything unusual simply stays on the slow path.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, in_kernel_invocation_manager
@@ -22,7 +22,12 @@ _SCALARS = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.
 _METADATA_MUTATORS = {"aten.resize_", "aten.resize_as_", "aten.set_", "aten.as_strided_", "aten.copy_"}
 _BANNED_TAGS = {torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output, torch.Tag.inplace_view}
 
-Spec = tuple[tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device], ...]
+Dense = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]
+"""One fresh output: shape, stride, dtype, device."""
+View = tuple[Literal["view"], tuple[int, ...], tuple[int, ...], int, torch.dtype, torch.device]
+"""A view of argument 0: ``"view"``, shape, stride, storage offset, dtype, device."""
+Spec = tuple[Literal["inplace"]] | tuple[Literal["mutate"]] | View | tuple[Dense, ...]
+"""What a cached op returns: argument 0 (``inplace``), nothing (``mutate``), a view, or fresh outputs."""
 
 
 def _functional(func: torch._ops.OpOverload) -> bool | str:
@@ -89,19 +94,19 @@ class OutputCache:
 
     def __init__(self, mode: FakeTensorMode) -> None:
         self.mode = mode
-        self._eligible: dict[Any, bool] = {}
-        self.entries: dict[tuple, Spec | None] = {}
+        self._eligible: dict[Any, bool | str] = {}
+        self.entries: dict[tuple[Any, ...], Spec | None] = {}
         self.hits = 0
         self.misses = 0
 
-    def key(self, func: Any, args: tuple, kwargs: dict) -> tuple | None:
+    def key(self, func: Any, args: tuple, kwargs: dict) -> tuple[Any, ...] | None:
         ok = self._eligible.get(func)
         if ok is None:
             ok = self._eligible[func] = _functional(func)
         if not ok or (ok == "view" and torch.is_inference_mode_enabled()):
             return None  # a view made in inference_mode must share its base's version counter
         try:
-            k = (func, tuple(_desc(a) for a in args))
+            k: tuple[Any, ...] = (func, tuple(_desc(a) for a in args))
             if kwargs:
                 k = (*k, tuple((n, _desc(v)) for n, v in kwargs.items()))
         except _Skip:
@@ -116,17 +121,18 @@ class OutputCache:
             return args[0]
         if kind == "mutate":
             return None
-        if spec[0] == "view":
-            _, shape, stride, offset, dtype, device = spec
+        if kind == "view":
+            _, shape, stride, offset, dtype, device = cast(View, spec)
             with in_kernel_invocation_manager(mode):
                 m = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
                 m.set_(args[0].untyped_storage(), offset, shape, stride)
             return FakeTensor(mode, m, device)
+        dense = cast(tuple[Dense, ...], spec)
         outs = []
         with in_kernel_invocation_manager(mode):
-            for shape, stride, dtype, _device in spec:
+            for shape, stride, dtype, _device in dense:
                 outs.append(torch.empty_strided(shape, stride, dtype=dtype, device="meta"))
-        fakes = tuple(FakeTensor(mode, m, d) for m, (_, _, _, d) in zip(outs, spec, strict=True))
+        fakes = tuple(FakeTensor(mode, m, d) for m, (_, _, _, d) in zip(outs, dense, strict=True))
         return fakes[0] if len(fakes) == 1 else fakes
 
     def learn(self, k: tuple, args: tuple, out: Any) -> None:
@@ -161,7 +167,7 @@ class OutputCache:
             return
         outs = out if isinstance(out, tuple) else (out,)
         in_storages = {a.untyped_storage()._cdata for a in args if isinstance(a, FakeTensor)}
-        spec = []
+        spec: list[Dense] = []
         for o in outs:
             if not isinstance(o, FakeTensor) or o.storage_offset() != 0 or o.is_conj() or o.is_neg():
                 self.entries[k] = None

@@ -78,10 +78,7 @@ class KnownValues:
         if not isinstance(t, FakeTensor):
             return None
         s = self._shadow.get(t.untyped_storage()._cdata)
-        if s is None:
-            return None
-        with _disable_current_modes():  # callers may sit inside FakeTensorMode (flex attention's rule)
-            return torch.empty(0, dtype=t.dtype).set_(s, t.storage_offset(), t.shape, t.stride())
+        return None if s is None else _view(t, s)
 
     def known(self, t: Any) -> bool:
         return isinstance(t, FakeTensor) and t.untyped_storage()._cdata in self._shadow
@@ -104,7 +101,7 @@ class KnownValues:
             self._shadow[key] = torch.UntypedStorage(st.nbytes())
             weakref.finalize(st, self._shadow.pop, key, None)
         if real is not None:
-            view = self.get(fake)
+            view = _view(fake, self._shadow[key])
             with torch.no_grad(), _disable_current_modes():
                 real = real.reshape(view.shape) if real.shape != view.shape else real
                 if torch._debug_has_internal_overlap(view) == 1:
@@ -308,6 +305,12 @@ class KnownValues:
 
 
 _FAILED = object()
+
+
+def _view(t: torch.Tensor, shadow: torch.UntypedStorage) -> torch.Tensor:
+    """A real CPU tensor with ``t``'s layout over ``shadow`` (its data's storage)."""
+    with _disable_current_modes():  # callers may sit inside FakeTensorMode (flex attention's rule)
+        return torch.empty(0, dtype=t.dtype).set_(shadow, t.storage_offset(), t.shape, t.stride())
 
 
 def _flat_all(args: tuple):
