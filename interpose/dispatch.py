@@ -42,7 +42,7 @@ from profiles.compute import ComputeModel, signature_of
 __all__ = ["Handler", "SimDispatchMode", "SimFakeMode"]
 
 aten = torch.ops.aten
-_UNSEEN = object()
+_UNSEEN: Any = object()
 _PRIM_DEVICE = torch.ops.prim.device.default
 
 Handler = Callable[[Any, tuple, dict], Any]

@@ -9,6 +9,7 @@ import runpy
 import sys
 import traceback
 from collections.abc import Iterator
+from typing import cast
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
@@ -51,7 +52,7 @@ def install(cfg: RankConfig) -> RankRuntime:
     global _state
     if _state is not None:
         raise RuntimeError("interpose is already installed in this process")
-    ensure_cuda_guard(tuple(cfg.gpu.capability))
+    ensure_cuda_guard(cast("tuple[int, int]", tuple(cfg.gpu.capability)))
     rt = RankRuntime(cfg)
     _runtime.set_current(rt)
     patcher = Patcher()
@@ -81,6 +82,10 @@ def install(cfg: RankConfig) -> RankRuntime:
         rt.clock.per_call_us = mode.calibrate()
         scale = host_scale(cfg.host_bench_us, cfg.compute_model)
         rt.clock.scale = scale.factor
+        if scale.probe_ref_us:
+            from profiles.hostbench import python_probe_us
+
+            rt.clock.probe, rt.clock.probe_ref_us = python_probe_us, scale.probe_ref_us
         rt.host_model.update(scale.as_dict())
     tp = TimePatch(rt.clock)
     tp.install()
