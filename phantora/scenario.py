@@ -141,7 +141,7 @@ class Scenario(ClusterConfig):
         from profiles.gpus import GPUS
 
         gpu = info.data.get("gpu")
-        if v is None or gpu not in GPUS:
+        if v is None or not isinstance(gpu, str) or gpu not in GPUS:
             return v
         total = GPUS.get(gpu).total_memory_bytes / 2**30
         if not v <= total:  # inf, nan and 1e12 alike

@@ -11,8 +11,12 @@ import runpy
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import click
+
+if TYPE_CHECKING:
+    from profiles.store import ProfileEntry
 
 
 def _interrupt(signum, frame) -> None:
@@ -36,7 +40,7 @@ def _detect_gpu(device: str) -> str:
 def _save(out: Path, header, entries, merge: bool) -> int:
     from profiles.store import read_profile, write_profile
 
-    merged = {}
+    merged: dict[str, ProfileEntry] = {}
     if merge and out.exists():
         old_header, merged = read_profile(out)
         if old_header.gpu != header.gpu:
@@ -108,7 +112,7 @@ def profile(
         entries, failures = profile_specs(specs, device=device, repeats=repeats, warmup=warmup)
         source = f"kernels-only {Path(missing).name}"
     else:
-        runs = _read_runs(Path(runs_file)) if runs_file else [(world_size, script, list(script_args))]
+        runs = _read_runs(Path(runs_file)) if runs_file else [(world_size, cast(str, script), list(script_args))]
         for _, path, _ in runs:
             if not Path(path).is_file():
                 raise click.ClickException(f"{path}: no such script")
@@ -226,11 +230,11 @@ def _fake_distributed(world_size: int):
         ddp_init(self, *args, **kwargs)
         self.register_comm_hook(None, _bucket_as_is)
 
-    DDP.__init__ = ddp_init_fake
+    DDP.__init__ = ddp_init_fake  # type: ignore[method-assign]
 
     def restore() -> None:
         dist.init_process_group = original
-        DDP.__init__ = ddp_init
+        DDP.__init__ = ddp_init  # type: ignore[method-assign]
         if dist.is_initialized():
             dist.destroy_process_group()
         for k, v in saved_env.items():
