@@ -48,6 +48,8 @@ class AlphaBetaNetwork(NetworkBackend):
         return kind in _KINDS
 
     def duration_ns(self, kind: str, ranks: Sequence[int], nbytes: int) -> int:
+        """Latency + bus bytes / bandwidth, to the whole ns: every backend answers in whole ns, so the
+        coordinator has one time base (a fraction of a ns is far below anything modelled)."""
         n = len(ranks)
         if n <= 1:
             return 0
