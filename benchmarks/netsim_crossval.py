@@ -121,7 +121,7 @@ def netsim_engine_ns(sc: Scenario, scale: float) -> float:
         "fabric": {"hosts_per_leaf": sc.hosts_per_leaf, "spines": sc.spines, "link_gbit": fabric.uplink_gbps,
                    "oversubscription": sc.oversubscription, "hop_latency_ns": sc.hop_latency_ns},
         "collectives": {"algorithm": "ring", "channels": sc.channels, "p2p_channels_per_peer": sc.channels,
-                        "protocol": PROTOCOL, "launch_latency_us": 0},
+                        "protocol": PROTOCOL, "launch_latency_us": 0, "tuner": "fixed"},
     })  # fmt: skip
     net = FlowNetwork.build(sc.hosts, 1, cfg)
     h = net.submit_collective(sc.op, list(range(sc.hosts)), sc.size_bytes(scale), 0)

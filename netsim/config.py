@@ -107,6 +107,43 @@ class IntraHostConfig(_Strict):
     """One NVLink hop (GPU -> NVSwitch -> GPU)."""
     pcie_gbps: float = Field(64.0, gt=0)
     """PCIe Gen5 x16 per direction, GB/s (bytes); GPU <-> NIC when the NIC is not reached over NVLink."""
+    model: str = "cta"
+    """How NCCL's kernels use NVLink. ``cta`` (default): physical: each NCCL channel is one CTA that moves
+    at most ``cta_gbps`` of its kernel, a GPU's flows share ``nvlinks_per_gpu x nvlink_link_gbps``, and
+    NCCL's tuner sets the channel count (docs/network.md, "NVLink model"). ``efficiency``: the older
+    one-fraction-per-kind cap (``collectives.nvlink_efficiency``)."""
+    nvlinks_per_gpu: int = Field(18, ge=1)
+    """NVLink links per GPU (H100/H200 SXM: 18 NVLink4)."""
+    nvlink_link_gbps: float = Field(20.6, gt=0)
+    """Usable data rate of one link per direction, GB/s: NCCL's own figure for NVLink4 (topo.h
+    SM90_NVLINK_BW; 18 x 20.6 = 370.8, the `NVL[370.8]` of the shipped 2x H200 log)."""
+    nvswitch: bool = True
+    """GPUs reach each other through NVSwitch (HGX): a GPU's links are shared by all its peers.
+    ``False``: direct links split evenly over the host's peers (e.g. 2 GPUs on a bridge)."""
+    channels: int | None = Field(None, ge=1)
+    """NCCL channels of a group inside one host; default: NCCL's search rule on the NVLink
+    bandwidth (18 links: 12 ring-graph channels, 24 in the communicator, as NCCL 2.28 on 2x H200)."""
+    cta_gbps: dict[str, float] = Field(default_factory=lambda: {
+        "all_reduce": 11.6, "reduce_scatter": 10.0, "all_gather": 9.8, "p2p": 16.6})
+    """GB/s one channel's CTA moves per direction with protocol Simple, per NCCL kernel family
+    (``all_reduce``; ``reduce_scatter`` (+reduce); ``all_gather`` (+broadcast); ``p2p``: send/recv,
+    all-to-all, gather, scatter). Fitted on the 2x H200 fit set (docs/validation.md, issue 21)."""
+    cta_ll_gbps: float = Field(3.4, gt=0)
+    """Same for LL, in wire bytes (LL carries 8 data bytes per 16); LL128: Simple's x 120/128."""
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        return _one_of("NVLink model", v, ["cta", "efficiency"])
+
+    @field_validator("cta_gbps")
+    @classmethod
+    def _families(cls, v: dict[str, float]) -> dict[str, float]:
+        for fam, rate in v.items():
+            _one_of("kernel family", fam, ["all_reduce", "reduce_scatter", "all_gather", "p2p"])
+            if rate <= 0:
+                raise ValueError(f"{fam}: {rate} GB/s is not positive")
+        return v
 
 
 class NicConfig(_Strict):
@@ -165,8 +202,9 @@ class CollectivesConfig(_Strict):
     """On a ``rail_optimized`` fabric, move a cross-rail inter-host hop over NVLink to the sending
     host's GPU on the receiver's rail first (NCCL's PXN, on by default since NCCL 2.12), so the
     network hop stays on one rail; ``False``: the sender's own NIC, through a spine."""
-    launch_latency_us: float = Field(10.0, ge=0)
-    """Fixed cost of one collective call (kernel launch, proxy handshake), added once."""
+    launch_latency_us: float = Field(6.5, ge=0)
+    """GPU-side fixed cost of one collective call (kernel launch, proxy handshake), added once; 6.5 fitted
+    with the NVLink CTA model on the 2x H200 fit set (docs/validation.md, issue 21)."""
     nvlink_efficiency: dict[str, float] = Field(default_factory=lambda: {
         "all_reduce": 0.70, "all_gather": 0.50, "reduce_scatter": 0.57, "all_to_all": 0.68,
     })
@@ -179,9 +217,33 @@ class CollectivesConfig(_Strict):
     pairs per NIC drain unevenly through FIFO switch queues, max-min would end them all together) and
     checked on 32 hosts at 2:1 (docs/validation.md, issue 6)."""
 
+    tuner: str = "nccl"
+    """``nccl`` (default): NCCL's cost model (src/graph/tuning.cc, netsim.collectives.tuner) picks the
+    algorithm (with ``algorithm: auto``), the protocol (``protocol: auto``) and trims the channels per
+    call; NCCL's base and per-step latencies are used. ``fixed``: ``algorithm``/``protocol``/``channels``
+    as given, latencies from ``netsim.collectives.protocols`` (what the ns-3 cross-validation uses)."""
+    nccl_algo: str = ""
+    """NCCL_ALGO-style override (``ring``, ``tree``, ``^tree``, ``ring;allreduce:tree``), tuner ``nccl``."""
+    nccl_proto: str = ""
+    """NCCL_PROTO-style override (``Simple``, ``^LL128``, ``LL,Simple;allreduce:LL128``), tuner ``nccl``."""
+
     _known_algorithm = _registered("algorithm", "all-reduce algorithm", _algorithm_names)
 
     _known_protocol = _registered("protocol", "NCCL protocol", _protocol_names)
+
+    @field_validator("tuner")
+    @classmethod
+    def _tuner(cls, v: str) -> str:
+        return _one_of("tuner", v, ["nccl", "fixed"])
+
+    @field_validator("nccl_algo", "nccl_proto")
+    @classmethod
+    def _nccl_spec(cls, v: str, info: ValidationInfo) -> str:
+        from netsim.collectives.tuner import ALGOS, FUNCS, PROTOS, enabled_set
+
+        for f in FUNCS:  # raises on an unknown element or prefix, naming the valid ones
+            enabled_set(v, f, ALGOS if info.field_name == "nccl_algo" else PROTOS)
+        return v
 
     @field_validator("nvlink_efficiency", "network_efficiency")
     @classmethod

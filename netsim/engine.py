@@ -69,6 +69,7 @@ class FlowNetwork(NetworkBackend):
         self._events = EventQueue()
         self._jobs: dict[int, _Job] = {}
         self._conn_cache: dict = {}
+        self._labels: dict[int, str] = {}
         self.stats = EngineStats()
         # flow slots in admission order; finished ones stay (rate 0, not alive) until compaction
         self._specs: list[FlowSpec] = []
@@ -115,10 +116,17 @@ class FlowNetwork(NetworkBackend):
             start = {r: max(int(start_ns[r]), self._now) for r in ranks}
         else:
             start = {r: max(int(start_ns), self._now) for r in ranks}
+        labels: list[str] = []
         specs = decompose(kind, ranks, nbytes, start, topology=self.topology, transport=self.transport,
                           config=self.config, conn_cache=self._conn_cache, algorithm=algorithm,
-                          protocol=protocol, matrix=matrix)
-        return self.submit_flows(specs, tag)
+                          protocol=protocol, matrix=matrix, labels=labels)
+        h = self.submit_flows(specs, tag)
+        self._labels[h] = labels[0]
+        return h
+
+    def choice_of(self, handle: int) -> str:
+        """What NCCL ran for a submitted collective: ``algorithm/protocol/channels`` (``p2p/...``: per peer)."""
+        return self._labels.get(handle, "")
 
     def submit_flows(self, specs: Sequence[FlowSpec], tag: Any = None) -> int:
         """Submit raw flows as one job; its result has an end time per rank of the flows."""

@@ -10,7 +10,8 @@ from netsim.engine import FlowNetwork
 
 
 def _net(hosts: int = 2, gpus: int = 2) -> FlowNetwork:
-    return FlowNetwork.build(hosts, gpus, NetworkConfig())
+    # tuner "fixed": every pair gets p2p_channels_per_peer connections (NCCL's NVLink split is tested elsewhere)
+    return FlowNetwork.build(hosts, gpus, NetworkConfig(collectives={"tuner": "fixed"}))
 
 
 def _flows(net, matrix, nbytes=1 << 20):

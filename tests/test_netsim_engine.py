@@ -55,7 +55,7 @@ def test_maxmin_weighted_and_bottlenecks():
 
 def test_ring_all_reduce_matches_formula():
     """t = launch + 2(n-1)/n·S/B_eff + latency terms, with B_eff the efficiency-capped NVLink rate."""
-    cfg = NetworkConfig()
+    cfg = NetworkConfig(intra_host={"model": "efficiency"}, collectives={"tuner": "fixed", "launch_latency_us": 10})
     n, size = 8, 1 << 30
     net = FlowNetwork.build(1, n, cfg)
     h = net.submit_collective("all_reduce", list(range(n)), size, 0, protocol="Simple")

@@ -57,8 +57,27 @@ class Plan:
     def n(self) -> int:
         return len(self.ranks)
 
+    _choice: object = None
+    label: str = ""
+    """What ran, for tables: ``algorithm/protocol/channels`` (``p2p/<protocol>/<channels per peer>``)."""
+
+    @property
+    def nccl(self) -> bool:
+        """NCCL's tuner decides (``collectives.tuner: nccl``)."""
+        return self.config.collectives.tuner == "nccl"
+
+    def choice(self):  # -> netsim.collectives.tuner.Choice (cached: one per call)
+        """What NCCL's tuner runs for this ring-family call."""
+        if self._choice is None:
+            from netsim.collectives.nccl import tuned
+
+            self._choice = tuned(self)
+        return self._choice
+
     @property
     def channels(self) -> int:
+        if self.nccl:
+            return self.choice().channels
         return self.config.collectives.channels
 
     def hop(self, src: int, dst: int, channel: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -99,6 +118,11 @@ class Plan:
 
     def choose_protocol(self, steps: int, bus_bytes: float) -> Protocol:
         """The configured protocol, or (``auto``) the one with the least modelled time."""
+        if self.nccl:
+            from netsim.collectives.nccl import with_nccl_latency
+
+            ch = self.choice()
+            return with_nccl_latency(PROTOCOLS.get(ch.protocol), ch.algorithm)
         name = self.protocol or self.config.collectives.protocol
         if name != "auto":
             return PROTOCOLS.get(name)
@@ -112,8 +136,14 @@ class Plan:
     def launch_ns(self, p: Protocol) -> int:
         return round((self.config.collectives.launch_latency_us + p.base_latency_us) * 1e3)
 
-    def nvlink_cap_gbps(self, flows_sharing: int) -> float:
-        """Per-flow rate cap on NVLink: NCCL's kernels for this kind reach only a fraction of it."""
+    def nvlink_cap_gbps(self, flows_sharing: int, p: Protocol | None = None) -> float:
+        """Per-flow rate cap on NVLink: one channel's CTA rate (``intra_host.model: cta``, for groups
+        inside one host, where it was fitted) or a fraction of the link per kind (``efficiency``, and
+        multi-host groups: NCCL's network channels run other kernels' code paths, not measured here)."""
+        if self.config.intra_host.model == "cta" and p is not None and self.is_intra_host():
+            from netsim.collectives.nccl import cta_cap_gbps
+
+            return cta_cap_gbps(self, p, flows_sharing)
         c = self.config.collectives
         eff = c.nvlink_efficiency.get(self.kind, c.default_nvlink_efficiency)
         return eff * self.config.intra_host.nvlink_gbps_per_direction / max(1, flows_sharing)
@@ -133,7 +163,7 @@ class Plan:
             lat_sum += hop_lat + round(1e3 * (p.step_latency_nvlink_us if intra else p.step_latency_net_us))
         lk, w = merge_incidence(links, weights)
         on_nvlink = bool(self.topology.nvlink_links[lk].any())
-        cap = self.nvlink_cap_gbps(flows_sharing_nvlink) if on_nvlink else float("inf")
+        cap = self.nvlink_cap_gbps(flows_sharing_nvlink, p) if on_nvlink else float("inf")
         wire = nbytes * self.transport.wire_factor / p.bandwidth_efficiency
         if not on_nvlink:
             wire /= self.config.collectives.network_efficiency.get(self.kind, 1.0)
@@ -152,7 +182,8 @@ ALGORITHMS: Registry[Decomposer] = Registry("all-reduce algorithm")
 def decompose(kind: str, ranks: Sequence[int], nbytes: float, start_ns: Mapping[int, int] | int, *,
               topology: Topology, transport: Transport, config: NetworkConfig,
               conn_cache: dict | None = None, algorithm: str | None = None,
-              protocol: str | None = None, matrix: Sequence[Sequence[float]] | None = None) -> list[FlowSpec]:
+              protocol: str | None = None, matrix: Sequence[Sequence[float]] | None = None,
+              labels: list[str] | None = None) -> list[FlowSpec]:
     """The flows of one collective call (``kind`` in :data:`COLLECTIVES`); ``matrix``: the traffic
     matrix of an uneven ``all_to_all`` (row ``i``: bytes ``ranks[i]`` sends to each of ``ranks``)."""
     fn = COLLECTIVES.get(kind)
@@ -173,4 +204,7 @@ def decompose(kind: str, ranks: Sequence[int], nbytes: float, start_ns: Mapping[
         r: int(start_ns[r]) for r in ranks}
     plan = Plan(kind, ranks, float(nbytes), starts, topology, transport, config,
                 conn_cache if conn_cache is not None else {}, algorithm, protocol, rows)
-    return fn(plan)
+    flows = fn(plan)
+    if labels is not None:
+        labels.append(plan.label)
+    return flows

@@ -7,10 +7,25 @@ from netsim.flows import FlowSpec
 
 
 def _pair_flows(plan: Plan, src: int, dst: int, nbytes: float, channel_base: int = 0) -> list[FlowSpec]:
-    k = plan.config.collectives.p2p_channels_per_peer
-    p = plan.choose_protocol(1, nbytes)
-    return [plan.path_flow([(src, dst)], channel_base + ch, nbytes / k, (src, dst), 1, p, k)
+    if plan.nccl and plan.topology.host_of(src) == plan.topology.host_of(dst):
+        from netsim.collectives.nccl import p2p_split
+
+        k, p = p2p_split(plan, nbytes)  # NCCL's own split over NVLink channels
+        sharing = k * max(1, plan.n - 1)
+    else:
+        k = plan.config.collectives.p2p_channels_per_peer
+        p = plan.choose_protocol(1, nbytes) if not plan.nccl else _p2p_protocol(plan, nbytes, k)
+        sharing = k
+    plan.label = f"p2p/{p.name}/{k}"
+    return [plan.path_flow([(src, dst)], channel_base + ch, nbytes / k, (src, dst), 1, p, sharing)
             for ch in range(k)]
+
+
+def _p2p_protocol(plan: Plan, nbytes: float, k: int):
+    from netsim.collectives.nccl import P2P_LL_THRESHOLD, with_nccl_latency
+    from netsim.collectives.protocols import PROTOCOLS
+
+    return with_nccl_latency(PROTOCOLS.get("LL" if nbytes <= k * P2P_LL_THRESHOLD else "Simple"), "ring")
 
 
 @COLLECTIVES.register("send_recv")

@@ -38,6 +38,7 @@ def ring_flows(plan: Plan, per_rank_bytes: float, steps: int) -> list[FlowSpec]:
         return _noop(plan)
     p = plan.choose_protocol(steps, per_rank_bytes)
     c = plan.channels
+    plan.label = f"ring/{p.name}/{c}"
     out = []
     for ch in range(c):
         order = ring_order(plan, ch)
@@ -53,6 +54,7 @@ def chain_flows(plan: Plan, per_rank_bytes: float) -> list[FlowSpec]:
     steps = plan.n - 1
     p = plan.choose_protocol(steps, per_rank_bytes)
     c = plan.channels
+    plan.label = f"ring/{p.name}/{c}"
     root = plan.ranks[0]
     out = []
     for ch in range(c):
@@ -69,7 +71,9 @@ def all_reduce(plan: Plan) -> list[FlowSpec]:
     """The configured algorithm (a name in :data:`ALGORITHMS`); ``auto``: tree or ring, whichever an
     unloaded estimate says is faster, like NCCL's tuner."""
     algo = plan.algorithm or plan.config.collectives.algorithm
-    if algo == "auto":
+    if plan.nccl:
+        algo = plan.choice().algorithm
+    elif algo == "auto":
         from netsim.collectives.tree import tree_is_faster
 
         algo = "tree" if tree_is_faster(plan) else "ring"

@@ -36,6 +36,7 @@ def tree_all_reduce(plan: Plan) -> list[FlowSpec]:
     steps = tree_steps(plan.n)
     p = plan.choose_protocol(steps, plan.nbytes)
     c = plan.channels
+    plan.label = f"tree/{p.name}/{c}"
     out = []
     for ch in range(c):
         order = ring_order(plan, ch)
