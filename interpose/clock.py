@@ -22,6 +22,9 @@ cpu_time = _time.thread_time
 time, so other processes on a busy machine (or being descheduled) do not inflate
 the script's host time; a script blocked on I/O is not charged either."""
 
+PROBE_EVERY_S = 0.05
+"""Script CPU seconds between load probes (each costs ~0.3 ms of shim time, not counted)."""
+
 _PATCHED = ("time", "time_ns", "perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "sleep")
 
 
@@ -29,8 +32,8 @@ class VirtualClock:
     """Simulated host time in microseconds, plus the bookkeeping for measured mode."""
 
     __slots__ = (
-        "_depth", "_mark", "epoch_s", "host_us", "measured", "pending_calls", "per_call_us", "per_entry_us",
-        "scale",
+        "_depth", "_mark", "_probe_due", "epoch_s", "host_us", "measured", "pending_calls", "per_call_us",
+        "per_entry_us", "probe", "probe_ref_us", "probes", "scale", "slowdown",
     )  # fmt: skip
 
     def __init__(self, measured: bool, start_us: float = 0.0) -> None:
@@ -51,6 +54,14 @@ class VirtualClock:
         conversion) beyond ``per_call_us``; calibrated at install, not the script's time."""
         self.scale = 1.0
         """Target-host time per unit of the script's CPU time here (:mod:`interpose.host_model`)."""
+        self.probe = None
+        """``() -> µs``: :func:`profiles.hostbench.python_probe_us`, re-run every ``PROBE_EVERY_S`` of
+        script CPU time; ``None``: no correction for this machine's load."""
+        self.probe_ref_us = 0.0
+        self.slowdown = 1.0
+        """How much slower this machine runs now than when its benchmark ran (smoothed probe ratio)."""
+        self.probes = 0
+        self._probe_due = 0.0
 
     def enter(self) -> None:
         """Entering the shim: bank the script's CPU time since the last exit."""
@@ -59,8 +70,16 @@ class VirtualClock:
             delta = (now - self._mark) * 1e6 - (self.pending_calls + 1) * self.per_call_us - self.per_entry_us
             self.pending_calls = 0
             if delta > 0:
-                self.host_us += delta * self.scale
+                self.host_us += delta * self.scale / self.slowdown
+            if self.probe is not None and now >= self._probe_due:
+                self._reprobe(now)
         self._depth += 1
+
+    def _reprobe(self, now: float) -> None:
+        ratio = max(0.5, min(4.0, self.probe() / self.probe_ref_us))
+        self.slowdown = ratio if self.probes == 0 else 0.8 * self.slowdown + 0.2 * ratio
+        self.probes += 1
+        self._probe_due = now + PROBE_EVERY_S
 
     def leave(self) -> None:
         self._depth -= 1

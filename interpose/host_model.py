@@ -16,10 +16,21 @@ result says so (``source``), never silently.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
 NO_TARGET = "none: target host speed unknown, script time counted at this machine's speed"
+
+SCRIPT_TIME_FIT = 1.0
+"""Target-host script time per unit of benchmark-scaled local script time. Fitted (see
+docs/validation.md, "Host time"; ``benchmarks/host_time_validation.py --script-fit``), with its fit
+set and held-out error stated there. ``PHANTORA_SCRIPT_TIME_FIT`` overrides it for fitting; the
+value used is in ``summary.json``'s ``host_model``."""
+
+
+def script_time_fit() -> float:
+    return float(os.environ.get("PHANTORA_SCRIPT_TIME_FIT", SCRIPT_TIME_FIT))
 
 
 @dataclass(slots=True, frozen=True)
@@ -27,9 +38,14 @@ class HostScale:
     """Target-host time per unit of this machine's CPU time for the script's own work."""
 
     factor: float
+    """``fit * target_bench_us / local_bench_us``."""
+    fit: float
     target_bench_us: float | None
     local_bench_us: float | None
     source: str
+    probe_ref_us: float | None = None
+    """:func:`profiles.hostbench.python_probe_us` beside the local benchmark; the clock re-runs the
+    probe during the run and divides script time by how much slower the machine is now."""
     """``config`` (the rank config / scenario), ``profile`` (the replayed profile's header) or :data:`NO_TARGET`."""
 
     def as_dict(self) -> dict[str, Any]:
@@ -42,9 +58,10 @@ def host_scale(target_bench_us: float | None, compute_model: Any) -> HostScale:
     if target_bench_us is None:
         target_bench_us = getattr(compute_model, "host_bench_us", None)
         source = "profile"
+    fit = script_time_fit()
     if not target_bench_us:
-        return HostScale(1.0, None, None, NO_TARGET)
-    from profiles.hostbench import host_bench_us
+        return HostScale(fit, fit, None, None, NO_TARGET)
+    from profiles.hostbench import host_bench_reference
 
-    local = host_bench_us()
-    return HostScale(target_bench_us / local, target_bench_us, round(local, 3), source)
+    local, probe = host_bench_reference()
+    return HostScale(fit * target_bench_us / local, fit, target_bench_us, round(local, 3), source, round(probe, 3))

@@ -82,6 +82,10 @@ def install(cfg: RankConfig) -> RankRuntime:
         rt.clock.per_call_us = mode.calibrate()
         scale = host_scale(cfg.host_bench_us, cfg.compute_model)
         rt.clock.scale = scale.factor
+        if scale.probe_ref_us:
+            from profiles.hostbench import python_probe_us
+
+            rt.clock.probe, rt.clock.probe_ref_us = python_probe_us, scale.probe_ref_us
         rt.host_model.update(scale.as_dict())
     tp = TimePatch(rt.clock)
     tp.install()

@@ -225,7 +225,8 @@ class RankRuntime:
             end_time_us=max(self.clock.host_us, self.device_tail_us()),
             oom=self.oom,
             syncs=self.syncs,
-            host_model=self.host_model,
+            host_model=self.host_model | ({"load_probes": self.clock.probes, "slowdown_last": round(self.clock.slowdown, 3)}
+                                          if self.clock.probes else {}),
             op_keys=self.op_keys,
             op_key_times=self.key_times,
         )

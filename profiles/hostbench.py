@@ -53,10 +53,31 @@ def _unit(model: nn.Module, x: torch.Tensor, state: dict[str, int]) -> None:
     _python_work(state)
 
 
+def python_probe_us(rounds: int = 3) -> float:
+    """CPU time of a ~0.1 ms pure-Python workload (minimum of ``rounds``), cheap enough to repeat during
+    a run: its ratio to :func:`host_bench_reference`'s probe says how much slower this machine runs now
+    (a busy SMT sibling or a noisy neighbour inflates CPU time too) than when the benchmark ran."""
+    state: dict[str, int] = {}
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.thread_time()
+        for _ in range(20):
+            _python_work(state)
+        best = min(best, (time.thread_time() - t0) * 1e6)
+    return best
+
+
 @functools.cache
+def host_bench_reference() -> tuple[float, float]:
+    """This machine's benchmark figure and the probe measured beside it, once per process (forked
+    ranks inherit the parent's)."""
+    bench = measure_host_bench_us()
+    return bench, min(python_probe_us() for _ in range(20))
+
+
 def host_bench_us() -> float:
     """This machine's figure, measured once per process (forked ranks inherit the parent's)."""
-    return measure_host_bench_us()
+    return host_bench_reference()[0]
 
 
 def measure_host_bench_us(units: int = 40, repeats: int = 30) -> float:

@@ -25,7 +25,7 @@ and :meth:`ReplayModel.write_missing` give them to ``phantora profile --kernels-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -312,7 +312,7 @@ class ReplayModel(ComputeModel):
             t = self._roofline.time_signature(sig, func, args, kwargs, out)
             spec["dur_us"] = t.dur_us
             self._missing[spec["key"]] = spec
-            return t
+            return replace(t, first_us=self._op_first.get(sig.op, 0.0))
         spec["dur_us"] = dur
         self._missing[spec["key"]] = spec
         return OpTiming(dur, "fitted", self._launch_of(sig.op), self._op_first.get(sig.op, 0.0))

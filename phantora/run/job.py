@@ -42,9 +42,9 @@ def prewarm() -> None:
 def prewarm_host_bench() -> None:
     """Measure this machine's CPU benchmark once, before forking: every rank inherits the figure
     (measured host time scales by it), and ranks busy with each other cannot skew it."""
-    from profiles.hostbench import host_bench_us
+    from profiles.hostbench import host_bench_reference
 
-    host_bench_us()
+    host_bench_reference()
 
 
 @dataclass(kw_only=True)
