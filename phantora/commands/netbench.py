@@ -63,6 +63,9 @@ def bench_rows(cluster: ClusterConfig, op: str, sizes: list[int], transports: li
             row[f"{name}_time_us"] = round(t_us, 3)
             row[f"{name}_algbw_gbps"] = round(algbw, 3)
             row[f"{name}_busbw_gbps"] = round(algbw * bus_factor(op, ranks), 3)
+            choice = getattr(net, "choice_of", lambda h: "")(h)  # NCCL's algorithm/protocol/channels
+            if choice and "nccl" not in row:
+                row["nccl"] = choice
         if "uccl_multipath" in transports and "single_path" in transports:
             row["multipath_over_single"] = round(row["single_path_time_us"] / row["uccl_multipath_time_us"], 3)
         rows.append(row)
@@ -137,6 +140,8 @@ def netbench(scenario_path: str, op: str, min_bytes: str, max_bytes: str, step_f
     table = Table(title=f"{cluster.name or scenario_path}: {op} over {n} GPUs "
                         f"({cluster.hosts} hosts x {cluster.gpus_per_host})")
     table.add_column("size", justify="right")
+    if "nccl" in rows[0]:
+        table.add_column("NCCL algo/\nproto/ch", justify="left")
     for t in names:
         table.add_column(f"{t}\ntime_us", justify="right")
         table.add_column("algbw\nGB/s", justify="right")
@@ -144,7 +149,7 @@ def netbench(scenario_path: str, op: str, min_bytes: str, max_bytes: str, step_f
     if "multipath_over_single" in rows[0]:
         table.add_column("uccl/single\nspeedup", justify="right")
     for r in rows:
-        cells = [human(r["size_bytes"])]
+        cells = [human(r["size_bytes"])] + ([r.get("nccl", "")] if "nccl" in rows[0] else [])
         for t in names:
             cells += [f"{r[f'{t}_time_us']:.1f}", f"{r[f'{t}_algbw_gbps']:.2f}", f"{r[f'{t}_busbw_gbps']:.2f}"]
         if "multipath_over_single" in r:

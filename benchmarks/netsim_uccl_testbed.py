@@ -1,0 +1,64 @@
+"""UCCL's testbeds on netsim's flow engine: multipath / single-path gain per size over ECMP seeds 0-9.
+
+    python benchmarks/netsim_uccl_testbed.py [--op all_reduce] [--scenario scenarios/uccl-testbed-6x8-h100.yaml]
+        [--hosts N]   # N=3: within one rack
+
+Prints, per size, the gain (single_path time / uccl_multipath time) as median [min, max] over seeds
+0-9, and ethereal's (assigned single paths) beside it. No knob is tuned to the published gains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from netsim.backend import build_network
+from netsim.collectives import bus_factor
+from netsim.config import load_cluster
+
+
+def run(cluster, op: str, size: int, transport: str, ranks: list[int]) -> tuple[float, str]:
+    net = build_network(cluster, transport=transport)
+    h = net.submit_collective(op, ranks, size, 0)
+    net.run()
+    return max(net.result(h).values()) / 1e3, getattr(net, "choice_of", lambda h: "")(h)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", default="scenarios/uccl-testbed-6x8-h100.yaml")
+    ap.add_argument("--op", default="all_reduce")
+    ap.add_argument("--hosts", type=int, default=None)
+    ap.add_argument("--seeds", type=int, default=10)
+    args = ap.parse_args()
+    base = load_cluster(args.scenario)
+    hosts = args.hosts or base.hosts
+    ranks = list(range(hosts * base.gpus_per_host))
+    print(f"{args.scenario}: {args.op} over {len(ranks)} GPUs ({hosts} hosts), seeds 0-{args.seeds - 1}")
+    print("| size | NCCL choice | single busbw GB/s (median) | multipath busbw | gain median [min, max] | "
+          "ethereal gain median [min, max] |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for size in [1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30]:
+        gains, eth, single = [], [], []
+        for seed in range(args.seeds):
+            c = base.model_copy(deep=True)
+            c.network.seed = seed
+            t_s, choice = run(c, args.op, size, "single_path", ranks)
+            t_m, _ = run(c, args.op, size, "uccl_multipath", ranks)
+            t_e, _ = run(c, args.op, size, "ethereal", ranks)
+            gains.append(t_s / t_m)
+            eth.append(t_s / t_e)
+            single.append(t_s)
+        f = bus_factor(args.op, len(ranks))
+        bus = lambda t: size / (t * 1e3) * f  # noqa: E731
+        print(f"| {size >> 20} MiB | {choice} | {bus(statistics.median(single)):.1f} | {bus(t_m):.1f} | "
+              f"{statistics.median(gains):.2f}x [{min(gains):.2f}, {max(gains):.2f}] | "
+              f"{statistics.median(eth):.2f}x [{min(eth):.2f}, {max(eth):.2f}] |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
