@@ -54,8 +54,8 @@ def main() -> None:
             eth.append(t_s / t_e)
             single.append(t_s)
         f = bus_factor(args.op, len(ranks))
-        bus = lambda t: size / (t * 1e3) * f  # noqa: E731
-        print(f"| {size >> 20} MiB | {choice} | {bus(statistics.median(single)):.1f} | {bus(t_m):.1f} | "
+        bus_s, bus_m = size / (statistics.median(single) * 1e3) * f, size / (t_m * 1e3) * f
+        print(f"| {size >> 20} MiB | {choice} | {bus_s:.1f} | {bus_m:.1f} | "
               f"{statistics.median(gains):.2f}x [{min(gains):.2f}, {max(gains):.2f}] | "
               f"{statistics.median(eth):.2f}x [{min(eth):.2f}, {max(eth):.2f}] |", flush=True)
 
