@@ -17,7 +17,7 @@ for f in $ORDER; do FILES="$FILES $SPEC_DIR/$f.jsonl"; done
 for attempt in 1 2 3 4; do
   left=$((BUDGET_S - SECONDS))
   [ "$left" -gt 15 ] || break
-  PYTHONPATH=. python3 benchmarks/real/kernel_sweep_record.py --out "$REC" --deadline-s "$left" $FILES \
+  PYTHONPATH=. timeout $((left + 10)) python3 benchmarks/real/kernel_sweep_record.py --out "$REC" --deadline-s "$((left - 5))" --flush-every 1000 $FILES \
     >> "$OUT/record.log" 2>&1 && break
   echo "attempt $attempt exited $?" >> "$OUT/record.log"
 done
