@@ -135,7 +135,7 @@ def test_ns3_backend_uses_the_engines_protocol_choice() -> None:
     from netsim.collectives import decompose
     from netsim.config import NetworkConfig
     from netsim.engine import FlowNetwork
-    from netsim.ns3.backend import Ns3Network, engine_protocol
+    from netsim.ns3.backend import Ns3Network, engine_protocol, engine_protocol_of
 
     cfg = NetworkConfig.model_validate({"collectives": {"protocol": "auto", "launch_latency_us": 3.0}})
     engine = FlowNetwork.build(8, 1, cfg)
@@ -147,10 +147,13 @@ def test_ns3_backend_uses_the_engines_protocol_choice() -> None:
             specs = decompose(kind, range(8), nbytes, 0, topology=engine.topology, transport=engine.transport,
                               config=cfg)
             # the engine's flows start after launch + the chosen protocol's base latency
-            assert specs[0].start_ns == StepLatency.of(name, 3.0).call_ns, (kind, nbytes, name)
+            lat = StepLatency.from_protocol(engine_protocol_of(kind, 8, nbytes, cfg), 3.0)
+            assert specs[0].start_ns == lat.call_ns, (kind, nbytes, name)
     assert len(picked) >= 2  # the sizes span more than one protocol
     net = Ns3Network.build(8, 1, cfg)
-    assert net.step_latency("all_reduce", 8, 1 << 28) == StepLatency.of("Simple", 3.0)
+    assert engine_protocol("all_reduce", 8, 1 << 28, cfg) == "Simple"
+    assert net.step_latency("all_reduce", 8, 1 << 28) == StepLatency.from_protocol(
+        engine_protocol_of("all_reduce", 8, 1 << 28, cfg), 3.0)  # NCCL's ring Simple: 8.4 us + 14 us per step
     assert Ns3Network(FAB).step_latency("all_reduce", 4, 1 << 28) == NO_LATENCY
     with pytest.raises(ValueError, match="needs network_config"):
         Ns3Network(FAB, protocol="auto")

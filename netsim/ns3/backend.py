@@ -17,6 +17,7 @@ from typing import Any
 from common.kinds import CollectiveKind
 from netsim.backend import NETWORK_BACKENDS, NetworkBackend
 from netsim.collectives import COLLECTIVES
+from netsim.collectives.protocols import Protocol
 from netsim.config import NetworkConfig
 from netsim.ns3.flowsets import COLLECTIVE_FLOWSETS, NO_LATENCY, StepLatency, ecmp_spine, protocol_steps
 from netsim.ns3.spec import FabricSpec, FlowResult, PacketFlow, PacketRun, TransportSpec
@@ -170,8 +171,9 @@ class Ns3Network(NetworkBackend):
         if self.protocol is None:
             return NO_LATENCY
         name = self.protocol
-        if name == "auto":
-            name = engine_protocol(kind, n, nbytes, self.network_config)
+        if name == "auto" or self.network_config is not None:  # exactly the engine's latencies
+            return StepLatency.from_protocol(engine_protocol_of(kind, n, nbytes, self.network_config),
+                                             self.launch_latency_us)
         return StepLatency.of(name, self.launch_latency_us)
 
     # ---- time and results -----------------------------------------------------------------------
@@ -226,6 +228,8 @@ class Ns3Network(NetworkBackend):
 class _OneGpuPerHost:
     """The part of a topology ``Plan.choose_protocol`` reads: ranks are hosts here."""
 
+    gpus_per_host = 1
+
     @staticmethod
     def host_of(rank: int) -> int:
         return rank
@@ -236,9 +240,20 @@ def engine_protocol(kind: str, n: int, nbytes: float, network_config: Any) -> st
     its own ``Plan.choose_protocol``, fed the steps and bytes its decomposition would pass."""
     from netsim.collectives.base import Plan
 
+    return engine_protocol_of(kind, n, nbytes, network_config).name
+
+
+def engine_protocol_of(kind: str, n: int, nbytes: float, network_config: Any) -> Protocol:
+    """The engine's protocol with the latencies it uses (NCCL's tuner's with ``tuner: nccl``)."""
+    from netsim.collectives.base import Plan
+    from netsim.collectives.pairwise import _p2p_protocol
+
     steps, per_rank = protocol_steps(kind, n, nbytes)
     plan = Plan(kind, list(range(n)), float(nbytes), {}, _OneGpuPerHost(), None, network_config)  # type: ignore[arg-type]
-    return plan.choose_protocol(steps, per_rank).name
+    if plan.nccl and kind in ("all_to_all", "send_recv", "gather", "scatter"):
+        k = network_config.collectives.p2p_channels_per_peer
+        return _p2p_protocol(plan, nbytes / n if kind == "all_to_all" else nbytes, k)
+    return plan.choose_protocol(steps, per_rank)
 
 
 def fabric_from_network(hosts: int, network: Any, scale: float = 1.0) -> FabricSpec:

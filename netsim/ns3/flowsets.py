@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.kinds import CollectiveKind
-from netsim.collectives.protocols import PROTOCOLS
+from netsim.collectives.protocols import PROTOCOLS, Protocol
 from netsim.ns3.spec import FabricSpec, PacketFlow
 from netsim.transports.base import mix64, mix64_many
 
@@ -49,7 +49,11 @@ class StepLatency:
     @classmethod
     def of(cls, protocol: str, launch_latency_us: float = 0.0) -> StepLatency:
         """The latencies of NCCL protocol ``protocol`` (``LL``, ``LL128``, ``Simple``)."""
-        p = PROTOCOLS.get(protocol)
+        return cls.from_protocol(PROTOCOLS.get(protocol), launch_latency_us)
+
+    @classmethod
+    def from_protocol(cls, p: Protocol, launch_latency_us: float = 0.0) -> StepLatency:
+        """The latencies ``p`` carries (NCCL's tuner's, when the engine's ``tuner`` is ``nccl``)."""
         return cls(call_ns=round((launch_latency_us + p.base_latency_us) * 1e3),
                    step_ns=round(p.step_latency_net_us * 1e3))
 
