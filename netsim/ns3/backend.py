@@ -238,7 +238,6 @@ class _OneGpuPerHost:
 def engine_protocol(kind: str, n: int, nbytes: float, network_config: Any) -> str:
     """The NCCL protocol the flow engine picks for this call (``collectives.protocol: auto``):
     its own ``Plan.choose_protocol``, fed the steps and bytes its decomposition would pass."""
-    from netsim.collectives.base import Plan
 
     return engine_protocol_of(kind, n, nbytes, network_config).name
 
