@@ -21,3 +21,13 @@ def one_line(source: str, err: ValidationError) -> str:
     msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
     more = len(errors) - 1
     return f"{source}: {field_path(first['loc'])}: {msg}" + (f" (and {more} more)" if more else "")
+
+
+def first_line(e: BaseException, *, with_type: bool = False) -> str:
+    """The first line of ``e``'s message (its type's name when it has none), ``Type: line`` with
+    ``with_type``: what a one-line error shows of an exception raised below it."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    line = text.splitlines()[0]
+    return f"{type(e).__name__}: {line}" if with_type else line

@@ -175,18 +175,13 @@ class Scenario(ClusterConfig):
         try:
             return build_compute_model(self.compute.model, self.gpu_spec(), **self.compute.options)
         except (TypeError, ValueError, UnknownVariantError) as e:
-            raise ScenarioError(f"{self.source}: compute.options: {one_line(e)}") from None
+            raise ScenarioError(f"{self.source}: compute.options: {errors.first_line(e)}") from None
 
     def check_network(self, hosts: int | None = None, gpus_per_host: int | None = None) -> None:
         """Build the scenario's network for ``hosts × gpus_per_host`` (default: the scenario's) and
         raise :class:`ScenarioError` naming the file and field if it cannot be built (cheap: routes
         are computed lazily). A multi-rank run calls this before forking anything."""
         network_backend(self, hosts, gpus_per_host)
-
-
-def one_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]
 
 
 def network_backend(scenario: Scenario, hosts: int | None = None, gpus_per_host: int | None = None) -> NetworkBackend:
@@ -197,7 +192,7 @@ def network_backend(scenario: Scenario, hosts: int | None = None, gpus_per_host:
     try:
         return build_network(scenario, hosts=hosts, gpus_per_host=gpus_per_host)
     except (TypeError, ValueError, KeyError) as e:
-        msg = one_line(e)
+        msg = errors.first_line(e)
         field = "" if msg.startswith("network.") else "network: "
         raise ScenarioError(f"{scenario.source}: {field}{msg}") from None
 

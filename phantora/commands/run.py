@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import click
 
+from common.errors import first_line
 from phantora.scenario import Scenario, ScenarioError, load_scenario
 
 LARGE_WORLD = 64
@@ -99,14 +100,9 @@ def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json
         except Exception as e:  # a bug before the results directory was claimed: one line, never a traceback
             if os.environ.get("PHANTORA_DEBUG"):
                 raise
-            click.echo(f"phantora: internal error: {_one_line(e)} (set PHANTORA_DEBUG=1 for the traceback)", err=True)
+            click.echo(f"phantora: internal error: {first_line(e, with_type=True)} (set PHANTORA_DEBUG=1 for the traceback)", err=True)
             code = 1
     sys.exit(code)
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json: bool, host_time: str,
@@ -167,7 +163,7 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
         if os.environ.get("PHANTORA_DEBUG"):
             raise
         record_failure("failed", 1, traceback.format_exc())
-        click.echo(f"phantora: internal error: {_one_line(e)} (traceback in {out / 'summary.json'})", err=True)
+        click.echo(f"phantora: internal error: {first_line(e, with_type=True)} (traceback in {out / 'summary.json'})", err=True)
         return 1
     finally:
         results_dir.release()
