@@ -81,6 +81,16 @@ class VirtualClock:
         self.probes += 1
         self._probe_due = now + PROBE_EVERY_S
 
+    def enter_callback(self) -> None:
+        """Entering the shim from a callback the interpreter runs (a dying storage's finalizer), not
+        from a tensor call: bank the script's CPU time so far, with no call-path cost to take off."""
+        if self._depth == 0 and self.measured:
+            now = cpu_time()
+            delta = (now - self._mark) * 1e6
+            if delta > 0:
+                self.host_us += delta * self.scale / self.slowdown
+        self._depth += 1
+
     def leave(self) -> None:
         self._depth -= 1
         if self._depth == 0 and self.measured:
