@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
+from interpose.host_workers import install_host_workers, restore_host_workers
 from interpose.patching import Patcher
 from interpose.runtime import current
 
@@ -262,6 +263,7 @@ def install_fake_cuda(p: Patcher) -> None:
         if FakeTensor not in types:
             types.append(FakeTensor)
     p.after_import("torchvision", _install_torchvision_ops)
+    install_host_workers(p)  # DataLoader workers: real waits, no shim in forked children
     if torch.backends.cudnn.is_available():  # CUDA builds (see the module docstring)
         for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
             p.set(torch._VF, name, _make_rnn_without_cudnn(getattr(torch._VF, name)))
@@ -277,6 +279,7 @@ def _foreach_type_lists() -> list[list[type]]:
 
 
 def restore_fake_cuda() -> None:
+    restore_host_workers()
     _cpp_is_pinned(False)
     _uninstall_torchvision_ops()
     for types in _foreach_type_lists():

@@ -124,6 +124,10 @@ TEARDOWN_S = 5.0
 
 def _child(rank: int, spec: LaunchSpec, conn: Any, rank_main: RankMain, parent_pid: int) -> None:
     child_setup(parent_pid)  # own process group, dies with the parent, default signal handlers
+    # the rank is started daemonic (the parent's multiprocessing kills it at exit), but a rank is a
+    # torchrun worker, which may start children of its own (DataLoader workers): multiprocessing
+    # refuses children of a daemonic process, so the rank stops calling itself one
+    mp.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
     os.environ.update(torchrun_env(rank, spec))
     if spec.world_size > 1:  # rank processes share this machine's cores
         with contextlib.suppress(ImportError):
