@@ -83,7 +83,10 @@ def _died(rank: int, exitcode: Callable[[int], int | None] | None) -> Coordinato
             how = f"died of {signal.Signals(-code).name}"
         except ValueError:
             how = f"died of signal {-code}"
-        return CoordinatorError(FailureKind.RANK_FAILED, f"rank {rank} {how} without reporting", rank=rank)
+        from phantora.run.memory import kill_hint  # SIGKILL: most likely the kernel's OOM killer
+
+        return CoordinatorError(FailureKind.RANK_FAILED, f"rank {rank} {how} without reporting{kill_hint(code)}",
+                                rank=rank)
     if code is not None:
         return CoordinatorError(FailureKind.RANK_FAILED, f"rank {rank} exited with code {code} without reporting "
                                 "(os._exit?)", exit_code=code, rank=rank)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from interpose.distributed import LocalSink, install, uninstall
 from interpose.distributed.coordinated import CoordinatedSink
+from phantora.run import memory
+from phantora.run.memory import RankGate
 
 if TYPE_CHECKING:
     from common.protocol import Channel
@@ -58,9 +60,15 @@ def plain(script: str, argv: list[str]) -> RankMain:
     return partial(plain_rank_main, script=script, argv=argv)
 
 
-def interposed_rank_main(rank: int, ch: Channel, *, job: RunJob) -> tuple[object, str | None]:
+def interposed_rank_main(rank: int, ch: Channel, *, job: RunJob, gate: RankGate | None = None) -> tuple[object, str | None]:
     """Run ``job.script`` under the interpose shim as rank ``rank``; returns ``(RankResult, error)``,
-    where a ``sys.exit(n)`` with ``n != 0`` is an error too."""
+    where a ``sys.exit(n)`` with ``n != 0`` is an error too. ``gate`` bounds the ranks running at once
+    (:mod:`phantora.run.memory`)."""
+    with memory.gated(gate, ch) as ch:
+        return _interposed_rank_main(rank, ch, job)
+
+
+def _interposed_rank_main(rank: int, ch: Channel, job: RunJob) -> tuple[object, str | None]:
     from interpose import run_script
     from interpose.distributed.runtime_link import RuntimeTimeline
 
@@ -95,4 +103,10 @@ def interposed_rank_main(rank: int, ch: Channel, *, job: RunJob) -> tuple[object
 
 
 def interposed(job: RunJob) -> RankMain:
-    return partial(interposed_rank_main, job=job)
+    """The rank body for ``job``, made in the parent before the fork: the memory check and the gate
+    shared by the ranks are made here (:mod:`phantora.run.memory`)."""
+    processes = 1 if job.symmetric else job.world_size
+    warning = memory.preflight(processes)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    return partial(interposed_rank_main, job=job, gate=memory.RankGate.for_ranks(processes))
