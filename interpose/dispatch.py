@@ -37,6 +37,7 @@ from interpose.grouped_mm import handler as grouped_mm_handler
 from interpose.op_args import involves_fake, shapes_text
 from interpose.runtime import RankRuntime
 from interpose.workspace import MATMUL_PACKETS, CublasWorkspaces
+from profiles.compute import _TF32_OPS as TF32_OPS  # ops whose signature carries the TF32 switch
 from profiles.compute import ComputeModel, signature_of
 
 __all__ = ["Handler", "SimDispatchMode", "SimFakeMode"]
@@ -84,7 +85,10 @@ class SimDispatchMode(TorchDispatchMode):
         self.values = rt.values
         self.fake = fake_mode
         self.model = model
-        self._timings: dict[Any, tuple[float, float, str, str, str, str]] = {}
+        self._timings: dict[Any, tuple[float, float, str, str, str, str, str]] = {}
+        """Per signature: (dur_us, launch_us, source, shapes text, dtype text, trace key, op name)."""
+        self._key_timings: dict[tuple, tuple[float, float, str, str, str, str, str]] = {}
+        """The same tuples by result-cache key: a cache hit skips building the signature."""
         self._skip: dict[Any, bool] = {}
         self._implicit: dict[Any, bool] = {}
         self._dynamic: dict[Any, bool] = {}
@@ -161,7 +165,7 @@ class SimDispatchMode(TorchDispatchMode):
             if spec is not _UNSEEN and spec is not None:
                 out = self.outputs.build(spec, args)
                 self.values.propagate(func, args, kwargs, out)
-                self.account(func, args, kwargs, out)
+                self.account(func, args, kwargs, out, k=k)
                 return out
         dynamic = self._dynamic.get(func)
         if dynamic is None:
@@ -183,7 +187,7 @@ class SimDispatchMode(TorchDispatchMode):
         if k is not None and k not in self.outputs.entries:
             self.outputs.learn(k, args, out)
         self.values.propagate(func, args, kwargs, out)
-        self.account(func, args, kwargs, out)
+        self.account(func, args, kwargs, out, k=k)
         return out
 
     def calibrate(self, n: int = 300) -> float:
@@ -205,30 +209,42 @@ class SimDispatchMode(TorchDispatchMode):
                 if isinstance(o, FakeTensor | list | tuple):
                     self.track(o)
 
-    def account(self, func, args: tuple, kwargs: dict, out: Any, stream=None) -> None:
-        """Charge memory for new outputs and queue the op's kernel on the stream."""
+    def account(self, func, args: tuple, kwargs: dict, out: Any, stream=None, k: tuple | None = None) -> None:
+        """Charge memory for new outputs and queue the op's kernel on the stream. ``k`` is the op's
+        result-cache key (:meth:`OutputCache.key`) where it has one: it determines the signature (and
+        more), so the timing is looked up by it without building the signature again."""
         skip = self._skip.get(func)
         if skip is None:
             skip = self._skip[func] = bool(func.is_view)
         if skip:
             return
         self.track(out)
-        if func.overloadpacket in MATMUL_PACKETS:
+        packet = func.overloadpacket
+        if packet in MATMUL_PACKETS:
             self.workspaces.ensure()
-        sig = signature_of(func, args, kwargs)
-        t = self._timings.get(sig)
+        t = None
+        if k is not None:
+            if packet in TF32_OPS:  # the global TF32 switch is part of their signature, not of ``k``
+                k = (k, torch.backends.cuda.matmul.allow_tf32)
+            t = self._key_timings.get(k)
         if t is None:
-            timing = self.model.time_op(func, args, kwargs, out)
-            shapes, dtype = shapes_text(args)
-            key = self.rt.op_key(sig, timing.dur_us, timing.source)
-            t = self._timings[sig] = (timing.dur_us, timing.launch_us, timing.source, shapes, dtype, key)
-            self.rt.clock.host_us += timing.first_us  # a new shape: the real host builds its plan once
-        dur, launch, source, shapes, dtype, key = t
+            sig = signature_of(func, args, kwargs)
+            t = self._timings.get(sig)
+            if t is None:
+                timing = self.model.time_op(func, args, kwargs, out)
+                shapes, dtype = shapes_text(args)
+                key = self.rt.op_key(sig, timing.dur_us, timing.source)
+                t = (timing.dur_us, timing.launch_us, timing.source, shapes, dtype, key, str(func))
+                self._timings[sig] = t
+                self.rt.clock.host_us += timing.first_us  # a new shape: the real host builds its plan once
+            if k is not None:
+                self._key_timings[k] = t
+        dur, launch, source, shapes, dtype, key, name = t
         if dur == 0.0 and source == "none":
             self.rt.clock.host_us += launch
             return
         self.rt.op_keys.append(key)
-        self.rt.launch(str(func), shapes, dtype, dur, launch, source, stream)
+        self.rt.launch(name, shapes, dtype, dur, launch, source, stream)
 
     def model_launch_us(self) -> float:
         """The compute model's host launch cost per kernel (copies use it too)."""

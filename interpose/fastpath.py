@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Literal, cast
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, in_kernel_invocation_manager
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
 _SCALARS = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
 _METADATA_MUTATORS = {"aten.resize_", "aten.resize_as_", "aten.set_", "aten.as_strided_", "aten.copy_"}
@@ -72,21 +72,70 @@ def _functional(func: torch._ops.OpOverload) -> bool | str:
 
 def _desc(a: Any) -> Any:
     """Hashable description of one argument, or raise _Skip."""
-    if isinstance(a, FakeTensor):
+    if type(a) is FakeTensor:
         if a.is_conj() or a.is_neg():
             raise _Skip
-        return (a.shape, a.stride(), a.dtype, a.fake_device, a.storage_offset())
+        return (a.shape, a.stride(), a.dtype, a._fake_device, a.storage_offset())
     if isinstance(a, torch.Tensor):
-        raise _Skip  # real tensors may carry constants FakeTensorMode folds
+        raise _Skip  # real tensors may carry constants FakeTensorMode folds; fake subclasses: slow path
     if isinstance(a, _SCALARS):
         return (type(a), a)
     if type(a) in (list, tuple):
-        return (type(a), tuple(_desc(x) for x in a))
+        return (type(a), tuple([_desc(x) for x in a]))
     raise _Skip
 
 
 class _Skip(Exception):
     pass
+
+
+_META = torch.device("meta")
+_no_python_dispatch = torch._C._DisableTorchDispatch
+"""Makes the cached outputs' meta tensors without passing through the dispatch modes (the shim's
+own included): the guard costs well under a microsecond, ``in_kernel_invocation_manager`` ~5."""
+_empty_strided = torch.empty_strided
+_make_subclass = torch.Tensor._make_subclass
+_MUTABLE_DATA_PTR_POLICY = (
+    torch._C._set_throw_on_mutable_data_ptr,
+    torch._C._set_warn_deprecated_on_mutable_data_ptr,
+)
+"""What ``FakeTensor.__new__`` sets on a new tensor, by the mode's ``_allow_unsafe_data_ptr_access``."""
+_MISSING: Any = object()
+
+
+class _LeanFakes:
+    """Builds the FakeTensors of one mode the way ``FakeTensor.__new__`` leaves them, at a third of its
+    cost: the constructor normalises the device and sets two dozen attributes through descriptors on
+    every call, and a training step makes thousands. The attributes are copied from a tensor the
+    constructor itself built for that device, so they follow torch's own set; a mode or device whose
+    template is not the plain one (all ``None`` but the mode and device) keeps the constructor."""
+
+    def __init__(self, mode: FakeTensorMode) -> None:
+        self.mode = mode
+        self._templates: dict[torch.device, dict[str, Any] | None] = {}
+        self._data_ptr_policy = _MUTABLE_DATA_PTR_POLICY[bool(mode._allow_unsafe_data_ptr_access)]
+
+    def _template(self, device: torch.device) -> dict[str, Any] | None:
+        with _no_python_dispatch():
+            m = _empty_strided((1,), (1,), dtype=torch.float32, device=_META)
+        t = dict(FakeTensor(self.mode, m, device).__dict__)
+        plain = (
+            t.get("_fake_device") == device
+            and t.get("fake_mode") is self.mode
+            and all(v is None for k, v in t.items() if k not in ("_fake_device", "fake_mode"))
+        )
+        return t if plain else None
+
+    def make(self, meta: torch.Tensor, device: torch.device) -> FakeTensor:
+        t = self._templates.get(device, _MISSING)
+        if t is _MISSING:
+            t = self._templates[device] = self._template(device)
+        if t is None:
+            return FakeTensor(self.mode, meta, device)
+        f = _make_subclass(FakeTensor, meta, False, dispatch_device=True, device_for_backend_keys=device)
+        self._data_ptr_policy(f)
+        f.__dict__.update(t)
+        return f
 
 
 class OutputCache:
@@ -98,6 +147,7 @@ class OutputCache:
         self.entries: dict[tuple[Any, ...], Spec | None] = {}
         self.hits = 0
         self.misses = 0
+        self._lean = _LeanFakes(mode)
 
     def key(self, func: Any, args: tuple, kwargs: dict) -> tuple[Any, ...] | None:
         ok = self._eligible.get(func)
@@ -106,34 +156,35 @@ class OutputCache:
         if not ok or (ok == "view" and torch.is_inference_mode_enabled()):
             return None  # a view made in inference_mode must share its base's version counter
         try:
-            k: tuple[Any, ...] = (func, tuple(_desc(a) for a in args))
+            k: tuple[Any, ...] = (func, tuple([_desc(a) for a in args]))
             if kwargs:
-                k = (*k, tuple((n, _desc(v)) for n, v in kwargs.items()))
+                k = (*k, tuple([(n, _desc(v)) for n, v in kwargs.items()]))
         except _Skip:
             return None
         return k
 
     def build(self, spec: Spec, args: tuple) -> FakeTensor | tuple[FakeTensor, ...] | None:
         self.hits += 1
-        mode = self.mode
         kind = spec[0]
         if kind == "inplace":
             return args[0]
         if kind == "mutate":
             return None
+        make = self._lean.make
         if kind == "view":
             _, shape, stride, offset, dtype, device = cast(View, spec)
-            with in_kernel_invocation_manager(mode):
-                m = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+            with _no_python_dispatch():
+                m = _empty_strided((0,), (1,), dtype=dtype, device=_META)
                 m.set_(args[0].untyped_storage(), offset, shape, stride)
-            return FakeTensor(mode, m, device)
+            return make(m, device)
         dense = cast(tuple[Dense, ...], spec)
-        outs = []
-        with in_kernel_invocation_manager(mode):
-            for shape, stride, dtype, _device in dense:
-                outs.append(torch.empty_strided(shape, stride, dtype=dtype, device="meta"))
-        fakes = tuple(FakeTensor(mode, m, d) for m, (_, _, _, d) in zip(outs, dense, strict=True))
-        return fakes[0] if len(fakes) == 1 else fakes
+        with _no_python_dispatch():
+            metas = [
+                _empty_strided(shape, stride, dtype=dtype, device=_META) for shape, stride, dtype, _ in dense
+            ]
+        if len(metas) == 1:
+            return make(metas[0], dense[0][3])
+        return tuple([make(m, d) for m, (_, _, _, d) in zip(metas, dense, strict=True)])
 
     def learn(self, k: tuple, args: tuple, out: Any) -> None:
         """Cache ``out``'s metadata under ``k`` if every output is a fresh dense tensor."""

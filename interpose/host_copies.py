@@ -68,22 +68,21 @@ def _to_copy(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any
             out = torch.zeros(x.shape, dtype=out_dtype, device=dev)
         _script_copy(mode, "aten._to_copy.default(d2h)", x, blocking, func, args, kwargs)
         return out
+    if src_fake:  # stays on the GPU (a cast, a move between devices): an ordinary kernel, result cache first
+        return mode.simulate(func, args, kwargs)
+    # H2D: copy from a metadata-only stand-in, so FakeTensorMode's converter keeps no weak reference
+    # to the CPU tensor (``swap_tensors`` refuses weakly-referenced tensors, and ``Module._apply``
+    # swaps the cuda copy into the old Parameter).
     host = x
-    if not src_fake:
-        # H2D: copy from a metadata-only stand-in, so FakeTensorMode's converter keeps
-        # no weak reference to the CPU tensor (``swap_tensors`` refuses weakly-referenced
-        # tensors, and ``Module._apply`` swaps the cuda copy into the old Parameter).
-        x = FakeTensor(mode.fake, torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta"), x.device)
-        args = (x, *args[1:])
+    x = FakeTensor(mode.fake, torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta"), x.device)
+    args = (x, *args[1:])
     with mode.fake:
         out = func(*args, **kwargs)
-    if not src_fake:  # H2D
-        if mode.values.keepable(out, from_host=True):
-            mode.values.put(out, host.to(out.dtype), from_host=True)
-        mode.track(out)
-        _script_copy(mode, "aten._to_copy.default(h2d)", x, blocking, func, args, kwargs)
-        return out
-    return _on_device(mode, func, args, kwargs, out)
+    if mode.values.keepable(out, from_host=True):
+        mode.values.put(out, host.to(out.dtype), from_host=True)
+    mode.track(out)
+    _script_copy(mode, "aten._to_copy.default(h2d)", x, blocking, func, args, kwargs)
+    return out
 
 
 def _copy_(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
