@@ -10,14 +10,16 @@ Lookup order for an op signature:
    holds entries profiled on demand — also ``source="profile"``;
 3. if ``on_demand`` and a CUDA GPU is present: time the op now on random inputs
    of the same shapes, add it to the cache — ``source="profile"``;
-4. the fitted model: ``overhead + roofline_ideal / efficiency`` fitted to the
+4. the per-family cost models fitted on the recorded sweeps (:mod:`profiles.families`;
+   GEMM, attention, convolution, bytes-bound ops) — ``source="family"``;
+5. the fitted model: ``overhead + roofline_ideal / efficiency`` fitted to the
    loaded profiles' own measurements — of the same op and compute dtype where
    there are at least 3, else of the op's family (matmul, attention, reduction,
    copy, optimizer, elementwise) and dtype, else of the family —
    ``source="fitted"``; the plain roofline where nothing fits —
    ``source="roofline"``.
 
-Ops that launch no kernel get ``source="none"``. Signatures answered by 3/4
+Ops that launch no kernel get ``source="none"``. Signatures answered by 3-5
 are kept with a replayable argument spec: :meth:`ReplayModel.missing_signatures`
 and :meth:`ReplayModel.write_missing` give them to ``phantora profile --kernels-only``.
 """
@@ -34,9 +36,10 @@ import torch
 
 from profiles.compute import COMPUTE_MODELS, ComputeModel, OpSignature, OpTiming
 from profiles.cost import family_of, ideal_us, op_bytes, op_flops, tensors_of
+from profiles.families import FamilyModels, is_sweep_file, query_of_signature
 from profiles.gpus import GpuSpec
 from profiles.roofline import RooflineModel, is_kernel_free
-from profiles.store import ProfileEntry, load_profiles
+from profiles.store import ProfileEntry, load_profiles, profile_files
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 """Shipped profiles: ``profiles/data/<gpu key>/*.jsonl[.gz]``."""
@@ -230,7 +233,9 @@ class ReplayModel(ComputeModel):
         """
         super().__init__(gpu)
         if profiles is None:
-            paths: list[str | Path] = [DATA_DIR / gpu.key] if (DATA_DIR / gpu.key).exists() else []
+            # sweep grids/held-out sets feed the family models, not the exact entries (profiles.families)
+            shipped = list(profile_files([DATA_DIR / gpu.key])) if (DATA_DIR / gpu.key).exists() else []
+            paths: list[str | Path] = [p for p in shipped if not is_sweep_file(p)]
             strict = False
         else:
             paths = [profiles] if isinstance(profiles, str | Path) else list(profiles)
@@ -255,6 +260,7 @@ class ReplayModel(ComputeModel):
         steady, self._op_first = steady_host_costs(self.entries, self.headers, origins)
         self._op_launch = op_launch_us(self.entries) | steady
         self.fits = FitTable(gpu, self.entries)
+        self.families = FamilyModels.from_folder(DATA_DIR / gpu.key, gpu.key)
         launches = [e.launch_us for e in self.entries.values() if e.launch_us > 0]
         if default_launch_us is None:
             default_launch_us = float(np.median(launches)) if launches else 6.0
@@ -305,6 +311,13 @@ class ReplayModel(ComputeModel):
         outs = tensors_of(out)
         dtype = sig.dtypes[0] if sig.dtypes else (str(outs[0].dtype).removeprefix("torch.") if outs else "")
         cdtype = compute_dtype(spec["key"], dtype)
+        fam = self.families.predict(
+            query_of_signature(sig, op_flops(func, args, kwargs, out), op_bytes(args, kwargs, out), len(sig.shapes) + len(outs))
+        )
+        if fam is not None:
+            spec["dur_us"] = fam[0]
+            self._missing[spec["key"]] = spec
+            return OpTiming(fam[0], "family", self._launch_of(sig.op), self._op_first.get(sig.op, 0.0))
         dur = self.fits.predict(
             _TWIN_OP.get(sig.op, sig.op), family, cdtype, op_flops(func, args, kwargs, out), op_bytes(args, kwargs, out), len(sig.shapes) + len(outs)
         )

@@ -16,8 +16,9 @@ import numpy as np
 
 from phantora.breakdown import covered, iteration_breakdown, merge
 
-MODEL_SOURCES = ("profile", "fitted", "roofline")
-"""Timing sources of the compute-time model; copies and collectives are timed elsewhere."""
+MODEL_SOURCES = ("profile", "family", "fitted", "roofline")
+"""Timing sources of the compute-time model (exact entries, per-family sweep models, the older fit,
+the roofline); copies and collectives are timed elsewhere."""
 BREAKDOWN_PARTS = ("compute", "exposed_comm", "idle")
 """The parts of an iteration (``phantora.breakdown``): ``<part>_us`` per rank, ``<part>_ms`` in summaries."""
 

@@ -1,0 +1,248 @@
+"""What a family model sees of an op (:class:`Query`), the model interface, and the log-grid interpolator.
+
+A query is built the same way from a stored profile entry (fitting, held-out
+checks on the CPU) and from a live call in the simulator (replay's fallback),
+so a model cannot see more at fit time than it gets at run time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.registry import Registry
+from profiles.compute import OpSignature
+from profiles.store import ProfileEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """An op signature plus the cost figures the recorder stores with every entry."""
+
+    op: str
+    shapes: tuple[tuple[int, ...], ...]
+    """Tensor shapes in argument order; empty for keys that hash their shapes (> 8 tensors)."""
+    dtypes: tuple[str, ...]
+    contiguous: tuple[bool, ...]
+    flags: dict[str, str] = field(default_factory=dict)
+    flops: float = 0.0
+    bytes: float = 0.0
+    n_tensors: int = 0
+
+
+_FLAG_SPLIT = re.compile(r",(?![^\[]*\])")
+
+
+def parse_key(
+    key: str,
+) -> tuple[str, tuple[tuple[int, ...], ...], tuple[str, ...], tuple[bool, ...], dict[str, str]]:
+    """Inverse of :meth:`OpSignature.key` (hashed long lists give no shapes)."""
+    op, shp, dts, cont, flg = (key.split("|") + [""] * 5)[:5]
+    shapes: tuple[tuple[int, ...], ...] = ()
+    if not shp.startswith("#"):
+        shapes = (
+            tuple(tuple(int(d) for d in s.split("x")) if s else () for s in shp.split(";")) if shp else ()
+        )
+    flags = dict(kv.split("=", 1) for kv in _FLAG_SPLIT.split(flg) if "=" in kv) if flg else {}
+    return op, shapes, tuple(dts.split(",")) if dts else (), tuple(c == "c" for c in cont), flags
+
+
+def query_of_entry(e: ProfileEntry) -> Query:
+    op, shapes, dtypes, cont, flags = parse_key(e.key)
+    return Query(op, shapes, dtypes, cont, flags, e.flops, e.bytes, e.n_tensors)
+
+
+def query_of_signature(sig: OpSignature, flops: float, nbytes: float, n_tensors: int) -> Query:
+    return Query(sig.op, sig.shapes, sig.dtypes, sig.contiguous, dict(sig.flags), flops, nbytes, n_tensors)
+
+
+def half_to_bf16(dtype: str) -> str:
+    """float16 runs the same tensor-core / bandwidth rates as bfloat16 on Hopper: share its grids."""
+    return "bfloat16" if dtype == "float16" else dtype
+
+
+class LogGrid:
+    """Multilinear interpolation of ``log(dur / ref)`` over the logs of a grid's axes.
+
+    ``ref`` is a work proxy (FLOPs, bytes) given per point, so that what is
+    interpolated is a log efficiency. Inside the grid this is the same as
+    interpolating ``log dur`` when ``ref`` is a product of powers of the axes
+    (GEMM FLOPs ∝ M·N·K). Outside it, a point below an axis' range takes the
+    edge's time (small kernels sit on a launch floor), a point above it the
+    edge's efficiency (big kernels take time in proportion to work). Grid nodes
+    that were not recorded (work caps) are filled with the mean of their
+    recorded neighbours' log efficiency, repeatedly; so are nodes that
+    :func:`_drop_slow_outliers` finds slowed by the machine rather than the shape.
+    """
+
+    def __init__(
+        self, points: Sequence[Sequence[float]], durs: Sequence[float], refs: Sequence[float]
+    ) -> None:
+        pts = np.log(np.asarray(points, dtype=float))
+        q = np.log(np.asarray(durs, dtype=float)) - np.log(np.asarray(refs, dtype=float))
+        self.nodes = [np.unique(pts[:, d]) for d in range(pts.shape[1])]
+        grid = np.full([len(n) for n in self.nodes], np.nan)
+        acc: dict[tuple[int, ...], list[float]] = {}
+        for p, v in zip(pts, q, strict=True):
+            idx = tuple(int(np.searchsorted(n, x)) for n, x in zip(self.nodes, p, strict=True))
+            acc.setdefault(idx, []).append(float(v))
+        for idx, vs in acc.items():
+            grid[idx] = float(np.mean(vs))
+        self.n_points = len(acc)
+        self.n_outliers = _drop_slow_outliers(grid)
+        self.grid = _fill_nan(grid)
+
+    def log_eff(self, x: Sequence[float]) -> float:
+        lx = [math.log(max(v, 1e-30)) for v in x]
+        lo_idx, ts = [], []
+        for n, v in zip(self.nodes, lx, strict=True):
+            if len(n) == 1:
+                lo_idx.append(0)
+                ts.append(0.0)
+                continue
+            v = min(max(v, float(n[0])), float(n[-1]))
+            i = min(max(int(np.searchsorted(n, v)) - 1, 0), len(n) - 2)
+            lo_idx.append(i)
+            ts.append((v - float(n[i])) / float(n[i + 1] - n[i]))
+        total = 0.0
+        for corner in itertools.product((0, 1), repeat=len(lx)):
+            w = 1.0
+            idx = []
+            for d, c in enumerate(corner):
+                if len(self.nodes[d]) == 1:
+                    if c:
+                        w = 0.0
+                    idx.append(0)
+                    continue
+                w *= ts[d] if c else 1.0 - ts[d]
+                idx.append(lo_idx[d] + c)
+            if w:
+                total += w * float(self.grid[tuple(idx)])
+        return total
+
+    def lower(self, x: Sequence[float]) -> list[float]:
+        """``x`` with coordinates below an axis' range raised to its first node (the launch floor)."""
+        return [max(v, math.exp(float(n[0]))) for v, n in zip(x, self.nodes, strict=True)]
+
+    def predict(self, x: Sequence[float], ref: Callable[[Sequence[float]], float]) -> float:
+        """Duration at ``x``; ``ref`` maps a point to its work proxy (evaluated at :meth:`lower` of ``x``)."""
+        return math.exp(self.log_eff(x)) * ref(self.lower(x))
+
+
+OUTLIER_LOG_RATIO = math.log(1.5)
+"""A node more than 1.5x slower than the log-midpoint of its two neighbours on every axis is noise."""
+
+
+def _drop_slow_outliers(grid: np.ndarray) -> int:
+    """Set to NaN (in place) the nodes slower than every axis' neighbour midpoint by :data:`OUTLIER_LOG_RATIO`.
+
+    The H200 sweep holds isolated points 5-8x slower than both neighbours with the
+    p10 of their own 5 timings just as slow (the machine, not the kernel: the same
+    shapes re-measured in other files take the neighbours' time). A real regime
+    change (a row length with a slower kernel) is slow along the other axes' neighbours
+    too, so it survives: only a node that no axis explains is dropped. Upward only:
+    noise does not make kernels faster.
+    """
+    drop = []
+    for idx in zip(*np.nonzero(~np.isnan(grid)), strict=True):
+        residuals = []
+        for d in range(grid.ndim):
+            lo, hi = list(idx), list(idx)
+            lo[d] -= 1
+            hi[d] += 1
+            if lo[d] < 0 or hi[d] >= grid.shape[d]:
+                continue
+            a, b = grid[tuple(lo)], grid[tuple(hi)]
+            if not (np.isnan(a) or np.isnan(b)):
+                residuals.append(grid[idx] - (a + b) / 2)
+        if residuals and min(residuals) > OUTLIER_LOG_RATIO:
+            drop.append(idx)
+    for idx in drop:
+        grid[idx] = np.nan
+    return len(drop)
+
+
+def _fill_nan(grid: np.ndarray) -> np.ndarray:
+    g = grid.copy()
+    while np.isnan(g).any():
+        filled = g.copy()
+        for idx in zip(*np.nonzero(np.isnan(g)), strict=True):
+            nb = []
+            for d in range(g.ndim):
+                for s in (-1, 1):
+                    j = list(idx)
+                    j[d] += s
+                    if 0 <= j[d] < g.shape[d] and not np.isnan(g[tuple(j)]):
+                        nb.append(g[tuple(j)])
+            if nb:
+                filled[idx] = float(np.mean(nb))
+        if np.isnan(filled).sum() == np.isnan(g).sum():
+            filled[np.isnan(filled)] = 0.0  # nothing recorded at all
+        g = filled
+    return g
+
+
+class FamilyModel:
+    """A cost model for one kernel family, fitted on recorded sweep entries.
+
+    Subclasses set ``name`` and ``ops`` (the op overloads they may answer),
+    implement :meth:`features` (variant key, grid point, work proxy of a query,
+    or ``None`` where the model does not apply) and inherit fitting: one
+    :class:`LogGrid` per variant over the recorded points. ``predict`` answers
+    ``None`` for a query outside the model (another variant, a layout nobody
+    swept), so that the caller falls through to the older fit.
+    """
+
+    name: str = ""
+    ops: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self.grids: dict[tuple, LogGrid] = {}
+
+    def features(self, q: Query) -> tuple[tuple, list[float], float] | None:
+        raise NotImplementedError
+
+    def variants_for(self, variant: tuple) -> Iterable[tuple]:
+        """Variants to try for a query's own variant, best first (override to share grids)."""
+        return (variant,)
+
+    def fit(self, entries: Iterable[ProfileEntry]) -> None:
+        by: dict[tuple, tuple[list[list[float]], list[float], list[float]]] = {}
+        for e in entries:
+            if e.op not in self.ops or e.dur_us <= 0:
+                continue
+            f = self.features(query_of_entry(e))
+            if f is None:
+                continue
+            variant, x, ref = f
+            pts, durs, refs = by.setdefault(variant, ([], [], []))
+            pts.append(x)
+            durs.append(e.dur_us)
+            refs.append(ref)
+        self.grids = {v: LogGrid(*rows) for v, rows in by.items()}
+
+    def predict(self, q: Query) -> float | None:
+        if q.op not in self.ops:
+            return None
+        f = self.features(q)
+        if f is None:
+            return None
+        variant, x, _ = f
+        for v in self.variants_for(variant):
+            g = self.grids.get(v)
+            if g is not None:
+                return g.predict(x, lambda p, v=v: self.ref_of(v, p))
+        return None
+
+    def ref_of(self, variant: tuple, x: Sequence[float]) -> float:
+        """Work proxy at grid point ``x`` (default: the product of the axes)."""
+        return float(np.prod(x))
+
+
+FAMILY_MODELS: Registry[type[FamilyModel]] = Registry("kernel family model")
+"""Family model classes by name; :class:`profiles.families.FamilyModels` fits every one."""
