@@ -145,7 +145,7 @@ def _drop_slow_outliers(grid: np.ndarray) -> int:
     p10 of their own 5 timings just as slow (the machine, not the kernel: the same
     shapes re-measured in other files take the neighbours' time). A real regime
     change (a row length with a slower kernel) is slow along the other axes' neighbours
-    too, so it survives: only a node that no axis explains is dropped. Upward only:
+    too, so it survives: only an interior node that no axis explains is dropped. Upward only:
     noise does not make kernels faster.
     """
     drop = []
@@ -155,12 +155,12 @@ def _drop_slow_outliers(grid: np.ndarray) -> int:
             lo, hi = list(idx), list(idx)
             lo[d] -= 1
             hi[d] += 1
-            if lo[d] < 0 or hi[d] >= grid.shape[d]:
-                continue
-            a, b = grid[tuple(lo)], grid[tuple(hi)]
-            if not (np.isnan(a) or np.isnan(b)):
-                residuals.append(grid[idx] - (a + b) / 2)
-        if residuals and min(residuals) > OUTLIER_LOG_RATIO:
+            if lo[d] < 0 or hi[d] >= grid.shape[d] or np.isnan(grid[tuple(lo)]) or np.isnan(grid[tuple(hi)]):
+                break  # only interior nodes are judged: an edge's slowness may be its regime
+            residuals.append(grid[idx] - (grid[tuple(lo)] + grid[tuple(hi)]) / 2)
+        else:
+            residuals.append(math.inf)
+        if len(residuals) > grid.ndim and min(residuals) > OUTLIER_LOG_RATIO:
             drop.append(idx)
     for idx in drop:
         grid[idx] = np.nan
