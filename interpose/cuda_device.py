@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,14 @@ class DeviceProperties:
 
 
 def device_count() -> int:
+    """The rank's local world size (one GPU per rank process), or as many devices as
+    ``CUDA_VISIBLE_DEVICES`` lists, as CUDA counts them: one process driving several GPUs
+    (``nn.DataParallel``) runs as ``CUDA_VISIBLE_DEVICES=0,1 phantora run --nproc-per-node 1``."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        n = len([d for d in visible.split(",") if d.strip()])
+        if n:
+            return n
     return max(current().cfg.local_world_size, 1)
 
 
@@ -59,7 +68,13 @@ def set_device(device: Any) -> None:
         return
     if idx >= device_count():
         raise RuntimeError("CUDA error: invalid device ordinal")
-    current().device = idx
+    _select(idx)
+
+
+def _select(idx: int) -> None:
+    from interpose.cuda_streams import select_device  # cuda_streams imports this module
+
+    select_device(idx)
 
 
 class device:
@@ -70,13 +85,12 @@ class device:
         self.prev_idx = -1
 
     def __enter__(self) -> None:
-        rt = current()
-        self.prev_idx = rt.device
+        self.prev_idx = current().device
         if self.idx >= 0:
-            rt.device = self.idx
+            _select(self.idx)
 
     def __exit__(self, *exc: object) -> None:
-        current().device = self.prev_idx
+        _select(self.prev_idx)
 
 
 def get_device_properties(device: Any = None) -> DeviceProperties:

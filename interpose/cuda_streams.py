@@ -12,11 +12,53 @@ from interpose.streams import EventMark, StreamTimeline
 
 _wrappers: dict[int, Stream] = {}
 """One ``Stream`` object per timeline id, so ``current_stream()`` returns equal, identical objects."""
+_defaults: dict[int, StreamTimeline] = {}
+"""Default streams of the devices other than the runtime's first one (made on first use)."""
+_currents: dict[int, StreamTimeline] = {}
+"""The current stream of each device that is not the current device (CUDA keeps one per device)."""
 
 
 def reset() -> None:
     """Forget a previous install's streams."""
     _wrappers.clear()
+    _defaults.clear()
+    _currents.clear()
+
+
+def default_timeline(d: int) -> StreamTimeline:
+    """Device ``d``'s default stream: one process may drive several devices (``nn.DataParallel``)."""
+    rt = current()
+    if d == rt.default_stream.device:
+        return rt.default_stream
+    tl = _defaults.get(d)
+    if tl is None:
+        tl = _defaults[d] = rt.new_stream(0, d)
+    return tl
+
+
+def current_timeline(d: int) -> StreamTimeline:
+    rt = current()
+    if d == rt.device:
+        return rt.current_stream
+    return _currents.get(d) or default_timeline(d)
+
+
+def select_device(d: int) -> None:
+    """Make ``d`` the current device; the current stream becomes ``d``'s own current stream, as in
+    CUDA, where each device keeps one (ops are queued on the current stream)."""
+    rt = current()
+    if d == rt.device:
+        return
+    _currents[rt.device] = rt.current_stream
+    rt.device = d
+    prev = _currents.pop(d, None)
+    rt.current_stream = prev if prev is not None else default_timeline(d)
+
+
+def _set_timeline(tl: StreamTimeline) -> None:
+    """``torch.cuda.set_stream``: the stream's device becomes the current device (as torch's C++ does)."""
+    select_device(tl.device)
+    current().current_stream = tl
 
 
 class Stream:
@@ -140,35 +182,41 @@ class Event:
 
 
 def current_stream(device: Any = None) -> Stream:
-    return Stream._wrap(current().current_stream)
+    return Stream._wrap(current_timeline(device_index(device)))
 
 
 def default_stream(device: Any = None) -> Stream:
-    return Stream._wrap(current().default_stream)
+    return Stream._wrap(default_timeline(device_index(device)))
 
 
 def set_stream(stream: Stream | None) -> None:
     if stream is not None:
-        current().current_stream = stream._tl
+        _set_timeline(stream._tl)
 
 
 class StreamContext:
-    """``with torch.cuda.stream(s):`` — makes ``s`` the current stream."""
+    """``with torch.cuda.stream(s):`` — makes ``s`` the current stream (and its device the current
+    device); on exit both come back, and so does the current stream ``s``'s device had."""
 
     def __init__(self, stream: Stream | None) -> None:
         self.stream = stream
         self._prev: StreamTimeline | None = None
+        self._dst_prev: StreamTimeline | None = None
 
     def __enter__(self) -> StreamContext:
         rt = current()
         self._prev = rt.current_stream
         if self.stream is not None:
-            rt.current_stream = self.stream._tl
+            tl = self.stream._tl
+            self._dst_prev = current_timeline(tl.device) if tl.device != self._prev.device else None
+            _set_timeline(tl)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._dst_prev is not None:
+            _set_timeline(self._dst_prev)
         if self._prev is not None:
-            current().current_stream = self._prev
+            _set_timeline(self._prev)
 
 
 def stream(stream: Stream | None) -> StreamContext:

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
+from interpose.cuda_comm import install_cuda_comm
 from interpose.host_workers import install_host_workers, restore_host_workers
 from interpose.patching import Patcher
 from interpose.runtime import current
@@ -264,6 +265,7 @@ def install_fake_cuda(p: Patcher) -> None:
             types.append(FakeTensor)
     p.after_import("torchvision", _install_torchvision_ops)
     install_host_workers(p)  # DataLoader workers: real waits, no shim in forked children
+    install_cuda_comm(p)  # nn.DataParallel: scatter/gather/broadcast_coalesced, parallel_apply
     if torch.backends.cudnn.is_available():  # CUDA builds (see the module docstring)
         for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
             p.set(torch._VF, name, _make_rnn_without_cudnn(getattr(torch._VF, name)))
