@@ -1,6 +1,11 @@
-"""Engine speed: a 1,024-GPU ring all-reduce, an 8,192-flow all-to-all, random send/recv.
+"""Engine speed: issue 21's two cases (65,280-flow all-to-all, 8,192-GPU ring), then the older ones.
 
-    python benchmarks/netsim_speed.py [--random-flows N] [--no-full]
+    python benchmarks/netsim_speed.py [--random-flows N] [--no-full] [--only-issue21]
+
+Issue 21's acceptance cases come first, incremental engine only (the full-recompute reference
+would take minutes): a 256-GPU (32 x 8) all-to-all with one connection per peer, 1 GiB per rank
+(256 x 255 = 65,280 flows, the nearest full all-to-all to 65,536; single_path, so ECMP collisions
+tie every flow into one component), and a 1 GiB ring all-reduce over 8,192 GPUs (1,024 x 8).
 
 Each case runs twice in the same process: with the incremental engine (only the connected
 component of links touched by an event is re-rated) and with ``incremental=False`` (every
@@ -47,6 +52,28 @@ def all_to_all_64(transport: str) -> Case:
         cfg.collectives.p2p_channels_per_peer = 2
         net = FlowNetwork.build(8, 8, cfg, transport, incremental=incremental)
         net.submit_collective("all_to_all", list(range(64)), 1 << 30, 0)
+        net.run()
+        return net
+    return run
+
+
+def all_to_all_256(transport: str) -> Case:
+    """Issue 21: 256 GPUs (32 x 8), one connection per peer: 65,280 flows."""
+    def run(incremental: bool) -> FlowNetwork:
+        cfg = NetworkConfig()
+        cfg.collectives.p2p_channels_per_peer = 1
+        net = FlowNetwork.build(32, 8, cfg, transport, incremental=incremental)
+        net.submit_collective("all_to_all", list(range(256)), 1 << 30, 0)
+        net.run()
+        return net
+    return run
+
+
+def ring_all_reduce_8192(transport: str) -> Case:
+    """Issue 21: a 1 GiB ring all-reduce over 8,192 GPUs (1,024 hosts x 8)."""
+    def run(incremental: bool) -> FlowNetwork:
+        net = FlowNetwork.build(1024, 8, NetworkConfig(), transport, incremental=incremental)
+        net.submit_collective("all_reduce", list(range(8192)), 1 << 30, 0)
         net.run()
         return net
     return run
@@ -107,8 +134,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--random-flows", type=int, default=1024)
     ap.add_argument("--no-full", action="store_true", help="skip the full-recompute reference runs")
+    ap.add_argument("--only-issue21", action="store_true", help="run issue 21's two cases only")
     args = ap.parse_args()
     full = not args.no_full
+    measure("all-to-all 256 GPUs (32x8), 1 conn/peer, 1 GiB", "single_path", all_to_all_256("single_path"), False)
+    measure("ring all-reduce 8192 GPUs (1024x8), 1 GiB", "single_path", ring_all_reduce_8192("single_path"), False)
+    if args.only_issue21:
+        return
     for t in ("single_path", "uccl_multipath"):
         measure("ring all-reduce 1024 GPUs (128x8), 1 GiB", t, ring_all_reduce(t), full)
     for t in ("single_path", "uccl_multipath"):

@@ -12,8 +12,14 @@ import numpy as np
 
 
 def max_min_rates(entry_flow: np.ndarray, entry_link: np.ndarray, entry_weight: np.ndarray,
-                  n_flows: int, capacity: np.ndarray, max_rate: np.ndarray | None = None) -> np.ndarray:
-    """Rates (capacity units) of ``n_flows`` flows given their (flow, link, weight) incidence entries."""
+                  n_flows: int, capacity: np.ndarray, max_rate: np.ndarray | None = None,
+                  residual: np.ndarray | None = None) -> np.ndarray:
+    """Rates (capacity units) of ``n_flows`` flows given their (flow, link, weight) incidence entries.
+
+    ``residual`` (per link, default ``capacity``): what is left for these flows when others hold
+    fixed rates on the same links (the engine's warm start); saturation tolerances stay relative
+    to the full ``capacity`` so a sub-problem freezes flows exactly where the whole problem would.
+    """
     rates = np.zeros(n_flows)
     if n_flows == 0:
         return rates
@@ -21,7 +27,7 @@ def max_min_rates(entry_flow: np.ndarray, entry_link: np.ndarray, entry_weight: 
     used_links, entry_link = np.unique(entry_link, return_inverse=True)
     capacity = capacity[used_links].astype(float)
     n_links = len(capacity)
-    residual = capacity.copy()
+    residual = capacity.copy() if residual is None else np.maximum(residual[used_links], 0.0)
     active = np.ones(n_flows, dtype=bool)
     cap = np.full(n_flows, np.inf) if max_rate is None else max_rate.astype(float)
     level = 0.0

@@ -158,6 +158,36 @@ def test_incremental_rates_match_full_recompute(seed, transport):
     assert net_inc.stats.flows_recomputed < net_full.stats.flows_recomputed  # and it did less work
 
 
+@pytest.mark.parametrize("transport", ["single_path", "uccl_multipath"])
+def test_warm_start_after_completions_matches_full_recompute(transport):
+    """Flows that all start together and only finish afterwards: the warm start (re-rate only flows at
+    or above the finished ones' rate) gives the full recomputation's end times, with less work."""
+    def run(incremental: bool) -> tuple[list[dict[int, int]], FlowNetwork]:
+        cfg = NetworkConfig()
+        cfg.collectives.p2p_channels_per_peer = 1
+        net = FlowNetwork.build(16, 2, cfg, transport, incremental=incremental)
+        rng = np.random.default_rng(3)
+        hs = [net.submit_collective("send_recv", [a, b], int(2 ** rng.uniform(16, 22)), 0)
+              for a in range(32) for b in range(32) if a != b and (a * 7 + b) % 5 == 0]
+        net.run()
+        return [net.result(h) for h in hs], net
+    inc, net_inc = run(True)
+    full, net_full = run(False)
+    assert inc == full
+    assert net_inc.stats.flows_recomputed < net_full.stats.flows_recomputed / 2
+
+
+def test_max_min_residual_is_what_other_flows_leave():
+    """``residual``: a sub-problem on the capacity fixed-rate flows leave equals the whole problem."""
+    ef, el, ew = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), np.array([1.0, 1.0, 1.0, 1.0])
+    cap = np.array([10.0, 4.0])
+    whole = max_min_rates(ef, el, ew, 3, cap)
+    assert whole.tolist() == [2.0, 2.0, 8.0]
+    # flows 0 and 1 held at 2: flow 2 alone on link 0 with 10 - 2 left
+    sub = max_min_rates(np.array([0]), np.array([0]), np.array([1.0]), 1, cap, residual=np.array([8.0, 0.0]))
+    assert sub.tolist() == [8.0]
+
+
 def test_network_efficiency_slows_only_flows_that_leave_the_host():
     """all_to_all's calibrated network efficiency (ns-3, issue 6) scales its inter-host time only."""
     def a2a(hosts: int, gpus: int, eff: float) -> float:

@@ -112,9 +112,14 @@ class Plan:
             return None
         return host_s * topo.gpus_per_host + local_d % rails
 
+    _intra: bool | None = None
+
     def is_intra_host(self) -> bool:
-        hosts = {self.topology.host_of(r) for r in self.ranks}
-        return len(hosts) == 1
+        """Every rank on one host (cached: an all-to-all asks once per pair)."""
+        if self._intra is None:
+            g = self.topology.gpus_per_host
+            self._intra = len({r // g for r in self.ranks}) == 1
+        return self._intra
 
     def choose_protocol(self, steps: int, bus_bytes: float) -> Protocol:
         """The configured protocol, or (``auto``) the one with the least modelled time."""
@@ -161,7 +166,7 @@ class Plan:
             weights.append(w)
             intra = self.topology.host_of(s) == self.topology.host_of(d)
             lat_sum += hop_lat + round(1e3 * (p.step_latency_nvlink_us if intra else p.step_latency_net_us))
-        lk, w = merge_incidence(links, weights)
+        lk, w = _sorted_single(links[0], weights[0]) if len(links) == 1 else merge_incidence(links, weights)
         on_nvlink = bool(self.topology.nvlink_links[lk].any())
         cap = self.nvlink_cap_gbps(flows_sharing_nvlink, p) if on_nvlink else float("inf")
         wire = nbytes * self.transport.wire_factor / p.bandwidth_efficiency
@@ -170,6 +175,17 @@ class Plan:
         # pipeline fill: each step crosses one hop; the steps go round the hops evenly
         tail = round(steps * lat_sum / max(1, len(hops)))
         return FlowSpec(lk, w, wire, self.start_of(ranks) + self.launch_ns(p), tuple(ranks), tail, cap)
+
+
+def _sorted_single(links: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`merge_incidence` of one hop (a send/recv): its links sorted, repeated ones summed;
+    the same arrays, without ``np.unique``'s cost when the links are distinct (they are on every
+    route the topologies build)."""
+    order = np.argsort(links, kind="stable")
+    lk = links[order]
+    if len(lk) > 1 and not (lk[1:] > lk[:-1]).all():
+        return merge_incidence([links], [weights])
+    return lk, weights[order].astype(float)
 
 
 Decomposer = Callable[[Plan], list[FlowSpec]]

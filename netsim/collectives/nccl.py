@@ -14,6 +14,7 @@ link cannot express and a per-CTA rate does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING
 
 from netsim.collectives.protocols import PROTOCOLS, Protocol
@@ -79,8 +80,10 @@ def tuned(plan: Plan) -> Choice:
                   algo_spec=algo_spec, proto_spec=proto_spec)
 
 
+@functools.lru_cache(maxsize=64)
 def with_nccl_latency(p: Protocol, algorithm: str, intra: str = "nvlink") -> Protocol:
-    """``p`` carrying NCCL's base latency and per-step NVLink / network latency for ``algorithm``."""
+    """``p`` carrying NCCL's base latency and per-step NVLink / network latency for ``algorithm``
+    (memoised: an all-to-all asks once per pair; protocols are frozen)."""
     i = ("LL", "LL128", "Simple").index(p.name)
     return dataclasses.replace(p, base_latency_us=BASE_LAT[algorithm][i],
                                step_latency_nvlink_us=HW_LAT[intra][algorithm][i],

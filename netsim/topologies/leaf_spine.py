@@ -53,6 +53,7 @@ class LeafSpine(Topology):
         m = np.tile(np.arange(self.parallel), self.uplinks)
         self._path_up = j
         self._path_down = np.minimum(j % self.spines + self.spines * m, self.uplinks - 1)
+        self._choices: dict[tuple[int, int], np.ndarray] = {}
 
     def nic_of(self, gpu: int) -> int:
         host, local = divmod(gpu, self.gpus_per_host)
@@ -79,5 +80,8 @@ class LeafSpine(Topology):
         lat = 2 * cfg.nic.latency_ns
         if a == b:
             return Route(fixed, empty, lat + cfg.fabric.hop_latency_ns, a, b)
-        choices = np.stack([self.leaf_up[a, self._path_up], self.leaf_down[b, self._path_down]], axis=1)
+        choices = self._choices.get((a, b))
+        if choices is None:  # one array per leaf pair, shared by its routes (never written)
+            choices = self._choices[(a, b)] = np.stack(
+                [self.leaf_up[a, self._path_up], self.leaf_down[b, self._path_down]], axis=1)
         return Route(fixed, choices, lat + 3 * cfg.fabric.hop_latency_ns, a, b)

@@ -48,6 +48,8 @@ def mix64_many(prefix: int, values: np.ndarray) -> np.ndarray:
 def hashed_paths(seed: int, route: Route, conn: tuple[int, ...], qps: int) -> tuple[np.ndarray, np.ndarray]:
     """ECMP for ``qps`` queue pairs of connection ``conn``: each hashed (with ``seed``) onto one of the
     route's paths, the connection's bytes split evenly over them. ``(paths, weights summing to 1)``."""
+    if qps == 1:  # NCCL's default: the same hash as the vector form, without numpy's per-call cost
+        return np.array([mix64(seed, *conn, 0) % route.n_paths], dtype=np.uint64), np.ones(1)
     idx = mix64_many(mix64(seed, *conn), np.arange(qps)) % np.uint64(route.n_paths)
     paths, counts = np.unique(idx, return_counts=True)
     return paths, counts / qps
@@ -73,14 +75,13 @@ class Transport:
 
     def spread(self, route: Route, conn: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """``(link ids, weights)`` of one connection: fixed links at 1, ECMP links by path share."""
-        links = [route.fixed]
-        weights = [np.ones(len(route.fixed))]
-        if len(route.choices):
-            idx, w = self.path_weights(route, conn)
-            sel = route.choices[idx]  # (k, hops)
-            links.append(sel.reshape(-1))
-            weights.append(np.repeat(w, sel.shape[1]))
-        return np.concatenate(links).astype(np.int64), np.concatenate(weights)
+        n_fixed = len(route.fixed)
+        if not len(route.choices):
+            return route.fixed.astype(np.int64), np.ones(n_fixed)
+        idx, w = self.path_weights(route, conn)
+        sel = route.choices[idx]  # (k, hops)
+        links = np.concatenate([route.fixed, sel.reshape(-1)]).astype(np.int64)
+        return links, np.concatenate([np.ones(n_fixed), np.repeat(w, sel.shape[1])])
 
 
 TRANSPORTS: Registry[type[Transport]] = Registry("transport")
