@@ -24,10 +24,13 @@ _BANNED_TAGS = {torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output,
 
 Dense = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]
 """One fresh output: shape, stride, dtype, device."""
+Output = Dense | int | None
+"""One output of a functional op: a fresh tensor, a size, or an undefined tensor (``Tensor?``)."""
 View = tuple[Literal["view"], tuple[int, ...], tuple[int, ...], int, torch.dtype, torch.device]
 """A view of argument 0: ``"view"``, shape, stride, storage offset, dtype, device."""
-Spec = tuple[Literal["inplace"]] | tuple[Literal["mutate"]] | View | tuple[Dense, ...]
-"""What a cached op returns: argument 0 (``inplace``), nothing (``mutate``), a view, or fresh outputs."""
+Spec = tuple[Literal["inplace"]] | tuple[Literal["mutate"]] | View | tuple[Output, ...]
+"""What a cached op returns: argument 0 (``inplace``), nothing (``mutate``), a view (also of an op that
+is not a view op but returns argument 0's storage, ``_unsafe_view``), or its outputs."""
 
 
 def _functional(func: torch._ops.OpOverload) -> bool | str:
@@ -65,9 +68,14 @@ def _functional(func: torch._ops.OpOverload) -> bool | str:
         return "view" if not (_BANNED_TAGS & set(func.tags)) else False
     if not schema.returns or any(a.alias_info is not None for a in schema.arguments):
         return False
-    if any(r.alias_info is not None or str(r.type) != "Tensor" for r in schema.returns):
+    if any(r.alias_info is not None or str(r.type) not in _FUNCTIONAL_RETURNS for r in schema.returns):
         return False
     return not (_BANNED_TAGS & set(func.tags))
+
+
+_FUNCTIONAL_RETURNS = {"Tensor", "Tensor?", "SymInt", "int"}
+"""Return types a functional op may have and stay cacheable: tensors (maybe undefined) and sizes that
+meta kernels compute from shapes (flash/cuDNN attention's ``max_q``/``max_k``)."""
 
 
 def _desc(a: Any) -> Any:
@@ -163,7 +171,7 @@ class OutputCache:
             return None
         return k
 
-    def build(self, spec: Spec, args: tuple) -> FakeTensor | tuple[FakeTensor, ...] | None:
+    def build(self, spec: Spec, args: tuple) -> FakeTensor | tuple[FakeTensor | int | None, ...] | None:
         self.hits += 1
         kind = spec[0]
         if kind == "inplace":
@@ -177,14 +185,19 @@ class OutputCache:
                 m = _empty_strided((0,), (1,), dtype=dtype, device=_META)
                 m.set_(args[0].untyped_storage(), offset, shape, stride)
             return make(m, device)
-        dense = cast(tuple[Dense, ...], spec)
+        outs = cast(tuple[Output, ...], spec)
+        if len(outs) == 1:
+            shape, stride, dtype, device = cast(Dense, outs[0])
+            with _no_python_dispatch():
+                m = _empty_strided(shape, stride, dtype=dtype, device=_META)
+            return make(m, device)
+        return tuple([o if o is None or type(o) is int else self._fresh(cast(Dense, o)) for o in outs])
+
+    def _fresh(self, o: Dense) -> FakeTensor:
+        shape, stride, dtype, device = o
         with _no_python_dispatch():
-            metas = [
-                _empty_strided(shape, stride, dtype=dtype, device=_META) for shape, stride, dtype, _ in dense
-            ]
-        if len(metas) == 1:
-            return make(metas[0], dense[0][3])
-        return tuple([make(m, d) for m, (_, _, _, d) in zip(metas, dense, strict=True)])
+            m = _empty_strided(shape, stride, dtype=dtype, device=_META)
+        return self._lean.make(m, device)
 
     def learn(self, k: tuple, args: tuple, out: Any) -> None:
         """Cache ``out``'s metadata under ``k`` if every output is a fresh dense tensor."""
@@ -217,9 +230,31 @@ class OutputCache:
             )
             return
         outs = out if isinstance(out, tuple) else (out,)
+        a0 = args[0] if args else None
+        if (
+            len(outs) == 1
+            and isinstance(out, FakeTensor)
+            and isinstance(a0, FakeTensor)
+            and out.untyped_storage()._cdata == a0.untyped_storage()._cdata
+            and not out.is_conj()
+            and not out.is_neg()
+        ):  # not a view op, but its result aliases argument 0 (``_unsafe_view``): rebuilt as a view is
+            alias: View = (
+                "view",
+                tuple(out.shape),
+                tuple(out.stride()),
+                int(out.storage_offset()),
+                out.dtype,
+                out.fake_device,
+            )
+            self.entries[k] = alias
+            return
         in_storages = {a.untyped_storage()._cdata for a in args if isinstance(a, FakeTensor)}
-        spec: list[Dense] = []
+        spec: list[Output] = []
         for o in outs:
+            if o is None or type(o) is int:
+                spec.append(o)
+                continue
             if not isinstance(o, FakeTensor) or o.storage_offset() != 0 or o.is_conj() or o.is_neg():
                 self.entries[k] = None
                 return
@@ -228,6 +263,9 @@ class OutputCache:
                 self.entries[k] = None
                 return
             spec.append((tuple(o.shape), tuple(o.stride()), o.dtype, o.fake_device))
+        if len(spec) == 1 and not isinstance(spec[0], tuple):
+            self.entries[k] = None  # a lone size or undefined tensor: not worth a special case
+            return
         self.entries[k] = tuple(spec)
 
 
