@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from interpose import cuda_memory, cuda_streams
+from interpose import cuda_memory, cuda_random, cuda_streams
 from interpose.cuda_device import (
     current_device,
     device,
@@ -64,22 +64,6 @@ def _handle(*args: Any, **kwargs: Any) -> int:
 
 # -- RNG, nvtx, init ---------------------------------------------------------------------
 def _noop(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-def get_rng_state(device: Any = "cuda") -> torch.Tensor:
-    return torch.zeros(16, dtype=torch.uint8)
-
-
-def get_rng_state_all() -> list[torch.Tensor]:
-    return [get_rng_state(i) for i in range(device_count())]
-
-
-def initial_seed() -> int:
-    return torch.initial_seed()
-
-
-def seed() -> None:
     return None
 
 
@@ -134,15 +118,15 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
         "empty_cache": empty_cache,
         "memory_stats": memory_stats,
         "memory_summary": memory_summary,
-        "manual_seed": _noop,
-        "manual_seed_all": _noop,
-        "seed": seed,
-        "seed_all": seed,
-        "initial_seed": initial_seed,
-        "get_rng_state": get_rng_state,
-        "get_rng_state_all": get_rng_state_all,
-        "set_rng_state": _noop,
-        "set_rng_state_all": _noop,
+        "manual_seed": cuda_random.manual_seed,
+        "manual_seed_all": cuda_random.manual_seed_all,
+        "seed": cuda_random.seed,
+        "seed_all": cuda_random.seed_all,
+        "initial_seed": cuda_random.initial_seed,
+        "get_rng_state": cuda_random.get_rng_state,
+        "get_rng_state_all": cuda_random.get_rng_state_all,
+        "set_rng_state": cuda_random.set_rng_state,
+        "set_rng_state_all": cuda_random.set_rng_state_all,
         "set_per_process_memory_fraction": set_per_process_memory_fraction,
         "get_per_process_memory_fraction": get_per_process_memory_fraction,
         "memory_stats_as_nested_dict": memory_stats_as_nested_dict,
@@ -151,6 +135,7 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
         "current_solver_handle": _handle,
         "ipc_collect": _noop,
     }
+    repl["default_generators"] = cuda_random.default_generators()  # one per device, as _lazy_init fills it
     for name, fn in repl.items():
         p.set(c, name, fn)
         if name in c.memory.__dict__:

@@ -35,6 +35,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
 from interpose.cuda_comm import install_cuda_comm
+from interpose.cuda_random import CudaGenerator
 from interpose.host_workers import install_host_workers, restore_host_workers
 from interpose.patching import Patcher
 from interpose.runtime import current
@@ -111,32 +112,6 @@ def _make_save(orig):
         return orig(obj, f, *args, **kwargs)
 
     return save
-
-
-class _GeneratorMeta(type(torch._C.Generator)):  # type: ignore[misc]
-    def __instancecheck__(cls, obj: object) -> bool:
-        return isinstance(obj, torch._C.Generator)
-
-    def __subclasscheck__(cls, sub: type) -> bool:
-        return issubclass(sub, torch._C.Generator)
-
-
-class _CudaGenerator(torch._C.Generator, metaclass=_GeneratorMeta):
-    """``torch.Generator(device="cuda")`` without a driver: a CPU generator that reports cuda."""
-
-    _sim_device: torch.device
-
-    def __new__(cls, device: Any = "cpu"):
-        d = torch.device(device) if device is not None else torch.device("cpu")
-        if d.type != "cuda":
-            return torch._C.Generator(d)
-        g = super().__new__(cls, "cpu")  # type: ignore[call-arg]  # the stubs give Generator no __new__(device)
-        g._sim_device = torch.device("cuda", d.index or 0)
-        return g
-
-    @property
-    def device(self) -> torch.device:  # type: ignore[override]
-        return self._sim_device
 
 
 def _drop_memo_refs(t: torch.Tensor) -> None:
@@ -247,6 +222,45 @@ def _compile(model: Any = None, **kwargs: Any) -> Any:
     return model
 
 
+_cpp_kernels: Any = None
+"""The ``torch.library`` registrations of :func:`_install_cpp_kernels` while installed."""
+
+
+def _local_scalar_dense_cuda(x: torch.Tensor) -> Any:
+    """``aten::_local_scalar_dense`` for the CUDA key: ``torch.tensor([t0, t1])`` of cuda scalars reads each
+    element in C++ with Python dispatch excluded, so the shim's mode never sees that read and it lands
+    on the CUDA kernel (absent from a CPU build, the driver on a CUDA one). Here it reads as ``.item()``
+    does under the mode: a device-to-host copy, the known value or the placeholder."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    from interpose.data_dependent import _item
+    from interpose.dispatch import SimDispatchMode
+
+    mode = next((m for m in _get_current_dispatch_mode_stack() if isinstance(m, SimDispatchMode)), None)
+    if mode is None or not isinstance(x, FakeTensor):
+        raise NotImplementedError("phantora: _local_scalar_dense of a cuda tensor outside the simulation")
+    op = torch.ops.aten._local_scalar_dense.default
+    return _item(mode, op, (x,), {})
+
+
+def _install_cpp_kernels() -> None:
+    import warnings
+
+    global _cpp_kernels
+    lib = torch.library.Library("aten", "IMPL")
+    with warnings.catch_warnings():  # a CUDA build's own kernel is overridden (and back at uninstall)
+        warnings.simplefilter("ignore")
+        lib.impl("_local_scalar_dense", _local_scalar_dense_cuda, "CUDA")
+    _cpp_kernels = lib
+
+
+def _uninstall_cpp_kernels() -> None:
+    global _cpp_kernels
+    if _cpp_kernels is not None:
+        _cpp_kernels._destroy()
+        _cpp_kernels = None
+
+
 def install_fake_cuda(p: Patcher) -> None:
     T = torch.Tensor
     p.set(T, "pin_memory", _pin_memory)
@@ -257,7 +271,7 @@ def install_fake_cuda(p: Patcher) -> None:
     p.set(torch, "compile", _compile)
     p.set(FakeTensor, "__format__", _fake_format)
     p.set(torch, "save", _make_save(torch.save))
-    p.set(torch, "Generator", _CudaGenerator)
+    p.set(torch, "Generator", CudaGenerator)
     p.set(torch.utils, "swap_tensors", _make_swap_tensors(torch.utils.swap_tensors))
     p.set(torch.nn.Module, "_apply", _make_module_apply(torch.nn.Module._apply))
     for types in _foreach_type_lists():
@@ -266,6 +280,7 @@ def install_fake_cuda(p: Patcher) -> None:
     p.after_import("torchvision", _install_torchvision_ops)
     install_host_workers(p)  # DataLoader workers: real waits, no shim in forked children
     install_cuda_comm(p)  # nn.DataParallel: scatter/gather/broadcast_coalesced, parallel_apply
+    _install_cpp_kernels()  # CUDA kernels C++ reaches with Python dispatch excluded
     if torch.backends.cudnn.is_available():  # CUDA builds (see the module docstring)
         for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
             p.set(torch._VF, name, _make_rnn_without_cudnn(getattr(torch._VF, name)))
@@ -282,6 +297,7 @@ def _foreach_type_lists() -> list[list[type]]:
 
 def restore_fake_cuda() -> None:
     restore_host_workers()
+    _uninstall_cpp_kernels()
     _cpp_is_pinned(False)
     _uninstall_torchvision_ops()
     for types in _foreach_type_lists():

@@ -81,6 +81,7 @@ class SimProcessGroup(dist.ProcessGroup):
         self._sink = sink
         self._seq = 0
         self._p2p_seq: dict[tuple[int, int], int] = {}
+        self._name: str | None = None
 
     # identity ----------------------------------------------------------------
     def rank(self) -> int:
@@ -94,7 +95,19 @@ class SimProcessGroup(dist.ProcessGroup):
 
     @property
     def group_name(self) -> str:  # type: ignore[override]  # c10d's GroupName is a str at runtime
-        return c10d._world.pg_names[self]
+        """c10d's name of this group; kept once read, because ``destroy_process_group`` asks for it
+        (to unregister the group) after it deleted the group from ``pg_names``."""
+        name = c10d._world.pg_names.get(self)
+        if name is not None:
+            self._name = name
+        elif self._name is None:
+            raise KeyError(f"{self!r} is not a registered process group (never named, or destroyed)")
+        return name if name is not None else self._name
+
+    def _set_group_name(self, name: str) -> None:
+        """c10d names the group here when it creates it (before ``pg_names`` has it)."""
+        self._name = name
+        super()._set_group_name(name)  # type: ignore[arg-type]  # GroupName is a str at runtime
 
     def global_ranks(self) -> tuple[int, ...]:
         mapping = c10d._world.pg_group_ranks.get(self)
