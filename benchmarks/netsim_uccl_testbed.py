@@ -4,7 +4,13 @@
         [--hosts N]   # N=3: within one rack
 
 Prints, per size, the gain (single_path time / uccl_multipath time) as median [min, max] over seeds
-0-9, and ethereal's (assigned single paths) beside it. No knob is tuned to the published gains.
+0-9, and ethereal's (assigned single paths) beside it, twice: with the flow engine's instant max-min
+shares (``congestion: none``, the default) and with RoCE's DCQCN on the single-path transports
+(``congestion: dcqcn``, netsim/congestion.py: ConnectX default parameters; uccl_multipath keeps
+max-min: its sprayed load leaves no switch queue standing). No knob is tuned to the published gains.
+
+    --congestion none|dcqcn|dcqcn+clamp|all   (default all; dcqcn+clamp: the target rate reset to the
+                                               cut rate on each CNP, as the paper's fluid model has it)
 """
 
 from __future__ import annotations
@@ -20,9 +26,19 @@ from netsim.backend import build_network
 from netsim.collectives import bus_factor
 from netsim.config import load_cluster
 
+CONGESTION_OPTIONS = {
+    "none": {},
+    "dcqcn": {"congestion": "dcqcn"},
+    "dcqcn+clamp": {"congestion": "dcqcn", "congestion_options": {"clamp_target": True}},
+}
 
-def run(cluster, op: str, size: int, transport: str, ranks: list[int]) -> tuple[float, str]:
-    net = build_network(cluster, transport=transport)
+
+def run(cluster, op: str, size: int, transport: str, ranks: list[int], congestion: str = "none"
+        ) -> tuple[float, str]:
+    c = cluster.model_copy(deep=True)
+    c.network.transport.name = transport
+    c.network.transport.options = CONGESTION_OPTIONS[congestion]
+    net = build_network(c)
     h = net.submit_collective(op, ranks, size, 0)
     net.run()
     return max(net.result(h).values()) / 1e3, getattr(net, "choice_of", lambda h: "")(h)
@@ -34,11 +50,18 @@ def main() -> None:
     ap.add_argument("--op", default="all_reduce")
     ap.add_argument("--hosts", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--congestion", choices=[*CONGESTION_OPTIONS, "all"], default="all")
     args = ap.parse_args()
     base = load_cluster(args.scenario)
     hosts = args.hosts or base.hosts
     ranks = list(range(hosts * base.gpus_per_host))
     print(f"{args.scenario}: {args.op} over {len(ranks)} GPUs ({hosts} hosts), seeds 0-{args.seeds - 1}")
+    for cc in (tuple(CONGESTION_OPTIONS) if args.congestion == "all" else (args.congestion,)):
+        table(base, args, ranks, cc)
+
+
+def table(base, args, ranks: list[int], cc: str) -> None:
+    print(f"\ncongestion on single_path and ethereal: {cc}")
     print("| size | NCCL choice | single busbw GB/s (median) | multipath busbw | gain median [min, max] | "
           "ethereal gain median [min, max] |")
     print("|---:|---|---:|---:|---:|---:|")
@@ -47,9 +70,9 @@ def main() -> None:
         for seed in range(args.seeds):
             c = base.model_copy(deep=True)
             c.network.seed = seed
-            t_s, choice = run(c, args.op, size, "single_path", ranks)
+            t_s, choice = run(c, args.op, size, "single_path", ranks, cc)
             t_m, _ = run(c, args.op, size, "uccl_multipath", ranks)
-            t_e, _ = run(c, args.op, size, "ethereal", ranks)
+            t_e, _ = run(c, args.op, size, "ethereal", ranks, cc)
             gains.append(t_s / t_m)
             eth.append(t_s / t_e)
             single.append(t_s)

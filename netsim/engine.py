@@ -21,6 +21,7 @@ import numpy as np
 from netsim.backend import NETWORK_BACKENDS, NetworkBackend
 from netsim.collectives import COLLECTIVES, decompose
 from netsim.config import NetworkConfig
+from netsim.congestion import CONGESTION
 from netsim.events import EventQueue, Priority
 from netsim.flows import FlowSpec
 from netsim.maxmin import max_min_rates
@@ -100,6 +101,15 @@ class FlowNetwork(NetworkBackend):
         self._admitted: list[tuple[int, FlowSpec]] = []
         self._grew = False  # flows with links admitted since the last recomputation
         self._done_min_rate = math.inf  # smallest rate among flows finished since then
+        # congestion control (transport option ``congestion``): switch queues absorb overload
+        # instead of max-min capping it, and each controlled flow is capped at its DCQCN rate
+        model = CONGESTION.get(getattr(transport, "congestion", "none"))
+        self._switch = topology.switch_egress()
+        self.cc = None if model is None else model(
+            self.capacity, self._switch, config.nic.gbit / 8.0, **getattr(transport, "congestion_options", {}))
+        self._cap_eff = self.capacity if self.cc is None else np.where(self._switch, np.inf, self.capacity)
+        self._tick_pending = False
+        self._last_tick = 0
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -178,6 +188,8 @@ class FlowNetwork(NetworkBackend):
                 self.stats.events += 1
                 if prio == Priority.ADMIT:
                     self._admit(*payload)
+                elif prio == Priority.CC_TICK:
+                    self._cc_tick()
                 else:
                     self._jobs[payload].done = True
                     finished.append(payload)
@@ -185,6 +197,10 @@ class FlowNetwork(NetworkBackend):
             self._complete_flows()  # zero-byte / link-less flows admitted just now
             if self._dirty:
                 self._recompute()
+            if self.cc is not None and not self._tick_pending and (self._alive & self.cc.on).any():
+                self._tick_pending = True
+                self._last_tick = self._now
+                self._events.push(self._now + self.cc.tick_ns, Priority.CC_TICK, None)
         if t_ns > self._now:
             self._advance(t_ns)
         return finished
@@ -205,6 +221,18 @@ class FlowNetwork(NetworkBackend):
                            minlength=len(self.capacity))
 
     # ---- internals ----------------------------------------------------------------
+    def _cc_tick(self) -> None:
+        """Advance congestion control to now; the controlled flows' caps change, so re-rate them."""
+        assert self.cc is not None
+        self._tick_pending = False
+        self.cc.step(self._now - self._last_tick, self._rates, self._alive, self._e_flow, self._e_link, self._e_w)
+        self._last_tick = self._now
+        ctl = (self._alive & self.cc.on)[self._e_flow]
+        if ctl.any():
+            self._touched.append(np.unique(self._e_link[ctl]))
+            self._grew = True  # caps may rise: the warm start (finished flows only) does not apply
+            self._dirty = True
+
     def _advance(self, t: int) -> None:
         if len(self._remaining):
             self._remaining -= self._rates * (t - self._now)
@@ -229,6 +257,8 @@ class FlowNetwork(NetworkBackend):
         self._remaining = np.concatenate([self._remaining, [s.nbytes for s in new]])
         self._rates = np.concatenate([self._rates, np.zeros(len(new))])
         self._alive = np.concatenate([self._alive, np.ones(len(new), dtype=bool)])
+        if self.cc is not None:
+            self.cc.admit(np.array([bool(self._switch[s.links].any()) for s in new], dtype=bool))
         if nl.sum():
             links = [np.asarray(s.links, dtype=np.int64) for s in new]
             self._e_flow = np.concatenate([self._e_flow, np.repeat(np.arange(base, base + len(new)), nl)])
@@ -254,6 +284,8 @@ class FlowNetwork(NetworkBackend):
             spec, h = self._specs[i], self._owner[i]
             job = self._jobs[h]
             end = self._now + spec.tail_ns
+            if self.cc is not None and self.cc.on[i]:  # the last byte waits in the queues on its path
+                end += self.cc.queue_delay_ns(spec.links[self._switch[spec.links]])
             for r in spec.ranks:
                 job.end_ns[r] = max(job.end_ns.get(r, 0), end)
             job.pending -= 1
@@ -286,6 +318,8 @@ class FlowNetwork(NetworkBackend):
         self._nlinks = self._nlinks[keep]
         self._caps = self._caps[keep]
         self._alive = self._alive[keep]
+        if self.cc is not None:
+            self.cc.compact(keep)
         self._n_dead = 0
 
     def _component(self, seed_links: np.ndarray, eligible: np.ndarray) -> np.ndarray:
@@ -325,14 +359,15 @@ class FlowNetwork(NetworkBackend):
             return
         if self.incremental and warm:  # the kept flows' usage stays on the links
             held = (self._alive & ~affected)[self._e_flow]
-            residual = self.capacity - np.bincount(
+            residual = self._cap_eff - np.bincount(
                 self._e_link[held], weights=self._rates[self._e_flow[held]] * self._e_w[held],
                 minlength=len(self.capacity))
         remap = np.full(len(self._specs), -1, dtype=np.int64)
         remap[idx] = np.arange(len(idx))
         sel = affected[self._e_flow]
+        caps = self._caps[idx] if self.cc is None else np.minimum(self._caps[idx], self.cc.rc[idx])
         self._rates[idx] = max_min_rates(remap[self._e_flow[sel]], self._e_link[sel], self._e_w[sel],
-                                         len(idx), self.capacity, self._caps[idx], residual)
+                                         len(idx), self._cap_eff, caps, residual)
         self.stats.rate_recomputes += 1
         self.stats.flows_recomputed += len(idx)
 

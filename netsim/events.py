@@ -21,6 +21,8 @@ class Priority(IntEnum):
     """Then report finished collectives."""
     ADMIT = 2
     """Then start new flows."""
+    CC_TICK = 3
+    """Last, advance congestion control (:mod:`netsim.congestion`) over the flows now running."""
 
 
 class EventQueue:

@@ -58,6 +58,13 @@ class Topology:
     def host_of(self, gpu: int) -> int:
         return gpu // self.gpus_per_host
 
+    def switch_egress(self) -> np.ndarray:
+        """Mask of links that are a switch's egress queue (leaf, spine, core ports and the leaf port
+        down to a NIC): where ECN marks. NVLink, PCIe and a NIC's own uplink are not (a NIC arbitrates
+        its queue pairs locally)."""
+        host_side = ("nvl_", "nic_up", "pcie_")
+        return np.array([not n.startswith(host_side) for n in self.link_names], dtype=bool)
+
     def _add_links(self, names: list[str], gbps: float, nvlink: bool = False) -> np.ndarray:
         start = len(self.link_names)
         self.link_names.extend(names)

@@ -57,14 +57,29 @@ def hashed_paths(seed: int, route: Route, conn: tuple[int, ...], qps: int) -> tu
 
 class Transport:
     """Base transport. ``message_latency_ns`` is added per collective step (per message);
-    ``chunk_bytes``/``chunk_header_bytes`` inflate the bytes on the wire by the per-chunk header."""
+    ``chunk_bytes``/``chunk_header_bytes`` inflate the bytes on the wire by the per-chunk header.
+    ``congestion`` names the sender's congestion control in :data:`netsim.congestion.CONGESTION`
+    (``none``: max-min shares at once; ``dcqcn``: RoCE's DCQCN fluid model), ``congestion_options``
+    its parameters (:class:`netsim.congestion.DcqcnParams` fields, ``tick_ns``, ``substep_ns``)."""
 
     name = "base"
 
     def __init__(self, *, seed: int = 0, message_latency_ns: int = 0, chunk_bytes: int = 65536,
-                 chunk_header_bytes: int = 0) -> None:
+                 chunk_header_bytes: int = 0, congestion: str = "none",
+                 congestion_options: dict[str, Any] | None = None) -> None:
         if chunk_bytes <= 0 or chunk_header_bytes < 0 or message_latency_ns < 0:
             raise ValueError("chunk_bytes must be > 0, chunk_header_bytes and message_latency_ns >= 0")
+        from netsim.congestion import CONGESTION
+
+        if congestion not in CONGESTION:
+            raise ValueError(f"unknown congestion model {congestion!r}; valid: {', '.join(CONGESTION.names())}")
+        model = CONGESTION.get(congestion)
+        if model is not None:  # bad option names fail at load, not at the first collective
+            model(np.ones(1), np.ones(1, dtype=bool), 1.0, **(congestion_options or {}))
+        elif congestion_options:
+            raise ValueError("congestion_options need a congestion model other than 'none'")
+        self.congestion = congestion
+        self.congestion_options = dict(congestion_options or {})
         self.seed = seed
         self.message_latency_ns = int(message_latency_ns)
         self.wire_factor = 1.0 + chunk_header_bytes / chunk_bytes
