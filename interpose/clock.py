@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import threading
 import time as _time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 real_time = _time.time
 real_sleep = _time.sleep
@@ -54,7 +58,7 @@ class VirtualClock:
         conversion) beyond ``per_call_us``; calibrated at install, not the script's time."""
         self.scale = 1.0
         """Target-host time per unit of the script's CPU time here (:mod:`interpose.host_model`)."""
-        self.probe = None
+        self.probe: Callable[[], float] | None = None
         """``() -> µs``: :func:`profiles.hostbench.python_probe_us`, re-run every ``PROBE_EVERY_S`` of
         script CPU time; ``None``: no correction for this machine's load."""
         self.probe_ref_us = 0.0
@@ -72,11 +76,11 @@ class VirtualClock:
             if delta > 0:
                 self.host_us += delta * self.scale / self.slowdown
             if self.probe is not None and now >= self._probe_due:
-                self._reprobe(now)
+                self._reprobe(now, self.probe)
         self._depth += 1
 
-    def _reprobe(self, now: float) -> None:
-        ratio = max(0.5, min(4.0, self.probe() / self.probe_ref_us))
+    def _reprobe(self, now: float, probe: Callable[[], float]) -> None:
+        ratio = max(0.5, min(4.0, probe() / self.probe_ref_us))
         self.slowdown = ratio if self.probes == 0 else 0.8 * self.slowdown + 0.2 * ratio
         self.probes += 1
         self._probe_due = now + PROBE_EVERY_S
