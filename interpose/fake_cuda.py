@@ -125,6 +125,31 @@ def _drop_memo_refs(t: torch.Tensor) -> None:
             del memo[r.key]
 
 
+class _NoWeakrefs:
+    """``weakref`` as ``torch.utils.swap_tensors`` sees it in :func:`_swap_despite_weakrefs`."""
+
+    @staticmethod
+    def getweakrefs(obj: object) -> list:
+        return []
+
+
+def _swap_despite_weakrefs(orig: Any, t1: torch.Tensor, t2: torch.Tensor) -> None:
+    """Swap although the script holds weak references to a tensor (DeepSpeed keeps a
+    ``weakref.finalize`` per parameter). The swap keeps each Python object's identity, so a weak
+    reference to the Parameter still reaches the Parameter, now a cuda one, which is what a GPU
+    build's ``param.data = cuda_copy`` gives its holders. torch refuses weakrefs because C++-side
+    memos keyed by them (FakeTensorMode's converter) would describe the old tensor: those are
+    dropped before the swap (:func:`_drop_memo_refs`)."""
+    import torch.utils as tu
+
+    saved = tu.weakref  # type: ignore[attr-defined]
+    tu.weakref = _NoWeakrefs  # type: ignore[attr-defined]
+    try:
+        return orig(t1, t2)
+    finally:
+        tu.weakref = saved  # type: ignore[attr-defined]
+
+
 def _make_swap_tensors(orig):
     def swap_tensors(t1, t2):
         """``Module._apply`` swaps parameters under the shim (see ``_make_module_apply``);
@@ -135,7 +160,9 @@ def _make_swap_tensors(orig):
         _drop_memo_refs(t2)
         try:
             return orig(t1, t2)
-        except RuntimeError:
+        except RuntimeError as e:
+            if "weakref" in str(e):
+                return _swap_despite_weakrefs(orig, t1, t2)
             same_kind = isinstance(t1, FakeTensor) == isinstance(t2, FakeTensor)
             if not same_kind or not torch._has_compatible_shallow_copy_type(t1, t2):
                 raise

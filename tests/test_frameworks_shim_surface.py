@@ -59,6 +59,7 @@ def test_process_group_lifecycle(tmp_path):
     run = phantora_run(tmp_path, REPO / "tests" / "data" / "pg_lifecycle.py", ranks=2)
     assert run.code == 0, run.out[-3000:]
     assert "rank 0 destroyed: True" in run.out and "rank 1 destroyed: True" in run.out
+    assert "rank 1 received [62, 7]" in run.out, "a broadcast of known values carries the root's"
     s = run.summary
     assert s["status"] == "complete" and s["iterations"] == 1
     c = run.collectives()
@@ -66,4 +67,4 @@ def test_process_group_lifecycle(tmp_path):
     # per round: one on each of the two world-sized subgroups, one on each rank's own group of one
     assert sorted(ar.ranks.value_counts().items()) == [(1, 4), (2, 4)]
     assert ar.group.nunique() == 8, "every round's subgroups are new groups"
-    assert (c.kind == "barrier").sum() == 1
+    assert (c.kind == "barrier").sum() == 1 and (c.kind == "broadcast").sum() == 1

@@ -57,6 +57,36 @@ def _scale(t: torch.Tensor, op: str, n: int) -> None:
         t.pow_(n)
 
 
+RELAY_MAX_BYTES = 1 << 16
+"""Known data up to this size that a broadcast carries travels through the coordinator (below)."""
+
+
+def relayable(tensors: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """The data behind ``tensors`` if all of it is known and small: a broadcast of it carries the root's
+    values, which may differ from this rank's (DeepSpeed checks that ranks agree by broadcasting rank
+    0's list length into a tensor the others filled with -1); ``None`` otherwise."""
+    if sum(t.numel() * t.element_size() for t in tensors) > RELAY_MAX_BYTES:
+        return None
+    out = [data(t) for t in tensors]
+    return None if any(d is None for d in out) else out  # type: ignore[return-value]
+
+
+def pack(known: list[torch.Tensor]) -> bytes:
+    import pickle
+
+    with _disable_current_modes():
+        return pickle.dumps([d.detach().clone() for d in known])
+
+
+def unpack_into(known: list[torch.Tensor], payload: bytes) -> None:
+    """Write the root's values (:func:`pack`) into this rank's known data."""
+    import pickle
+
+    with _disable_current_modes():
+        for d, v in zip(known, pickle.loads(payload), strict=True):
+            d.copy_(v)
+
+
 def all_reduce(tensors: list[torch.Tensor], op: str, n: int) -> None:
     with _disable_current_modes():
         for t in tensors:

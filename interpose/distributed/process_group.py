@@ -117,7 +117,8 @@ class SimProcessGroup(dist.ProcessGroup):
 
     # issuing -----------------------------------------------------------------
     def _issue(self, kind: CollectiveKind, payload: Any, result: list[torch.Tensor], opts: Any = None,
-               root: int = -1, nbytes: int | None = None, splits: tuple[int, ...] = ()) -> SimWork:
+               root: int = -1, nbytes: int | None = None, splits: tuple[int, ...] = (),
+               relay: bytes | None = None) -> SimWork:
         ranks = self.global_ranks()
         name = self.group_name
         call = CollectiveCall(
@@ -133,7 +134,7 @@ class SimProcessGroup(dist.ProcessGroup):
             splits=splits,
         )
         self._seq += 1
-        return SimWork(self._sink, self._sink.issue(call), result)
+        return SimWork(self._sink, self._sink.issue(call, relay), result)
 
     def _p2p_call(self, kind: CollectiveKind, peer: int, nbytes: int, dtype: str) -> CollectiveCall:
         ranks = self.global_ranks()
@@ -173,7 +174,18 @@ class SimProcessGroup(dist.ProcessGroup):
         return self._issue(CollectiveKind.BARRIER, [], [], nbytes=4)
 
     def broadcast(self, tensors, opts=None):
-        return self._issue(CollectiveKind.BROADCAST, tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
+        """Known small data (:func:`collective_values.relayable`) gets the root's values, relayed by the
+        coordinator; the other members then wait for the broadcast on the host (they read the values
+        from its answer), a sync a GPU would not make there but makes at the read that follows."""
+        root = getattr(opts, "rootRank", 0)
+        known = collective_values.relayable(list(tensors))
+        payload = collective_values.pack(known) if known is not None and self._rank == root else None
+        work = self._issue(CollectiveKind.BROADCAST, tensors, tensors, opts, root=root, relay=payload)
+        if known is not None and self._rank != root:
+            got = self._sink.payloads(work._handle)
+            if 0 <= root < len(got) and got[root] is not None:
+                collective_values.unpack_into(known, got[root])
+        return work
 
     # all-gather family -------------------------------------------------------
     def allgather(self, output_lists, inputs, opts=None):
