@@ -47,7 +47,7 @@ class AttentionModel(FamilyModel):
         skv = q.shapes[i + 1][2]
         causal = q.flags.get("is_causal") == "True"
         if sq == 1 and not bwd:
-            x = [b * h, skv, d]
+            x: list[float] = [b * h, skv, d]
             return ("decode",), x, self.ref_of(("decode",), x)
         x = [b * h, math.sqrt(sq * skv), d]
         v = ("bwd" if bwd else "fwd", causal)

@@ -7,6 +7,7 @@ so a model cannot see more at fit time than it gets at run time.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -236,7 +237,7 @@ class FamilyModel:
         for v in self.variants_for(variant):
             g = self.grids.get(v)
             if g is not None:
-                return g.predict(x, lambda p, v=v: self.ref_of(v, p))
+                return g.predict(x, functools.partial(self.ref_of, v))
         return None
 
     def ref_of(self, variant: tuple, x: Sequence[float]) -> float:

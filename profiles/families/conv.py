@@ -51,7 +51,7 @@ class ConvModel(FamilyModel):
         if ho <= 0 or wo <= 0:
             return None
         cl = not q.contiguous[i]
-        x = [n * ho * wo, c, k]
+        x: list[float] = [n * ho * wo, c, k]
         variant = ("bwd" if bwd else "fwd", half_to_bf16(q.dtypes[i]), cl, r, stride[0])
         return variant, x, float(x[0] * c * k)
 
