@@ -50,11 +50,11 @@ _wall = time.perf_counter  # saved before the shim patches ``time``
 def run_one(name: str, decode_tokens: int) -> dict:
     """Run program ``name`` under the shim in this process and measure it."""
     import torch
+    from torch._subclasses.fake_tensor import FakeTensor
 
     import profiles
     from interpose import RankConfig, run_script
     from interpose.dispatch import _PRIM_DEVICE, SimDispatchMode
-    from torch._subclasses.fake_tensor import FakeTensor
 
     torch.set_num_threads(1)  # as every rank of a multi-rank run
     argv = list(PROGRAMS[name])
