@@ -143,7 +143,7 @@ def _swap_despite_weakrefs(orig: Any, t1: torch.Tensor, t2: torch.Tensor) -> Non
     import torch.utils as tu
 
     saved = tu.weakref  # type: ignore[attr-defined]
-    tu.weakref = _NoWeakrefs  # type: ignore[attr-defined]
+    tu.weakref = _NoWeakrefs  # type: ignore[assignment]  # a stand-in for the module during the swap
     try:
         return orig(t1, t2)
     finally:
