@@ -1,9 +1,9 @@
 """Real H200 vs simulated for host-bound and GPU-bound programs: the host-time model (issue 19).
 
-Real runs: ``bash benchmarks/real/host_time_real.sh h200 560`` (device tool, one call), rows in
-``docs/data/host_time/real_h200_call3.jsonl``; the same programs in an earlier call of the same day
-(``real_h200_call2.jsonl``, another lease) and second processes in both calls give the real
-run-to-run spread. The call recorded kernel and host-cost profiles of the *fit* configs only
+Real runs: ``bash benchmarks/real/host_time_real.sh h200 560`` (device tool), rows in
+``docs/data/host_time/real_h200_call3.jsonl`` and, from an earlier call of the same day (another
+lease), ``real_h200_call2.jsonl``. The reference figure of a config is the median over every real
+process of it in both calls; their range is the real run-to-run spread. The call recorded kernel and host-cost profiles of the *fit* configs only
 (``profiles/data/h200/host_time.jsonl``); the held-out configs were never recorded.
 
 Simulated here with ``phantora run --scenario scenarios/h200x1.yaml --host-time measured`` (and
@@ -57,7 +57,8 @@ def _real_ms(row: dict) -> float | None:
 
 
 def real_rows() -> dict[str, dict]:
-    """Per label: the reference run (call 3, first process) and every other real figure of it."""
+    """Per label, every real figure of it (both calls, every process): the reference is their median,
+    the spread their range (the device host's own speed varies between processes and leases)."""
     out: dict[str, dict] = {}
     for call in ("call3", "call2"):
         for line in (DATA / f"real_h200_{call}.jsonl").read_text().splitlines():
@@ -65,23 +66,22 @@ def real_rows() -> dict[str, dict]:
             label, ms = r.get("label"), _real_ms(r)
             if not label or ms is None:
                 continue
-            base = label.removesuffix("_2nd")
-            d = out.setdefault(base, {"real_ms": None, "others": []})
-            if call == "call3" and label == base:
-                d["real_ms"] = round(ms, 3)
-                mem = r.get("max_memory_allocated") or (r.get("max_memory_allocated_mib", 0) * 2**20)
-                d["real_mem_mib"] = round(mem / 2**20, 1)
-            else:
-                d["others"].append(round(ms, 3))
+            d = out.setdefault(label.removesuffix("_2nd"), {"runs": []})
+            d["runs"].append(round(ms, 3))
+            mem = r.get("max_memory_allocated") or (r.get("max_memory_allocated_mib", 0) * 2**20)
+            d["real_mem_mib"] = round(mem / 2**20, 1)
+    for d in out.values():
+        d["real_ms"] = round(statistics.median(d["runs"]), 3)
     return out
 
 
-def simulate(script: str, args: str, host_time: str, script_fit: float | None) -> tuple[float, dict]:
+def simulate(script: str, args: str, host_time: str, script_fit: float | None,
+             scenario: str = "scenarios/h200x1.yaml") -> tuple[float, dict]:
     env = dict(os.environ)
     if script_fit is not None:
         env["PHANTORA_SCRIPT_TIME_FIT"] = str(script_fit)
     with tempfile.TemporaryDirectory() as d:
-        p = subprocess.run([sys.executable, "-m", "phantora", "run", "--scenario", "scenarios/h200x1.yaml",
+        p = subprocess.run([sys.executable, "-m", "phantora", "run", "--scenario", scenario,
                             "--host-time", host_time, "--out", d, "--overwrite", script, *args.split()],
                            cwd=REPO, capture_output=True, text=True, timeout=1800, env=env)
         if p.returncode:
@@ -97,25 +97,28 @@ def simulate(script: str, args: str, host_time: str, script_fit: float | None) -
 @click.option("--only", multiple=True, help="labels to run (default: all)")
 @click.option("--script-fit", type=float, default=None, help="override SCRIPT_TIME_FIT")
 @click.option("--zero/--no-zero", default=True, show_default=True, help="also simulate with --host-time zero")
-def main(as_json: bool, only: tuple[str, ...], script_fit: float | None, zero: bool) -> None:
+@click.option("--scenario", default="scenarios/h200x1.yaml", show_default=True)
+@click.option("--host-time", "host_time", type=click.Choice(["measured", "zero"]), default="measured", show_default=True)
+def main(as_json: bool, only: tuple[str, ...], script_fit: float | None, zero: bool, scenario: str,
+         host_time: str) -> None:
     real = real_rows()
     for label, part, script, args in CONFIGS:
         if only and label not in only:
             continue
         r = real[label]
-        ms, summary = simulate(script, args, "measured", script_fit)
-        row = {"label": label, "set": part, "real_ms": r["real_ms"], "real_others_ms": r["others"],
+        ms, summary = simulate(script, args, host_time, script_fit, scenario)
+        row = {"label": label, "set": part, "real_ms": r["real_ms"], "real_runs_ms": r["runs"],
                "sim_ms": round(ms, 3), "err_pct": round(100 * (ms / r["real_ms"] - 1), 1),
                "real_mem_mib": r.get("real_mem_mib"),
                "sim_mem_mib": round(summary["peak_allocated_bytes"] / 2**20, 1),
                "host_model": summary.get("host_model"), "exact_coverage_pct": summary.get("exact_coverage_pct")}
         if zero:
-            zms, _ = simulate(script, args, "zero", None)
+            zms, _ = simulate(script, args, "zero", None, scenario)
             row.update(zero_ms=round(zms, 3), zero_err_pct=round(100 * (zms / r["real_ms"] - 1), 1))
         if as_json:
             print(json.dumps(row), flush=True)
         else:
-            spread = f"{min([r['real_ms'], *r['others']])}-{max([r['real_ms'], *r['others']])}"
+            spread = f"{min(r['runs'])}-{max(r['runs'])}"
             print(f"{label:12s} {part:8s} real {r['real_ms']:8.2f} (all runs {spread:>15s}) sim {ms:8.2f} "
                   f"{row['err_pct']:+6.1f}%" + (f"  zero {row['zero_ms']:8.2f} {row['zero_err_pct']:+6.1f}%" if zero else ""),
                   flush=True)

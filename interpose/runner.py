@@ -80,6 +80,9 @@ def install(cfg: RankConfig) -> RankRuntime:
     _patch_backward(patcher, rt)
     if cfg.host_time == "measured":
         rt.clock.per_call_us = mode.calibrate()
+        if getattr(cfg.compute_model, "host_gap", 0.0):
+            # this machine's measured script time stands in for the replayed per-op framework time
+            cfg.compute_model.host_gap = 0.0
         scale = host_scale(cfg.host_bench_us, cfg.compute_model)
         rt.clock.scale = scale.factor
         if scale.probe_ref_us:

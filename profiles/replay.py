@@ -170,15 +170,19 @@ def equivalent_keys(sig: OpSignature) -> list[str]:
 
 def steady_host_costs(
     entries: dict[str, ProfileEntry], headers: list, origins: dict[str, int]
-) -> tuple[dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Per op name, from profiles recorded with ``launch_method: steady`` only: the median host
     cost a running program pays per call (``launch_us`` minus the header's ``launch_offset_us``,
     the recorder's own way of calling the op) and the median extra cost of a signature's first
     call (``first_call_us - launch_us``: per-shape plans, lazy loading). Ops only in older
-    profiles are absent (their ``launch_us`` holds first-call costs already)."""
+    profiles are absent (their ``launch_us`` holds first-call costs already). Third, the median
+    recorded Python time before a call (``host_gap_us``, every profile)."""
     launch: dict[str, list[float]] = {}
     first: dict[str, list[float]] = {}
+    gaps: dict[str, list[float]] = {}
     for key, e in entries.items():
+        if e.host_gap_us is not None:  # measured the same way by every recorder version
+            gaps.setdefault(e.op, []).append(e.host_gap_us)
         extra = headers[origins[key]].extra if key in origins else {}
         if extra.get("launch_method") != "steady" or e.launch_us <= 0:
             continue
@@ -186,7 +190,7 @@ def steady_host_costs(
         if e.first_call_us is not None:
             first.setdefault(e.op, []).append(max(0.0, e.first_call_us - e.launch_us))
     med = {op: float(np.median(v)) for op, v in launch.items()}
-    return med, {op: float(np.median(v)) for op, v in first.items()}
+    return med, {op: float(np.median(v)) for op, v in first.items()}, {op: float(np.median(v)) for op, v in gaps.items()}
 
 
 def op_launch_us(entries: dict[str, ProfileEntry]) -> dict[str, float]:
@@ -216,7 +220,7 @@ class ReplayModel(ComputeModel):
         profiles: list[str | Path] | str | Path | None = None,
         cache: str | Path | None = None,
         on_demand: bool = False,
-        host_gap: bool = False,
+        host_gap: float = 0.0,
         launch: str = "op-median",
         default_launch_us: float | None = None,
     ) -> None:
@@ -225,9 +229,10 @@ class ReplayModel(ComputeModel):
             profiles: profile files or directories (later wins per key); default ``profiles/data/<gpu>/``.
             cache: SQLite cache path for on-demand entries, or ``None`` for none.
             on_demand: time missing signatures on the local GPU (needs CUDA) and add them to the cache.
-            host_gap: add the recorded script's median Python time before each op
-                (``host_gap_us``) to ``launch_us`` (measured with the recorder's own cost
-                subtracted, still high by ~1.5x on the shipped data: off by default).
+            host_gap: add this multiple of the recorded programs' median Python time before each
+                op (``host_gap_us``, per op name over steady-recorded profiles; the recorder's own
+                cost subtracted) to its launch cost: the target host's per-op framework time
+                replayed instead of measured here (0: off, the default).
             launch: ``op-median`` (default; see :func:`op_launch_us`) or ``entry`` (each signature's own).
             default_launch_us: launch overhead for ops with no entry; default the profile's median.
         """
@@ -257,7 +262,7 @@ class ReplayModel(ComputeModel):
         self.on_demand = on_demand
         self.host_gap = host_gap
         self.launch = launch
-        steady, self._op_first = steady_host_costs(self.entries, self.headers, origins)
+        steady, self._op_first, self._op_gap = steady_host_costs(self.entries, self.headers, origins)
         self._op_launch = op_launch_us(self.entries) | steady
         self.fits = FitTable(gpu, self.entries)
         self.families = FamilyModels.from_folder(DATA_DIR / gpu.key, gpu.key)
@@ -276,11 +281,17 @@ class ReplayModel(ComputeModel):
             return entry_launch_us
         return self._op_launch.get(op) or entry_launch_us or self.default_launch_us
 
+    def _host(self, op: str, entry: ProfileEntry | None = None) -> tuple[float, float]:
+        """Host costs of one call of ``op``: launch (plus the replayed framework gap, ``host_gap``) and
+        the extra of a signature's first call (its own measurement when recorded, else the op's median)."""
+        launch = self._launch_of(op, entry.launch_us if entry is not None else 0.0)
+        launch += self.host_gap * self._op_gap.get(op, 0.0)
+        if entry is not None and entry.first_call_us is not None:
+            return launch, max(0.0, entry.first_call_us - entry.launch_us)
+        return launch, self._op_first.get(op, 0.0)
+
     def _timing(self, e: ProfileEntry) -> OpTiming:
-        launch = self._launch_of(e.op, e.launch_us)
-        if self.host_gap and e.host_gap_us:
-            launch += e.host_gap_us
-        return OpTiming(e.dur_us, "profile", launch, self._op_first.get(e.op, 0.0))
+        return OpTiming(e.dur_us, "profile", *self._host(e.op, e))
 
     def time_signature(
         self, sig: OpSignature, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any
@@ -317,7 +328,7 @@ class ReplayModel(ComputeModel):
         if fam is not None:
             spec["dur_us"] = fam[0]
             self._missing[spec["key"]] = spec
-            return OpTiming(fam[0], "family", self._launch_of(sig.op), self._op_first.get(sig.op, 0.0))
+            return OpTiming(fam[0], "family", *self._host(sig.op))
         dur = self.fits.predict(
             _TWIN_OP.get(sig.op, sig.op), family, cdtype, op_flops(func, args, kwargs, out), op_bytes(args, kwargs, out), len(sig.shapes) + len(outs)
         )
@@ -325,10 +336,11 @@ class ReplayModel(ComputeModel):
             t = self._roofline.time_signature(sig, func, args, kwargs, out)
             spec["dur_us"] = t.dur_us
             self._missing[spec["key"]] = spec
-            return replace(t, first_us=self._op_first.get(sig.op, 0.0))
+            launch, first = self._host(sig.op)
+            return replace(t, launch_us=launch if sig.op in self._op_launch else t.launch_us, first_us=first)
         spec["dur_us"] = dur
         self._missing[spec["key"]] = spec
-        return OpTiming(dur, "fitted", self._launch_of(sig.op), self._op_first.get(sig.op, 0.0))
+        return OpTiming(dur, "fitted", *self._host(sig.op))
 
     def _profile_now(self, func, args, kwargs) -> ProfileEntry | None:
         """Time this signature on the local GPU with random inputs of the same shapes; cache it."""

@@ -70,7 +70,7 @@ def test_steady_profiles_give_launch_minus_offset_and_first_call_extra():
     old = ProfileHeader(gpu="h200")
     entries = {"a": _entry("a", "aten.add.Tensor", 12.0, 40.0), "b": _entry("b", "aten.add.Tensor", 14.0, 14.0),
                "c": _entry("c", "aten.mul.Tensor", 30.0, None)}
-    launch, first = steady_host_costs(entries, [steady, old], {"a": 0, "b": 0, "c": 1})
+    launch, first, _gaps = steady_host_costs(entries, [steady, old], {"a": 0, "b": 0, "c": 1})
     assert launch == {"aten.add.Tensor": 11.0}  # median of 10 and 12; the old profile's mul is not steady
     assert first == {"aten.add.Tensor": 14.0}  # median of 28 and 0
 
