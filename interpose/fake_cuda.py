@@ -175,6 +175,32 @@ def _make_swap_tensors(orig):
     return swap_tensors
 
 
+_DATA = torch._C.TensorBase.__dict__["data"]
+"""The C++ ``Tensor.data`` descriptor."""
+
+
+def _get_data(self: torch.Tensor) -> torch.Tensor:
+    return _DATA.__get__(self)
+
+
+def _set_data(self: torch.Tensor, value: torch.Tensor) -> None:
+    """``cpu_param.data = t.to("cuda")`` (FSDP1 moving a module, Megatron's router, many scripts): on a GPU
+    build the Parameter becomes a cuda one in place. A fake tensor is a Python subclass whose C++ side is
+    a meta tensor, so the plain ``.data =`` would leave the Parameter on ``meta``: swap the fake tensor
+    into the object instead (identity, ``requires_grad`` and Parameter-ness kept)."""
+    if isinstance(value, FakeTensor) and not isinstance(self, FakeTensor):
+        new = value.detach().requires_grad_(self.requires_grad)
+        was_param = isinstance(self, torch.nn.Parameter)
+        grad = self.grad
+        torch.utils.swap_tensors(self, new)  # the shim's (weakrefs allowed)
+        if was_param and not isinstance(self, torch.nn.Parameter):
+            self._is_param = True  # type: ignore[attr-defined]
+        if grad is not None and self.grad is None and isinstance(grad, FakeTensor):
+            self.grad = grad
+        return
+    _DATA.__set__(self, value)
+
+
 def _make_module_apply(orig):
     def _apply(self, fn, recurse=True):
         """``Module._apply`` keeping parameter identity across ``.cuda()``/``.to("cuda")``.
@@ -301,6 +327,7 @@ def install_fake_cuda(p: Patcher) -> None:
     p.set(torch, "Generator", CudaGenerator)
     p.set(torch.utils, "swap_tensors", _make_swap_tensors(torch.utils.swap_tensors))
     p.set(torch.nn.Module, "_apply", _make_module_apply(torch.nn.Module._apply))
+    p.set(T, "data", property(_get_data, _set_data))
     for types in _foreach_type_lists():
         if FakeTensor not in types:
             types.append(FakeTensor)
