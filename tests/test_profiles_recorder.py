@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from phantora.commands.profile import profile
 from profiles.recorder import KernelRecorder
-from profiles.timing import mutated_inputs, time_call
 from profiles.store import read_profile
 from profiles.timeline import replay_trace
+from profiles.timing import mutated_inputs, time_call
 
 aten = torch.ops.aten
 
