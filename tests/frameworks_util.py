@@ -39,13 +39,14 @@ class Run:
 
 
 def phantora_run(tmp: Path, script: str | Path, *args: str, ranks: int = 1, scenario: str = "h200x8",
-                 timeout_s: float = 300, env: dict[str, str] | None = None, opts: tuple[str, ...] = ()) -> Run:
+                 timeout_s: float = 300, env: dict[str, str] | None = None, opts: tuple[str, ...] = (),
+                 cwd: Path | None = None) -> Run:
     """``python -m phantora run --scenario SCENARIO --nproc-per-node RANKS [OPTS] SCRIPT ARGS`` into
     ``tmp/run``."""
     out = tmp / "run"
     cmd = [sys.executable, "-m", "phantora", "run", "--scenario", scenario, "--nnodes", "1",
            "--nproc-per-node", str(ranks), "--out", str(out), "--timeout", str(timeout_s), *opts, str(script), *args]
-    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s + 60,
+    p = subprocess.run(cmd, cwd=cwd or REPO, capture_output=True, text=True, timeout=timeout_s + 60,
                        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
     return Run(p.returncode, p.stdout + p.stderr, out)
 
