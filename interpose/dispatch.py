@@ -236,12 +236,13 @@ class SimDispatchMode(TorchDispatchMode):
                 key = self.rt.op_key(sig, timing.dur_us, timing.source)
                 t = (timing.dur_us, timing.launch_us, timing.source, shapes, dtype, key, str(func))
                 self._timings[sig] = t
-                self.rt.clock.host_us += timing.first_us  # a new shape: the real host builds its plan once
+                # a new shape: the real host builds its plan once
+                self.rt.clock.host_us += timing.first_us * self.rt.host_cost_scale
             if k is not None:
                 self._key_timings[k] = t
         dur, launch, source, shapes, dtype, key, name = t
         if dur == 0.0 and source == "none":
-            self.rt.clock.host_us += launch
+            self.rt.clock.host_us += launch * self.rt.host_cost_scale
             return
         self.rt.op_keys.append(key)
         self.rt.launch(name, shapes, dtype, dur, launch, source, stream)

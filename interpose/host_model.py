@@ -54,15 +54,22 @@ class HostScale:
         return asdict(self)
 
 
+def replayed_cost_scale(target_bench_us: float | None, compute_model: Any) -> float:
+    """Factor for the host costs a compute model replays (measured on its profiles' recording host):
+    ``target / recording`` benchmark when the scenario names its host's figure, else 1."""
+    recorded = getattr(compute_model, "host_bench_us", None)
+    return target_bench_us / recorded if target_bench_us and recorded else 1.0
+
+
 def host_scale(target_bench_us: float | None, compute_model: Any) -> HostScale:
     """The scale for a rank: ``target_bench_us`` (config) first, then the compute model's profile."""
     source = "config"
     if target_bench_us is None:
         target_bench_us = getattr(compute_model, "host_bench_us", None)
         source = "profile"
+    if not target_bench_us:  # SCRIPT_TIME_FIT was fitted with a target figure; without one, count as is
+        return HostScale(1.0, 1.0, None, None, NO_TARGET)
     fit = script_time_fit()
-    if not target_bench_us:
-        return HostScale(fit, fit, None, None, NO_TARGET)
     from profiles.hostbench import host_bench_reference
 
     local, probe = host_bench_reference()

@@ -22,7 +22,7 @@ from interpose.cuda_api import install_cuda_api
 from interpose.cuda_guard import ensure_cuda_guard, release_cuda_hooks
 from interpose.dispatch import SimDispatchMode, SimFakeMode
 from interpose.fake_cuda import install_fake_cuda, restore_fake_cuda
-from interpose.host_model import host_scale
+from interpose.host_model import host_scale, replayed_cost_scale
 from interpose.patching import Patcher
 from interpose.runtime import RankRuntime
 from interpose.sdpa import make_sdpa
@@ -78,6 +78,8 @@ def install(cfg: RankConfig) -> RankRuntime:
     torch._C._set_multithreading_enabled(False)
     hook = _iteration_hooks(rt)
     _patch_backward(patcher, rt)
+    rt.host_cost_scale = replayed_cost_scale(cfg.host_bench_us, cfg.compute_model)
+    rt.host_model["replayed_cost_scale"] = rt.host_cost_scale
     if cfg.host_time == "measured":
         rt.clock.per_call_us = mode.calibrate()
         if getattr(cfg.compute_model, "host_gap", 0.0):

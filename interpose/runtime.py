@@ -41,6 +41,9 @@ class RankRuntime:
         self.rank = cfg.rank
         self.clock = VirtualClock(cfg.host_time == "measured", cfg.start_time_us)
         self.host_model: dict = {"mode": cfg.host_time}
+        self.host_cost_scale = 1.0
+        """Replayed host costs (launch, first call, framework gap) are the recording host's; a scenario
+        naming its own host's CPU benchmark (``host.bench_us``) scales them by target / recording."""
         self.allocator = CachingAllocator(cfg.limit_bytes())
         self.resolver: Resolver = default_resolver
         self._device = 0
@@ -109,7 +112,7 @@ class RankRuntime:
     ) -> float:
         """Issue a GPU op: the host pays ``launch_us``; the op runs after the stream's previous work."""
         clock = self.clock
-        clock.host_us += launch_us
+        clock.host_us += launch_us * self.host_cost_scale
         if self.capture is not None:  # CUDA graph capture: recorded, not run (see cuda_graphs.CUDAGraph)
             self.capture.append((name, shapes, dtype, dur_us, source))
             return clock.host_us
