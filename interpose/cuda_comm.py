@@ -188,8 +188,39 @@ def parallel_apply(modules: Sequence[torch.nn.Module], inputs: Sequence[Any],
             t = _first_tensor(inp)
             d = t.get_device() if t is not None else torch.cuda.current_device()
         with torch.cuda.device(d), torch.cuda.stream(s), torch.amp.autocast("cuda", enabled=autocast):
-            outputs.append(module(*(inp if isinstance(inp, (list, tuple)) else (inp,)), **kwargs))
+            out = module(*(inp if isinstance(inp, (list, tuple)) else (inp,)), **kwargs)
+        _backward_on_device(out, d)
+        outputs.append(out)
     return outputs
+
+
+def _backward_on_device(out: Any, d: int) -> None:
+    """Queue the replica's backward on device ``d``'s stream. On a GPU, autograd runs each device's
+    nodes on that device's thread and stream; here backward runs on the calling thread and every op is
+    queued on the current stream, so the replica's output nodes make ``d`` current when they run (the
+    engine takes a replica's chain in one go: its nodes are newer than the previous replica's), and the
+    device the backward started on comes back at its end."""
+    t = _first_tensor(out)
+    fn = getattr(t, "grad_fn", None)
+    if fn is None:
+        return
+
+    def pre(grad_outputs: Any) -> None:
+        if not _backward_from:  # the first replica node of this backward pass
+            _backward_from.append(torch.cuda.current_device())
+            torch.autograd.Variable._execution_engine.queue_callback(_restore_device)
+        cuda_streams.select_device(d)
+
+    fn.register_prehook(pre)
+
+
+_backward_from: list[int] = []
+"""The current device when a backward pass reached its first replica node (restored at its end)."""
+
+
+def _restore_device() -> None:
+    if _backward_from:
+        cuda_streams.select_device(_backward_from.pop())
 
 
 def _first_tensor(obj: Any) -> torch.Tensor | None:

@@ -23,6 +23,8 @@ def test_dataparallel_two_devices(tmp_path):
     # last step: the two replicas' forwards run side by side, not one after the other
     last = fwd.groupby("stream").start_us.max()
     assert abs(last.iloc[0] - last.iloc[1]) < 0.25 * s["mean_ms_per_iter_excluding_first"] * 1e3
+    bwd = ops[ops.op == "aten.mm.default"]  # the linears' input and weight gradients
+    assert set(bwd.groupby("stream").size()) == {len(bwd) // 2}, "each replica's backward on its device"
     copies = ops[ops.op == "aten._to_copy.default"]
     assert len(copies) >= 3 * 3, "per step: scatter, replicate (broadcast_coalesced), gather copies"
     assert "not compiled with NCCL" not in run.out, "torch.cuda.nccl's reduce is served"
