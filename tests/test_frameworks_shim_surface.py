@@ -68,3 +68,50 @@ def test_process_group_lifecycle(tmp_path):
     assert sorted(ar.ranks.value_counts().items()) == [(1, 4), (2, 4)]
     assert ar.group.nunique() == 8, "every round's subgroups are new groups"
     assert (c.kind == "barrier").sum() == 1 and (c.kind == "broadcast").sum() == 1
+
+
+def test_module_cuda_with_weakrefs_to_parameters_keeps_them(rt2):
+    """DeepSpeed keeps a ``weakref.finalize`` per parameter, then moves the CPU-built model itself."""
+    import weakref
+
+    m = torch.nn.Sequential(torch.nn.Embedding(16, 8), torch.nn.Linear(8, 8))
+    params = list(m.parameters())
+    finalizers = [weakref.finalize(p, lambda: None) for p in params]
+    m.to("cuda")
+    assert [p is q for p, q in zip(params, m.parameters(), strict=True)] == [True] * len(params)
+    assert all(p.is_cuda and isinstance(p, torch.nn.Parameter) for p in m.parameters())
+    assert all(f.alive for f in finalizers)
+
+
+def test_param_data_assignment_of_a_cuda_tensor(rt2):
+    """``param.data = param.to(device)`` (FSDP1's device_id move) gives a cuda Parameter, same object."""
+    p = torch.nn.Parameter(torch.randn(4, 4))
+    opt = torch.optim.SGD([p], lr=0.1)
+    with torch.no_grad():
+        p.data = p.to("cuda:1")
+    assert p.device == torch.device("cuda", 1) and isinstance(p, torch.nn.Parameter) and p.requires_grad
+    assert opt.param_groups[0]["params"][0] is p
+    (p * 2).sum().backward()
+    assert p.grad is not None and p.grad.device == p.device
+    x = torch.randn(3)
+    x.data = torch.zeros(3)  # CPU to CPU: the plain assignment
+    assert x.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.timeout(60)
+def test_multiprocessing_waits_use_real_time(rt2):
+    """A simulated ``monotonic`` stands still while the rank blocks: ``connection.wait(timeout=0)``
+    (``Process.start`` polls earlier children with it) would loop forever."""
+    import multiprocessing.connection as mpc
+    import os
+    import time
+
+    assert time.monotonic is not mpc.time.monotonic
+    r, w = os.pipe()
+    try:
+        t0 = mpc.time.monotonic()
+        assert mpc.wait([r], timeout=0) == []
+        assert mpc.wait([r], timeout=0.05) == [] and mpc.time.monotonic() - t0 >= 0.05
+    finally:
+        os.close(r)
+        os.close(w)
