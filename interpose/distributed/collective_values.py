@@ -62,9 +62,13 @@ RELAY_MAX_BYTES = 1 << 16
 
 
 def relayable(tensors: list[torch.Tensor]) -> list[torch.Tensor] | None:
-    """The data behind ``tensors`` if all of it is known and small: a broadcast of it carries the root's
-    values, which may differ from this rank's (DeepSpeed checks that ranks agree by broadcasting rank
-    0's list length into a tensor the others filled with -1); ``None`` otherwise."""
+    """The data behind ``tensors`` if all of it is known, small and integer or boolean: a broadcast of it
+    carries the root's values, which may differ from this rank's (DeepSpeed checks that ranks agree by
+    broadcasting rank 0's list length into a tensor the others filled with -1); ``None`` otherwise.
+    Floating-point data (module states DDP and FSDP broadcast at start) keeps the symmetric-ranks rule:
+    relaying it would make the other members wait on the host for values nothing branches on."""
+    if any(t.is_floating_point() or t.is_complex() for t in tensors):
+        return None
     if sum(t.numel() * t.element_size() for t in tensors) > RELAY_MAX_BYTES:
         return None
     out = [data(t) for t in tensors]

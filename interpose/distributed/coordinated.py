@@ -182,6 +182,11 @@ class CoordinatedSink(CollectiveSink):
         self.host_wait(handle)
         return self._payloads.pop(handle)
 
+    def relayed(self, handle: int) -> tuple[bytes | None, ...]:
+        # blocked like a stream dependency on the collective: the host clock stays where it is
+        self.wait_all((handle,), what="broadcast of known values")
+        return self._payloads.pop(handle, ())
+
     def is_completed(self, handle: int) -> bool:
         self.drain()
         now = self.tl.host_us()

@@ -174,15 +174,15 @@ class SimProcessGroup(dist.ProcessGroup):
         return self._issue(CollectiveKind.BARRIER, [], [], nbytes=4)
 
     def broadcast(self, tensors, opts=None):
-        """Known small data (:func:`collective_values.relayable`) gets the root's values, relayed by the
-        coordinator; the other members then wait for the broadcast on the host (they read the values
-        from its answer), a sync a GPU would not make there but makes at the read that follows."""
+        """Known small integer data (:func:`collective_values.relayable`) gets the root's values, relayed by
+        the coordinator; the other members wait for its answer without moving their host clocks (the
+        values are read at a later sync, as on a GPU)."""
         root = getattr(opts, "rootRank", 0)
         known = collective_values.relayable(list(tensors))
         payload = collective_values.pack(known) if known is not None and self._rank == root else None
         work = self._issue(CollectiveKind.BROADCAST, tensors, tensors, opts, root=root, relay=payload)
         if known is not None and self._rank != root:
-            got = self._sink.payloads(work._handle)
+            got = self._sink.relayed(work._handle)
             if 0 <= root < len(got) and got[root] is not None:
                 collective_values.unpack_into(known, got[root])
         return work

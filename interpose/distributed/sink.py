@@ -33,6 +33,12 @@ class CollectiveSink(ABC):
     def payloads(self, handle: int) -> tuple[bytes | None, ...]:
         """Every member's payload of an object collective (host-waits for it first)."""
 
+    def relayed(self, handle: int) -> tuple[bytes | None, ...]:
+        """Every member's payload of a tensor collective that carried known values: waits for the
+        coordinator's answer without moving the host clock (a GPU does not sync there; the program
+        reads the values at a later sync). Empty when no member sent one."""
+        return self.payloads(handle)
+
     @abstractmethod
     def stream_wait(self, handle: int) -> None: ...
 
