@@ -86,20 +86,17 @@ def measure_host_bench_us(units: int = 40, repeats: int = 30) -> float:
     with torch.device("cpu"):
         model = nn.Sequential(*[_Block() for _ in range(4)]).eval()
         x = torch.randn(1, 4)
+    # One-element ops never use intra-op threads, so the thread count is left alone: changing it here
+    # (in the parent, before ranks fork) breaks OpenMP in forked children ("Invalid thread pool").
     state: dict[str, int] = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one element per op: intra-op threads only add noise
-    try:
-        for _ in range(100):  # warm caches and the allocator
+    for _ in range(100):  # warm caches and the allocator
+        _unit(model, x, state)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        for _ in range(units):
             _unit(model, x, state)
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.thread_time()
-            for _ in range(units):
-                _unit(model, x, state)
-            best = min(best, (time.thread_time() - t0) * 1e6 / units)
-    finally:
-        torch.set_num_threads(threads)
+        best = min(best, (time.thread_time() - t0) * 1e6 / units)
     return best
 
 
