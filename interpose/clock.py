@@ -73,8 +73,7 @@ class VirtualClock:
             now = cpu_time()
             delta = (now - self._mark) * 1e6 - (self.pending_calls + 1) * self.per_call_us - self.per_entry_us
             self.pending_calls = 0
-            if delta > 0:
-                self.host_us += delta * self.scale / self.slowdown
+            self._bank(delta)
             if self.probe is not None and now >= self._probe_due:
                 self._reprobe(now, self.probe)
         self._depth += 1
@@ -90,10 +89,13 @@ class VirtualClock:
         from a tensor call: bank the script's CPU time so far, with no call-path cost to take off."""
         if self._depth == 0 and self.measured:
             now = cpu_time()
-            delta = (now - self._mark) * 1e6
-            if delta > 0:
-                self.host_us += delta * self.scale / self.slowdown
+            self._bank((now - self._mark) * 1e6)
         self._depth += 1
+
+    def _bank(self, delta_us: float) -> None:
+        """Count ``delta_us`` of the script's CPU time here as target-host time."""
+        if delta_us > 0:
+            self.host_us += delta_us * self.scale / self.slowdown
 
     def leave(self) -> None:
         self._depth -= 1

@@ -7,8 +7,9 @@ here; the target host runs that work at its own speed. The two speeds are one be
 compute model replays (``phantora profile`` stores the recording host's figure in the header),
 or from the rank config (the scenario's ``host.bench_us``); this machine's is measured once per
 process (the parent measures it before forking ranks, so they share it). The ratio scales the
-measured script time; kernel launch costs come from the profile as they were measured on the
-target host and are not scaled.
+measured script time. The host costs a compute model replays (launch, first-call and framework
+time, measured on the profiles' recording host) are scaled by ``target / recording`` when the
+scenario names its host's figure (:func:`replayed_cost_scale`), and kept as recorded otherwise.
 
 When no target figure is known the script time is counted at this machine's speed and the
 result says so (``source``), never silently.

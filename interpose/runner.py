@@ -82,9 +82,7 @@ def install(cfg: RankConfig) -> RankRuntime:
     rt.host_model["replayed_cost_scale"] = rt.host_cost_scale
     if cfg.host_time == "measured":
         rt.clock.per_call_us = mode.calibrate()
-        if getattr(cfg.compute_model, "host_gap", 0.0):
-            # this machine's measured script time stands in for the replayed per-op framework time
-            setattr(cfg.compute_model, "host_gap", 0.0)  # noqa: B010 (not every ComputeModel has it)
+        cfg.compute_model.measure_script_time()
         scale = host_scale(cfg.host_bench_us, cfg.compute_model)
         rt.clock.scale = scale.factor
         if scale.probe_ref_us:

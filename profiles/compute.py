@@ -156,6 +156,11 @@ class ComputeModel(ABC):
             hit = self._cache[sig] = self.time_signature(sig, func, args, kwargs, out)
         return hit
 
+    def measure_script_time(self) -> None:
+        """The script's host time is measured on this machine (``--host-time measured``): drop any
+        replayed stand-in for it. Models that replay no script time have nothing to drop."""
+        return None
+
     @abstractmethod
     def time_signature(
         self, sig: OpSignature, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any

@@ -91,6 +91,12 @@ def test_host_gap_option_adds_recorded_python_time(profile_dir):
     with FakeTensorMode(allow_non_fake_inputs=True):
         a = torch.empty(4096, 4096, device="cuda", dtype=torch.bfloat16)
         assert model.time_op(aten.mm.default, (a, a), {}, a).launch_us == 7.0
+    # --host-time measured: the script's measured time replaces the replayed gap (a new signature,
+    # since timings are cached per signature)
+    model.measure_script_time()
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        b = torch.empty(4096, 2048, device="cuda", dtype=torch.bfloat16)
+        assert model.time_op(aten.mm.default, (a, b), {}, b).launch_us == 5.0
 
 
 def test_cache_entries_are_found(profile_dir, tmp_path):
