@@ -15,7 +15,9 @@ the simulator's shim sees on fake tensors. For each op it
 3. records host time: ``launch_us`` is the dispatch call's own host time (median
    over the timed calls, queued behind the busy GPU as in a running program; profiles
    recorded before 2026-12-02, header without ``extra.launch_method``, hold the median of
-   the warm-up calls right after a synchronize, first-call costs included), ``host_gap_us`` the median time the script
+   the warm-up calls right after a synchronize, first-call costs included), ``first_call_us`` the
+   first call's host time (an op that makes the host wait for the GPU, ``.item()`` or a blocking
+   D2H copy, is called after a synchronize so the wait is left out; since 2026-12-02), ``host_gap_us`` the median time the script
    spent between the previous kernel-launching op and this one (its Python work,
    views included), with the mode's own per-op cost (calibrated at start)
    subtracted and waits longer than ``max_gap_us`` (data loading, explicit
@@ -43,11 +45,16 @@ from profiles.compute import signature_of
 from profiles.cost import tensors_of
 from profiles.roofline import is_kernel_free
 from profiles.store import ProfileEntry, ProfileHeader
+from profiles.timeline import SYNC_OPS
 from profiles.timing import _cuda_sync, make_entry, time_call
 
 _SKIP_NAMESPACES = frozenset({"c10d", "_c10d_functional", "c10d_functional", "_c10d_functional_autograd", "prim"})
 """Collectives are the network simulator's business; ``prim`` ops (``prim.device``) launch nothing.
 Custom ops of other namespaces (FSDP2's ``fsdp.all_gather_copy_in``/``chunk_cat``/``split_with_sizes_copy``) are timed."""
+
+
+_ALSO_WAITS = frozenset({"aten.equal.default", "aten._unique2.default", "aten.unique_dim.default", "aten.is_nonzero.default"})
+"""Value-reading ops beyond :data:`profiles.timeline.SYNC_OPS` (whose output size is known)."""
 
 
 @dataclass
@@ -129,6 +136,12 @@ class KernelRecorder(TorchDispatchMode):
                 out = func.decompose(*args, **kwargs)
             if out is not NotImplemented:
                 return out
+        if self._t_exit and self._waits_for_gpu(func, args, kwargs):
+            # the op would wait for the GPU's queue inside its call: wait first, so its call time
+            # (first_call_us) is host work only; the wait is neither the call nor the script's gap
+            t_wait = time.perf_counter()
+            self._real_sync()
+            self._t_exit += time.perf_counter() - t_wait
         t_enter = time.perf_counter()
         out = func(*args, **kwargs)
         t_done = time.perf_counter()
@@ -153,6 +166,20 @@ class KernelRecorder(TorchDispatchMode):
             name = func.name()
             c = self._composite[func] = has(name, "CompositeImplicitAutograd") and not has(name, backend)
         return c
+
+    def _waits_for_gpu(self, func, args, kwargs) -> bool:
+        """Whether ``func`` makes the host wait for the GPU: a value read (``.item()``, data-dependent
+        output sizes) or a blocking device-to-host copy."""
+        if self.device_type != "cuda":
+            return False
+        name = str(func)
+        if name in SYNC_OPS or name in _ALSO_WAITS:
+            return True
+        if func is torch.ops.aten._to_copy.default and not kwargs.get("non_blocking", False):
+            src = args[0] if args else None
+            dev = kwargs.get("device")
+            return isinstance(src, torch.Tensor) and src.device.type == "cuda" and dev is not None and torch.device(dev).type == "cpu"
+        return False
 
     def _launches_kernel(self, func, args, kwargs, out) -> bool:
         if func.namespace in _SKIP_NAMESPACES or is_kernel_free(func):

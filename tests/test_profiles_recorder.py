@@ -155,3 +155,21 @@ def test_recorder_sees_the_ops_the_shim_sees_under_inference_mode_and_in_torch_t
     ops = [k.split("|")[0] for k in rec.trace]
     assert "aten.addmm.default" in ops and "aten.linear.default" not in ops
     assert torch.cuda.synchronize is sync and torch._C._only_lift_cpu_tensors() == lift
+
+
+def test_value_reads_and_blocking_d2h_copies_wait_for_the_gpu_before_their_call_is_timed():
+    """Their first-call cost must be host work: the recorder drains the GPU queue before timing them."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    rec = KernelRecorder(device_type="cuda")
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        g = torch.empty(4, device="cuda")
+        c = torch.empty(4)
+    cpu = {"device": torch.device("cpu")}
+    assert rec._waits_for_gpu(aten._local_scalar_dense.default, (g,), {})
+    assert rec._waits_for_gpu(aten.nonzero.default, (g,), {})
+    assert rec._waits_for_gpu(aten._to_copy.default, (g,), cpu)
+    assert not rec._waits_for_gpu(aten._to_copy.default, (g,), {**cpu, "non_blocking": True})
+    assert not rec._waits_for_gpu(aten._to_copy.default, (c,), {"device": torch.device("cuda")})  # H2D
+    assert not rec._waits_for_gpu(aten.add.Tensor, (g, g), {})
+    assert not KernelRecorder(device_type="cpu")._waits_for_gpu(aten.nonzero.default, (c,), {})
