@@ -23,7 +23,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from interpose.memory_history import MemoryHistory
 
 MIN_BLOCK_BYTES = 512
 SMALL_REQUEST_BYTES = 1 << 20  # kSmallSize
@@ -140,6 +145,8 @@ class CachingAllocator:
         self._segments: dict[int, Segment] = {}
         self._active = 0
         self._next_addr = itertools.count(1)
+        self.history: MemoryHistory | None = None
+        """Where alloc/free events go while ``_record_memory_history`` is on."""
 
     # -- allocation -------------------------------------------------------------
     def malloc(self, nbytes: int) -> Block:
@@ -166,6 +173,8 @@ class CachingAllocator:
         self.num_allocs += 1
         if self.allocated_bytes > self.peak_allocated_bytes:
             self.peak_allocated_bytes = self.allocated_bytes
+        if self.history is not None and self.history.enabled:
+            self.history.record("alloc", block.addr, block.size)
         return block
 
     def _new_segment(self, size: int, small: bool, request: int) -> Block:
@@ -181,6 +190,8 @@ class CachingAllocator:
         self.reserved_bytes += seg_bytes
         if self.reserved_bytes > self.peak_reserved_bytes:
             self.peak_reserved_bytes = self.reserved_bytes
+        if self.history is not None and self.history.enabled:
+            self.history.record("segment_alloc", seg.addr, seg_bytes)
         (self._small if small else self._large).add(seg.head)
         return seg.head
 
@@ -191,6 +202,8 @@ class CachingAllocator:
         self.allocated_bytes -= block.size
         self._active -= 1
         self.num_frees += 1
+        if self.history is not None and self.history.enabled:
+            self.history.record("free_completed", block.addr, block.size)
         pool = self._small if block.segment.small else self._large
         block.free = True
         nxt = block.next
@@ -212,6 +225,12 @@ class CachingAllocator:
                 (self._small if seg.small else self._large).remove(head)
                 del self._segments[addr]
                 self.reserved_bytes -= seg.size
+                if self.history is not None and self.history.enabled:
+                    self.history.record("segment_free", addr, seg.size)
+
+    def segments(self) -> Iterator[Segment]:
+        """Reserved segments in address order (for ``_snapshot``)."""
+        return iter(sorted(self._segments.values(), key=lambda seg: seg.addr))
 
     def reset_peak(self) -> None:
         self.peak_allocated_bytes = self.allocated_bytes

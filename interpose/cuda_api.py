@@ -130,7 +130,7 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
         "set_per_process_memory_fraction": set_per_process_memory_fraction,
         "get_per_process_memory_fraction": get_per_process_memory_fraction,
         "memory_stats_as_nested_dict": memory_stats_as_nested_dict,
-        "memory_snapshot": lambda *a, **k: [],
+        "memory_snapshot": cuda_memory.memory_snapshot,
         "current_blas_handle": _handle,
         "current_solver_handle": _handle,
         "ipc_collect": _noop,
@@ -146,8 +146,8 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
             p.set(c.graphs, name, fn)
     if not hasattr(torch._C, "_host_emptyCache"):  # CUDA builds only; torch.cuda.graph calls it
         p.set(torch._C, "_host_emptyCache", _noop)
-    # memory-history tooling: accepted, records nothing (no per-block traces are kept)
-    p.set(c.memory, "_record_memory_history", _noop)
+    # memory-history tooling: the simulated allocator's blocks and alloc/free trace (interpose.memory_history)
+    p.set(c.memory, "_record_memory_history", cuda_memory.record_memory_history)
     p.set(c.memory, "_snapshot", cuda_memory.snapshot)
     p.set(c.memory, "_dump_snapshot", cuda_memory.dump_snapshot)
     for name in ("range_push", "range_pop", "mark", "range_start", "range_end"):

@@ -109,9 +109,26 @@ def get_per_process_memory_fraction(device: Any = None) -> float:
     return _memory_fraction.get(device_index(device), 1.0)
 
 
-def snapshot(*args: Any, **kwargs: Any) -> dict[str, list]:
-    """``torch.cuda.memory._snapshot``: no per-block traces are kept."""
-    return {"segments": [], "device_traces": []}
+def record_memory_history(enabled: Any = "all", *args: Any, **kwargs: Any) -> None:
+    """``torch.cuda.memory._record_memory_history`` (also its positional form)."""
+    names = ("context", "stacks", "max_entries", "device", "clear_history")
+    kwargs.update(zip(names, args, strict=False))
+    history = current().allocator.history
+    assert history is not None
+    history.configure(enabled, **kwargs)
+
+
+def snapshot(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``torch.cuda.memory._snapshot``: the simulated allocator's segments and recorded trace."""
+    rt = current()
+    history = rt.allocator.history
+    assert history is not None
+    return history.snapshot(rt.allocator, device_index(None))
+
+
+def memory_snapshot(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """``torch.cuda.memory_snapshot``: the segments of :func:`snapshot`."""
+    return snapshot()["segments"]
 
 
 def dump_snapshot(filename: str = "dump_snapshot.pickle") -> None:

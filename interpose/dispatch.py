@@ -26,7 +26,7 @@ from torch._ops import HigherOrderOperator
 from torch._subclasses.fake_tensor import DynamicOutputShapeException, FakeTensor, FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from interpose import calibration, data_dependent, functional_collectives, host_copies
+from interpose import calibration, data_dependent, functional_collectives, grad_accumulation, host_copies
 from interpose.allocator import SimulatedOOM
 from interpose.cuda_memory import oom_message
 from interpose.device_kernels import decomposes_on_device, register_device_kernels
@@ -102,6 +102,7 @@ class SimDispatchMode(TorchDispatchMode):
             aten.record_stream.default: _noop,
             **host_copies.handlers(self),
             **data_dependent.handlers(self),
+            **grad_accumulation.handlers(self),
         }
         for f in _RNG_INPLACE:
             self.special[f] = self._rng_inplace

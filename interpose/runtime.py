@@ -23,6 +23,7 @@ from interpose.allocator import Block, CachingAllocator
 from interpose.clock import VirtualClock
 from interpose.config import OpRecord, RankConfig, RankResult
 from interpose.cuda_guard import set_guard_device
+from interpose.memory_history import MemoryHistory
 from interpose.streams import EventMark, StreamTimeline, WorkHandle
 from interpose.values import KnownValues
 
@@ -45,6 +46,9 @@ class RankRuntime:
         """Replayed host costs (launch, first call, framework gap) are the recording host's; a scenario
         naming its own host's CPU benchmark (``host.bench_us``) scales them by target / recording."""
         self.allocator = CachingAllocator(cfg.limit_bytes())
+        self.allocator.history = MemoryHistory()
+        self.allocator.history.now_us = lambda: self.clock.host_us
+        self._reuse: int | None = None
         self.resolver: Resolver = default_resolver
         self._device = 0
         self.device = cfg.local_rank if cfg.local_rank < max(cfg.local_world_size, 1) else 0
@@ -184,8 +188,15 @@ class RankRuntime:
         key = storage._cdata  # type: ignore[attr-defined]
         if key in self._live:
             return
-        self._live[key] = self.allocator.malloc(nbytes)
+        reused = self._live.pop(self._reuse, None) if self._reuse is not None else None
+        self._reuse = None
+        self._live[key] = reused if reused is not None and reused.size >= nbytes else self.allocator.malloc(nbytes)
         weakref.finalize(storage, self._free, key)
+
+    def reuse_block_of(self, storage: object | None) -> None:
+        """The next new storage takes over ``storage``'s block (an in-place accumulation,
+        :mod:`interpose.grad_accumulation`); ``None`` cancels. ``storage``'s own death then frees nothing."""
+        self._reuse = storage._cdata if storage is not None else None  # type: ignore[attr-defined]
 
     def _free(self, key: int) -> None:
         # finalizers run wherever the script drops its last reference: the shim's bookkeeping is

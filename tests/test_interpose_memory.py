@@ -78,3 +78,53 @@ def test_oom_default_limit_is_gpu_memory():
         with pytest.raises(torch.cuda.OutOfMemoryError):
             torch.empty(90 << 30, dtype=torch.uint8, device="cuda")
         torch.empty(70 << 30, dtype=torch.uint8, device="cuda")
+
+
+def _backward_peak(tied: bool) -> tuple[int, int]:
+    """Extra peak over backward, and what is live after it, for ``w`` used twice (``tied``) or two
+    separate weights used once each."""
+    with interposed(_cfg()):
+        w = torch.randn(1024, 1024, device="cuda", requires_grad=True)
+        w2 = w if tied else torch.randn(1024, 1024, device="cuda", requires_grad=True)
+        x = torch.randn(1024, 1024, device="cuda")
+        ((x @ w).sum() + (w2 @ x).sum()).backward()  # first backward: the cuBLAS workspaces stay
+        w.grad = w2.grad = None
+        loss = (x @ w).sum() + (w2 @ x).sum()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        loss.backward()
+        return torch.cuda.max_memory_allocated() - base, torch.cuda.memory_allocated() - base
+
+
+def test_tied_weight_gradients_accumulate_in_place_as_the_autograd_engine_does_on_a_gpu():
+    # w (1024x1024 fp32, 4 MiB) used twice: its two gradients meet in the engine's input buffer,
+    # which on a GPU adds the second into the first in place, so the backward peak is that of two
+    # separate weights (two gradient buffers live), not 4 MiB more (a third buffer for an
+    # out-of-place sum, what the engine does when a dispatch mode is on)
+    W = 1024 * 1024 * 4
+    tied_peak, tied_after = _backward_peak(True)
+    separate_peak, separate_after = _backward_peak(False)
+    assert separate_after - tied_after == W  # one gradient instead of two
+    assert tied_peak == separate_peak
+
+
+def test_memory_history_snapshot_has_the_allocations_frames_and_segments():
+    with interposed(_cfg()):
+        torch.cuda.memory._record_memory_history(max_entries=100)
+        a = torch.empty(3 * MiB, device="cuda", dtype=torch.uint8)  # this line allocates
+        b = torch.empty(512, device="cuda", dtype=torch.uint8)
+        del b
+        snap = torch.cuda.memory._snapshot()
+        torch.cuda.memory._record_memory_history(enabled=None)
+        assert torch.cuda.memory._snapshot()["device_traces"][0] == []
+        del a
+    trace = snap["device_traces"][0]
+    allocs = [e for e in trace if e["action"] == "alloc"]
+    assert [e["size"] for e in allocs] == [3 * MiB, 512]
+    assert [e["action"] for e in trace].count("free_completed") == 1
+    assert "segment_alloc" in [e["action"] for e in trace]
+    top = allocs[0]["frames"][0]
+    assert top["filename"] == __file__ and top["name"].startswith("test_memory_history")
+    live = [blk for seg in snap["segments"] for blk in seg["blocks"] if blk["state"] == "active_allocated"]
+    assert sum(blk["size"] for blk in live) >= 3 * MiB
+    assert any(blk["frames"] and blk["frames"][0]["filename"] == __file__ for blk in live)
