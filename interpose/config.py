@@ -42,6 +42,9 @@ class RankConfig:
     script time, :mod:`interpose.host_model`); ``None``: take it from the replayed profile."""
     values: ValuePolicy = field(default_factory=ValuePolicy)
     """Known-value tracking and the policy for values nobody knows (:mod:`interpose.values`)."""
+    compile: str = "inductor"
+    """What ``torch.compile`` does (:mod:`interpose.compile`): ``inductor`` simulates the compiled program,
+    ``eager`` returns the function unchanged (its eager ops are simulated)."""
 
     def limit_bytes(self) -> int:
         return self.memory_limit_bytes if self.memory_limit_bytes is not None else self.gpu.total_memory_bytes
@@ -94,5 +97,7 @@ class RankResult:
     ``phantora conformance``; same keys as ``phantora profile --trace`` on a GPU)."""
     op_key_times: dict[str, tuple[float, str]] = field(default_factory=dict)
     """Per key in ``op_keys``: simulated GPU time (us) and timing source."""
+    compile: dict = field(default_factory=dict)
+    """What ``torch.compile`` did (:class:`interpose.compile.CompileStats`: graph breaks, compile wall time)."""
     missing_signatures: list[dict] = field(default_factory=list)
     """Op signatures the compute model had no measurement for (input of ``phantora profile --kernels-only``)."""

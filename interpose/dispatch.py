@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from interpose import calibration, data_dependent, functional_collectives, grad_accumulation, host_copies
 from interpose.allocator import SimulatedOOM
+from interpose.compile.extern import functional_form
 from interpose.cuda_memory import oom_message
 from interpose.device_kernels import decomposes_on_device, register_device_kernels
 from interpose.fake_mode import SimFakeMode
@@ -76,7 +77,11 @@ class SimDispatchMode(TorchDispatchMode):
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
-        return False  # torch.compile is a passthrough under the shim: skip the per-call wrapper
+        return False  # Dynamo never traces the shim's modes (they are off while it compiles, below)
+
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        return True  # off while torch.compile compiles, on while compiled code runs (interpose.compile)
 
     def __init__(self, rt: RankRuntime, fake_mode: FakeTensorMode, model: ComputeModel) -> None:
         super().__init__()
@@ -229,10 +234,11 @@ class SimDispatchMode(TorchDispatchMode):
                 k = (k, torch.backends.cuda.matmul.allow_tf32)
             t = self._key_timings.get(k)
         if t is None:
-            sig = signature_of(func, args, kwargs)
+            tfunc, tkw = functional_form(func, kwargs) or (func, kwargs)  # out= overloads: the op's kernel
+            sig = signature_of(tfunc, args, tkw)
             t = self._timings.get(sig)
             if t is None:
-                timing = self.model.time_op(func, args, kwargs, out)
+                timing = self.model.time_op(tfunc, args, tkw, out)
                 shapes, dtype = shapes_text(args)
                 key = self.rt.op_key(sig, timing.dur_us, timing.source)
                 t = (timing.dur_us, timing.launch_us, timing.source, shapes, dtype, key, str(func))

@@ -15,8 +15,8 @@ at tensor *types* or need a driver:
   objects (an optimizer built before ``.cuda()`` sees the cuda parameters), as on a GPU;
 - ``torch.save`` stores fake tensors as meta tensors; ``f"{t:.3f}"`` of a 0-dim
   fake tensor formats the placeholder value; ``torch.Generator("cuda")`` works;
-- ``torch.compile`` returns the eager module/function (documented limitation:
-  compiled kernels are not simulated, their eager ops are);
+- ``torch.compile`` is torch's own, with Inductor's Triton kernels simulated (:mod:`interpose.compile`;
+  ``RankConfig.compile="eager"`` returns the eager module/function instead);
 - CUDA builds: recurrent layers (``nn.LSTM``/``GRU``/``RNN``) on fake tensors run with cuDNN off.
   ATen's cuDNN RNN path queries cuDNN on the host (a handle, weight descriptors) before it
   dispatches ``_cudnn_rnn``, which needs the driver; with cuDNN off they take the per-layer
@@ -268,13 +268,6 @@ def _uninstall_torchvision_ops() -> None:
         del DYNAMIC_SHAPE[op]
 
 
-def _compile(model: Any = None, **kwargs: Any) -> Any:
-    """``torch.compile`` stand-in: eager execution (decorator and call forms)."""
-    if model is None:
-        return lambda m: m
-    return model
-
-
 _cpp_kernels: Any = None
 """The ``torch.library`` registrations of :func:`_install_cpp_kernels` while installed."""
 
@@ -321,7 +314,10 @@ def install_fake_cuda(p: Patcher) -> None:
     _cpp_is_pinned(True)
     p.set(T, "tolist", _make_tolist(torch._C.TensorBase.tolist))
     p.set(T, "record_stream", _record_stream)
-    p.set(torch, "compile", _compile)
+    from interpose.compile import install_compile
+    from interpose.runtime import current
+
+    current().compile_stats = install_compile(p, current().cfg.compile)
     p.set(FakeTensor, "__format__", _fake_format)
     p.set(torch, "save", _make_save(torch.save))
     p.set(torch, "Generator", CudaGenerator)
@@ -350,6 +346,9 @@ def _foreach_type_lists() -> list[list[type]]:
 
 
 def restore_fake_cuda() -> None:
+    from interpose.compile import uninstall_compile
+
+    uninstall_compile()
     restore_host_workers()
     _uninstall_cpp_kernels()
     _cpp_is_pinned(False)

@@ -30,7 +30,11 @@ class SimFakeMode(FakeTensorMode):
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
-        return False  # torch.compile is a passthrough under the shim: skip the per-call wrapper
+        return False  # Dynamo never traces the shim's modes (they are off while it compiles, below)
+
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        return True  # off while torch.compile compiles, on while compiled code runs (interpose.compile)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         # Ops with data-dependent output sizes, reached from inside other ops'

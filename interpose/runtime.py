@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from interpose.allocator import Block, CachingAllocator
 from interpose.clock import VirtualClock
@@ -67,6 +68,8 @@ class RankRuntime:
         self.oom = False
         self.values = KnownValues(cfg.values)
         """Shadows of the fake storages whose contents are known (:mod:`interpose.values`)."""
+        self.compile_stats: Any = None
+        """:class:`interpose.compile.CompileStats` of this rank (set at install)."""
         self.capture: list[tuple[str, str, str, float, str]] | None = None
         """Kernels launched while a CUDA graph is being captured (``None``: not capturing)."""
         self.op_keys: list[str] = []
@@ -250,6 +253,7 @@ class RankRuntime:
                                           if self.clock.probes else {}),
             op_keys=self.op_keys,
             op_key_times=self.key_times,
+            compile=self.compile_stats.as_dict() if self.compile_stats is not None else {},
         )
 
 

@@ -102,6 +102,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--compile", action="store_true", help="train torch.compile(model) (default mode)")
     args = p.parse_args()
 
     torch.manual_seed(1337)
@@ -114,6 +115,7 @@ def main() -> None:
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {n_params / 1e6:.2f} M")
+    train_model = torch.compile(model) if args.compile else model
 
     fused = "fused" in torch.optim.AdamW.__init__.__code__.co_varnames
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1,
@@ -127,7 +129,7 @@ def main() -> None:
         y = torch.randint(0, args.vocab_size, (args.batch_size, args.seq_len)).pin_memory()
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = model(x, y)
+            loss = train_model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -74,6 +74,10 @@ DEFAULT_TIMEOUT_S = 3600.0
               help="Value policy for what the simulator cannot know (argmax/topk/sort/multinomial on fake "
                    "data: MoE routing, decoding): balanced (default), uniform or skewed:<zipf s>; overrides "
                    "the scenario's values.policy.")
+@click.option("--compile", "compile_option", type=click.Choice(["inductor", "eager"]), default="inductor",
+              show_default=True,
+              help="What torch.compile does: inductor simulates the compiled program (fused kernels, memory "
+                   "plan, CUDA graphs); eager returns the function unchanged (its eager ops are simulated).")
 @click.option("-m", "--module", "module", is_flag=True,
               help="SCRIPT is a module name, run like `python -m` / `torchrun -m` (the working directory is "
                    "on sys.path).")
@@ -81,7 +85,8 @@ DEFAULT_TIMEOUT_S = 3600.0
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json: bool, host_time: str,
         nnodes: int | None, nproc_per_node: int | None, symmetric: bool, timeout_s: float,
-        values_policy: str | None, module: bool, script: str, script_args: tuple[str, ...]) -> None:
+        values_policy: str | None, compile_option: str, module: bool, script: str,
+        script_args: tuple[str, ...]) -> None:
     """Run SCRIPT on simulated GPUs and print simulated ms/iteration and peak memory.
 
     Writes summary.json, ops.parquet and trace.json (Perfetto) into the results directory.
@@ -93,7 +98,7 @@ def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json
     with handle_signals():  # SIGTERM/SIGINT/SIGHUP: kill every rank's process group, record, exit 128+n
         try:
             code = _main(scenario_path, out_dir, overwrite, as_json, host_time, nnodes, nproc_per_node, symmetric,
-                         timeout_s or None, module, script, list(script_args), values_policy)
+                         timeout_s or None, module, script, list(script_args), values_policy, compile_option)
         except Interrupted as e:  # before the results directory was claimed: nothing was written
             click.echo(f"phantora: interrupted by {e.name}", err=True)
             code = e.exit_code
@@ -107,7 +112,7 @@ def run(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json
 
 def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_json: bool, host_time: str,
           nnodes: int | None, nproc_per_node: int | None, symmetric: bool, timeout_s: float | None, module: bool,
-          script: str, argv: list[str], values_policy: str | None = None) -> int:
+          script: str, argv: list[str], values_policy: str | None = None, compile_option: str = "inductor") -> int:
     from phantora.lifecycle import Interrupted
     from phantora.results import ResultsDir, ResultsDirError, failure_summary
 
@@ -121,7 +126,7 @@ def _main(scenario_path: str | None, out_dir: str | None, overwrite: bool, as_js
 
         job = RunJob.from_scenario(scenario, script=script, argv=argv, nnodes=nnodes, nproc_per_node=nproc_per_node,
                                    host_time=host_time, stdout_to_stderr=as_json, symmetric=symmetric,
-                                   module=module, timeout_s=timeout_s)
+                                   module=module, timeout_s=timeout_s, compile=compile_option)
     except ScenarioError as e:
         _fail(str(e))
     out = Path(out_dir) if out_dir else default_out_dir(script.rsplit(".", 1)[-1] if module else script,

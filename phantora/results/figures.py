@@ -155,6 +155,7 @@ def build_summary(*, results: Mapping[int, Any], scenario: Any, script: str, arg
         "end_time_us": max((getattr(results[r], "end_time_us", 0.0) for r in ranks), default=0.0),
         "ops": sum(len(getattr(results[r], "ops", [])) for r in ranks),
         "syncs": sum(getattr(results[r], "syncs", 0) for r in ranks),
+        "compile": getattr(results[ranks[0]], "compile", None) if ranks else None,
         "coverage": coverage,
         "exact_coverage_pct": exact_coverage_pct(coverage),
         "status": "complete" if not failed else "failed",

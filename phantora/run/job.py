@@ -75,6 +75,8 @@ class RunJob:
     """Execute rank 0 only; the other ranks are assumed to do the same (``--symmetric``)."""
     timeout_s: float | None = None
     """Wall-clock limit of the whole run (``--timeout``); past it every rank is killed."""
+    compile: str = "inductor"
+    """What ``torch.compile`` does in every rank (``--compile``; :attr:`interpose.RankConfig.compile`)."""
 
     @property
     def world_size(self) -> int:
@@ -97,7 +99,7 @@ class RunJob:
             rank=rank, world_size=self.world_size, local_rank=rank % self.nproc_per_node,
             local_world_size=self.nproc_per_node, gpu=self.gpu, compute_model=self.compute_model,
             memory_limit_bytes=self.memory_limit_bytes, host_time=self.host_time,  # type: ignore[arg-type]
-            host_bench_us=self.host_bench_us,
+            host_bench_us=self.host_bench_us, compile=self.compile,
             **({} if self.values is None else {"values": self.values}),
         )
 

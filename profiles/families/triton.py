@@ -1,0 +1,128 @@
+"""Fused Triton kernels that Inductor generates: the key they are recorded under, and a bytes model.
+
+A key must be the same on the GPU that records a compiled program and on the machine that simulates
+it, across Triton and (minor) torch versions, so it is built from what Inductor decides, not from
+its generated source: the kernel name without its per-graph index (``triton_poi_fused_add_mul``:
+the kind, pointwise/reduction/persistent reduction, and the fused aten ops), the loop sizes the
+launch passes (``xnumel``, ``r0_numel``, ...) and the pointer arguments' dtypes.
+
+Unseen keys take :class:`TritonBytesModel`: time = max(floor, bytes moved / effective bandwidth),
+one (floor, bandwidth) pair per kind, where bytes moved is the sum of the tensor arguments' sizes
+(each read or written once: exact for the plain pointwise/reduction kernels, an overestimate where
+a kernel reads a broadcast operand's small tensor many times from cache, an underestimate where
+it re-reads a large one). :func:`fit` fits the pairs on recorded kernels (``fit`` split) and
+reports the held-out error; the constants in :data:`DEFAULT_PARAMS` are labelled ``assumed``.
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_INDEX = re.compile(r"_\d+$")
+KINDS = {"poi": "pointwise", "red": "reduction", "per": "persistent_reduction", "tem": "template",
+         "for": "foreach", "mix": "mix_order_reduction", "spl": "split_scan"}  # fmt: skip
+
+
+def family_name(kernel_name: str) -> str:
+    """``triton_poi_fused_add_mul_3`` -> ``triton_poi_fused_add_mul``."""
+    return _INDEX.sub("", kernel_name)
+
+
+def kind_of(kernel_name: str) -> str:
+    parts = kernel_name.split("_")
+    return KINDS.get(parts[1], "other") if len(parts) > 1 and parts[0] == "triton" else "other"
+
+
+def kernel_key(kernel_name: str, numels: Mapping[str, int], dtypes: Sequence[str]) -> str:
+    """``triton_poi_fused_add_mul|xnumel=1048576|fp32,fp32,fp32``: see the module docstring."""
+    sizes = ",".join(f"{k}={v}" for k, v in sorted(numels.items()))
+    return f"{family_name(kernel_name)}|{sizes}|{','.join(dtypes)}"
+
+
+@dataclass(frozen=True, slots=True)
+class KindParams:
+    floor_us: float
+    """Shortest time of a kernel of this kind (launch and tail), µs."""
+    bandwidth_gbps: float
+    """Effective bytes moved per second, GB/s."""
+    source: str = "assumed"
+    """``assumed`` or ``fit:<file>`` (recorded kernels it was fitted on)."""
+
+
+DEFAULT_PARAMS = KindParams(floor_us=3.0, bandwidth_gbps=3000.0)
+"""Assumed (not fitted) for a GPU without recordings: an H100/H200-class launch tail and ~70% of HBM3."""
+
+
+class TritonBytesModel:
+    """Time of a fused kernel from its bytes moved; see the module docstring."""
+
+    def __init__(self, params: Mapping[str, KindParams] | None = None) -> None:
+        self.params = dict(params or {})
+
+    def predict(self, kernel_name: str, nbytes: int) -> tuple[float, str]:
+        p = self.params.get(kind_of(kernel_name)) or self.params.get("other") or DEFAULT_PARAMS
+        return max(p.floor_us, nbytes / (p.bandwidth_gbps * 1e3)), p.source
+
+
+def fit(rows: Iterable[Mapping], source: str) -> dict[str, KindParams]:
+    """Per kind: floor = the 10th-percentile time of the kernels under 64 KiB moved; bandwidth = median
+    of bytes/time over the kernels above 8 MiB (bandwidth-bound). Rows: ``kernel``, ``bytes``, ``us``."""
+    by_kind: dict[str, list[tuple[int, float]]] = {}
+    for r in rows:
+        by_kind.setdefault(kind_of(r["kernel"]), []).append((int(r["bytes"]), float(r["us"])))
+    out: dict[str, KindParams] = {}
+    for kind, pts in by_kind.items():
+        small = sorted(us for b, us in pts if b <= 64 << 10) or sorted(us for _, us in pts)
+        big = sorted(b / (us * 1e3) for b, us in pts if b >= 8 << 20 and us > 0)
+        floor = small[len(small) // 10]
+        bw = big[len(big) // 2] if big else DEFAULT_PARAMS.bandwidth_gbps
+        out[kind] = KindParams(floor_us=floor, bandwidth_gbps=bw, source=f"fit:{source}")
+    return out
+
+
+def error_pct(model: TritonBytesModel, rows: Iterable[Mapping]) -> list[float]:
+    """Signed % error of the model on recorded rows (``kernel``, ``bytes``, ``us``)."""
+    return [100.0 * (model.predict(r["kernel"], int(r["bytes"]))[0] / float(r["us"]) - 1.0)
+            for r in rows if float(r["us"]) > 0]  # fmt: skip
+
+
+class CompiledKernelProfiles:
+    """Recorded fused kernels of one GPU: ``profiles/data/<gpu>/compiled_kernels*.jsonl`` rows
+    ``{"key", "kernel", "bytes", "us", "split"}`` (``split``: ``fit`` or ``heldout``). Exact keys
+    answer with ``source="profile"`` (both splits: an exact recording is not a fit); the bytes model
+    is fitted on the ``fit`` rows only."""
+
+    def __init__(self, rows: Iterable[Mapping], source: str = "") -> None:
+        rows = list(rows)
+        groups: dict[str, list[float]] = {}
+        for r in rows:
+            groups.setdefault(r["key"], []).append(float(r["us"]))
+        self.exact = {k: sorted(v)[len(v) // 2] for k, v in groups.items()}
+        fit_rows = [r for r in rows if r.get("split", "fit") == "fit"]
+        self.model = TritonBytesModel(fit(fit_rows, source) if fit_rows else None)
+
+    @classmethod
+    def for_gpu(cls, gpu_key: str, root: Path | None = None) -> CompiledKernelProfiles:
+        folder = (root or Path(__file__).resolve().parent.parent / "data") / gpu_key
+        files = sorted(folder.glob("compiled_kernels*.jsonl")) if folder.is_dir() else []
+        rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+        return cls(rows, ",".join(f.name for f in files))
+
+    def time(self, key: str, kernel_name: str, nbytes: int) -> tuple[float, str]:
+        """(µs, source): ``profile`` for a recorded key, else ``family`` (the bytes model; its constants'
+        own source is in :attr:`model`)."""
+        us = self.exact.get(key)
+        if us is not None:
+            return us, "profile"
+        t, _ = self.model.predict(kernel_name, nbytes)
+        return t, "family"
+
+
+def mean_abs(xs: Sequence[float]) -> float:
+    return sum(abs(x) for x in xs) / len(xs) if xs else math.nan
