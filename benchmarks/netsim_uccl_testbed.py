@@ -9,8 +9,12 @@ shares (``congestion: none``, the default) and with RoCE's DCQCN on the single-p
 (``congestion: dcqcn``, netsim/congestion.py: ConnectX default parameters; uccl_multipath keeps
 max-min: its sprayed load leaves no switch queue standing). No knob is tuned to the published gains.
 
-    --congestion none|dcqcn|dcqcn+clamp|all   (default all; dcqcn+clamp: the target rate reset to the
-                                               cut rate on each CNP, as the paper's fluid model has it)
+    --congestion none|dcqcn|dcqcn+clamp|dcqcn-paper|all   (default all: the first three; dcqcn+clamp:
+        the target rate reset to the cut rate on each CNP, as the paper's fluid model has it;
+        dcqcn-paper: the parameter set Zhu et al. recommend, SIGCOMM 2015 section 6)
+    --explain   also print why: the published figures as times (the NCCL penalty is a one-off
+                ~3.4 ms, not a bandwidth share) and, per seed, the ECMP collisions on the spine tier
+                against what one NCCL connection can push (netsim.collisions)
 """
 
 from __future__ import annotations
@@ -30,7 +34,17 @@ CONGESTION_OPTIONS = {
     "none": {},
     "dcqcn": {"congestion": "dcqcn"},
     "dcqcn+clamp": {"congestion": "dcqcn", "congestion_options": {"clamp_target": True}},
+    # Zhu et al. (SIGCOMM 2015) section 6: B = 10 MB, T = 55 us, F = 5, R_AI = 40 Mb/s, g = 1/256,
+    # K_min / K_max = 5 KB / 200 KB and P_max = 1% at 40 Gb/s (per Gb/s: 125 B / 5,000 B); none fitted here
+    "dcqcn-paper": {"congestion": "dcqcn", "congestion_options": {
+        "byte_counter_bytes": 10e6, "timer_ns": 55e3, "fast_recovery": 5, "ai_gbps": 40e6 / 8e9, "g": 1 / 256,
+        "alpha0": 1.0, "kmin_bytes_per_gbit": 125.0, "kmax_bytes_per_gbit": 5000.0, "pmax": 0.01,
+        "clamp_target": True}},
 }
+DEFAULT_SET = ("none", "dcqcn", "dcqcn+clamp")
+
+# UCCL's published all-reduce busbw (GB/s) on the testbed (FACTS.md), NCCL / UCCL per size
+PUBLISHED = {256 << 20: (93.0, 234.0), 1 << 30: (185.0, 279.0)}
 
 
 def run(cluster, op: str, size: int, transport: str, ranks: list[int], congestion: str = "none"
@@ -51,13 +65,42 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--congestion", choices=[*CONGESTION_OPTIONS, "all"], default="all")
+    ap.add_argument("--explain", action="store_true")
     args = ap.parse_args()
     base = load_cluster(args.scenario)
     hosts = args.hosts or base.hosts
     ranks = list(range(hosts * base.gpus_per_host))
     print(f"{args.scenario}: {args.op} over {len(ranks)} GPUs ({hosts} hosts), seeds 0-{args.seeds - 1}")
-    for cc in (tuple(CONGESTION_OPTIONS) if args.congestion == "all" else (args.congestion,)):
+    if args.explain:
+        explain(base, args, ranks)
+    for cc in (DEFAULT_SET if args.congestion == "all" else (args.congestion,)):
         table(base, args, ranks, cc)
+
+
+def explain(base, args, ranks: list[int]) -> None:
+    """The published figures as times, and the ECMP collisions the model sees per seed."""
+    from netsim.collisions import fabric_collisions
+    from netsim.topologies import build_topology
+    from netsim.transports import build_transport
+
+    f = bus_factor("all_reduce", 48)
+    print("\npublished (UCCL testbed, 48 GPUs), as times: t = size x 2(n-1)/n / busbw")
+    t = {s: (s * f / (n * 1e3), s * f / (u * 1e3)) for s, (n, u) in PUBLISHED.items()}
+    for s, (tn, tu) in t.items():
+        print(f"  {s >> 20} MiB: NCCL {tn:.0f} us, UCCL {tu:.0f} us, NCCL - UCCL = {tn - tu:.0f} us")
+    (s1, (n1, u1)), (s2, (n2, u2)) = sorted(t.items())
+    inc = lambda a, b: (s2 - s1) * f / ((b - a) * 1e3)  # noqa: E731
+    print(f"  from 256 MiB to 1 GiB (incremental busbw): NCCL {inc(n1, n2):.0f} GB/s, UCCL {inc(u1, u2):.0f} GB/s")
+    print(f"\nECMP on the spine tier, {args.op} of {len(ranks)} GPUs, 256 MiB: flows per link (histogram), "
+          "one connection's demand (its rate cap), worst link load / capacity in a fluid model")
+    for seed in range(args.seeds):
+        c = base.network.model_copy(deep=True)
+        c.seed = seed
+        topo = build_topology(len(ranks) // base.gpus_per_host, base.gpus_per_host, c)
+        r = fabric_collisions(args.op, ranks, 256 << 20, topology=topo,
+                              transport=build_transport("single_path", seed=seed, options={}), config=c)
+        print(f"  seed {seed}: {r.links_used} links, flows/link {r.per_link}, demand {r.demand_gbps:.1f} GB/s, "
+              f"worst load {r.worst_overload:.2f}, links over 1: {r.overloaded_links}")
 
 
 def table(base, args, ranks: list[int], cc: str) -> None:
