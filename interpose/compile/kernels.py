@@ -15,10 +15,8 @@ import ast
 import re
 from typing import Any
 
-import torch
-
 from interpose.patching import Patcher
-from profiles.families.triton import CompiledKernelProfiles, family_name, kernel_key
+from profiles.families.triton import CompiledKernelProfiles, family_name, launch_key
 
 _SIGNATURE = re.compile(r"'signature': (\{[^}]*\})")
 _DEF = re.compile(r"^def (\w+)\(([^)]*)\)", re.M)
@@ -51,28 +49,19 @@ class SimTritonKernel:
         self.params = [a.split(":")[0].strip() for a in d.group(2).split(",") if a.strip()]
         self.types = [sig.get(p, "constexpr") for p in self.params]
         self.runtime_params = [(p, t) for p, t in zip(self.params, self.types, strict=True) if t != "constexpr"]
-        self._timings: dict[tuple, tuple[float, str, str, str, str]] = {}
+        self._timings: dict[tuple[str, int], tuple[float, str, str, str, str]] = {}
 
     def _timing(self, args: tuple) -> tuple[float, str, str, str, str]:
-        numels: dict[str, int] = {}
-        dtypes: list[str] = []
-        nbytes = 0
-        for (p, ty), a in zip(self.runtime_params, args, strict=False):
-            if isinstance(a, torch.Tensor):
-                nbytes += a.numel() * a.element_size()
-                dtypes.append(ty.lstrip("*"))
-            elif p.endswith("numel") and isinstance(a, int):
-                numels[p] = a
-        cache_key = (tuple(numels.items()), nbytes, tuple(dtypes))
+        key, nbytes = launch_key(self.kernel_name, self.runtime_params, args)
+        cache_key = (key, nbytes)
         t = self._timings.get(cache_key)
         if t is None:
             from interpose.runtime import current
 
-            key = kernel_key(self.kernel_name, numels, dtypes)
             dur, source = profiles_for(current().cfg.gpu.key).time(key, self.kernel_name, nbytes)
-            shapes = ";".join(f"{k}={v}" for k, v in sorted(numels.items()))
-            dtype = ",".join(sorted({_DTYPE.get(x, x) for x in dtypes}))
-            t = self._timings[cache_key] = (dur, source, key, shapes, dtype)
+            _, sizes, dtypes = key.split("|")
+            dtype = ",".join(sorted({_DTYPE.get(x, x) for x in dtypes.split(",") if x}))
+            t = self._timings[cache_key] = (dur, source, key, sizes.replace(",", ";"), dtype)
         return t
 
     def run(self, *args: Any, stream: Any = None, **kwargs: Any) -> None:

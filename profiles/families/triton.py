@@ -45,6 +45,22 @@ def kernel_key(kernel_name: str, numels: Mapping[str, int], dtypes: Sequence[str
     return f"{family_name(kernel_name)}|{sizes}|{','.join(dtypes)}"
 
 
+def launch_key(kernel_name: str, params: Sequence[tuple[str, str]], args: Sequence[object]) -> tuple[str, int]:
+    """(key, bytes moved) of one launch: ``params`` are the kernel's runtime parameters (name, Triton
+    signature type, constexprs left out) in order, ``args`` the launch's arguments. Tensors are duck-typed
+    (``numel()``/``element_size()``): the GPU recorder and the simulator share this function."""
+    numels: dict[str, int] = {}
+    dtypes: list[str] = []
+    nbytes = 0
+    for (p, ty), a in zip(params, args, strict=False):
+        if hasattr(a, "element_size"):
+            nbytes += a.numel() * a.element_size()  # type: ignore[attr-defined]
+            dtypes.append(ty.lstrip("*"))
+        elif p.endswith("numel") and isinstance(a, int):
+            numels[p] = a
+    return kernel_key(kernel_name, numels, dtypes), nbytes
+
+
 @dataclass(frozen=True, slots=True)
 class KindParams:
     floor_us: float
@@ -94,12 +110,13 @@ def error_pct(model: TritonBytesModel, rows: Iterable[Mapping]) -> list[float]:
 
 class CompiledKernelProfiles:
     """Recorded fused kernels of one GPU: ``profiles/data/<gpu>/compiled_kernels*.jsonl`` rows
-    ``{"key", "kernel", "bytes", "us", "split"}`` (``split``: ``fit`` or ``heldout``). Exact keys
-    answer with ``source="profile"`` (both splits: an exact recording is not a fit); the bytes model
-    is fitted on the ``fit`` rows only."""
+    ``{"key", "kernel", "bytes", "us", "split"}``. ``split``: ``fit`` (the size sweep the bytes model is
+    fitted on; also exact entries), ``program`` (a recorded program's kernels: exact entries only) or
+    ``heldout`` (never used here: the bytes model's check, ``benchmarks/compile_kernel_accuracy.py``).
+    Exact keys answer with ``source="profile"`` (median of the recorded launches)."""
 
     def __init__(self, rows: Iterable[Mapping], source: str = "") -> None:
-        rows = list(rows)
+        rows = [r for r in rows if r.get("split", "fit") != "heldout"]
         groups: dict[str, list[float]] = {}
         for r in rows:
             groups.setdefault(r["key"], []).append(float(r["us"]))
