@@ -23,7 +23,7 @@ and different saved activations. We answer like the CUDA build of torch 2.11
 
 The checks see the mask as the caller passed it (after autocast); then, as
 ``aten::scaled_dot_product_attention`` does, a boolean mask becomes additive
-(``where(~mask, -65504 for cuDNN / -inf, 0)``) and memory-efficient attention gets
+(``where(mask, 0, -65504 for cuDNN / -inf)``) and memory-efficient attention gets
 it 8-aligned (``preprocess_mask``: padded when its strides are not) and expanded to
 ``(B, Hq, Sq, Sk)``. The measured choices this mirrors (H200, torch 2.11.0+cu130,
 cuDNN 9.19) are ``tests/data/sdpa_h200_torch211.json``.
@@ -172,11 +172,13 @@ def choose_backend(
 
 
 def _additive_mask(attn_mask, dtype: torch.dtype, fill: float):
-    """``convert_boolean_attn_mask(_cudnn)``: ``where(~mask, fill, 0)`` in the query's dtype."""
+    """``convert_boolean_attn_mask(_cudnn)``: ``where(mask, 0, fill)`` in the query's dtype, as the C++
+    does it: one ``scalar_tensor`` for the fill, one for the wrapped 0, one ``where``, no ``logical_not``
+    (the op stream of HF BERT's padded mask on an H200: docs/conformance.md)."""
     if attn_mask is None or attn_mask.dtype != torch.bool:
         return attn_mask
-    zero = torch.scalar_tensor(0.0, dtype=dtype, device=attn_mask.device)
-    return torch.where(attn_mask.logical_not(), fill, zero)
+    fill_t = aten.scalar_tensor.default(fill, dtype=dtype, device=attn_mask.device)
+    return torch.where(attn_mask, 0.0, fill_t)
 
 
 def _preprocess_mask(mask, q, k):

@@ -109,14 +109,20 @@ def test_measured_hf_calls_pick_cudnn_with_gqa_unrepeated(rt):
 
 
 def test_bool_mask_becomes_additive_after_the_choice(rt):
-    """cuDNN: ``where(~mask, -65504, 0)``; efficient: ``where(~mask, -inf, 0)``, in the query's dtype;
-    one ``where`` (no zeros_like + masked_fill_)."""
+    """cuDNN: ``where(mask, 0, -65504)``; efficient: ``where(mask, 0, -inf)``, in the query's dtype;
+    two ``scalar_tensor`` and one ``where``, no ``logical_not`` (no zeros_like + masked_fill_): the ops
+    an H200 ran for HF BERT's padded mask (docs/conformance.md)."""
     q = torch.randn(2, 4, 128, 64, device="cuda", dtype=torch.bfloat16)
     mask = torch.ones(128, 128, dtype=torch.bool, device="cuda").tril()
+    k0 = len(rt.op_keys)
     ops = _ops_during(rt, lambda: F.scaled_dot_product_attention(q, q, q, attn_mask=mask))
     names = _names(ops)
     assert names[-1] == FUSED_OP["CUDNN_ATTENTION"]
-    assert names.count("aten.where.self") == 1 and "aten.logical_not.default" in names
+    assert names.count("aten.where.self") == 1 and "aten.logical_not.default" not in names
+    assert rt.op_keys[k0:][:3] == [  # the keys of the real H200 trace (hf_bert_pad, torch 2.11)
+        "aten.scalar_tensor.default||||dtype=torch.bfloat16",
+        "aten.scalar_tensor.default||||dtype=torch.bfloat16,layout=torch.strided",
+        "aten.where.self|128x128;;|bool,bfloat16,bfloat16|ccc|"]
     assert not {"aten.masked_fill_.Scalar", "aten.zeros_like.default"} & set(names)
     assert ops[-1][1].split(";")[3] == "128x128"
     q32 = q.float()

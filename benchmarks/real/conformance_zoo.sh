@@ -5,21 +5,27 @@
 #      in call order (traces/NAME.gz) and each key's median GPU time (profiles/NAME.jsonl);
 #   2. a plain run (`python3 SCRIPT ARGS`, its own process): per-step ms and max_memory_allocated,
 #      one JSON line each in $OUT/real.jsonl.
-#   bash benchmarks/real/conformance_zoo.sh h200 560 2>&1 | tee $OUT/log.txt     (GPU key, wall budget s)
+#   bash benchmarks/real/conformance_zoo.sh h200 560 [NAME ...] 2>&1 | tee $OUT/log.txt
+#   (GPU key, wall budget s, optionally only these programs, in this order)
 # Writes $OUT/real.jsonl and $OUT/zoo.tar.gz (programs.tsv, profiles/, traces/, real.jsonl, logs/);
 # locally: tar -xzf zoo.tar.gz -C DIR && python benchmarks/real/conformance_zoo_report.py DIR
 set -uo pipefail
-export PYTHONUNBUFFERED=1 PYTHONPATH=.
-G=$1; BUDGET=${2:-560}; T0=$(date +%s)
+export PYTHONUNBUFFERED=1 PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+G=$1; BUDGET=${2:-560}; T0=$(date +%s); shift $(( $# < 2 ? $# : 2 )); ONLY=("$@")
 W=/tmp/zoo; rm -rf $W; mkdir -p $W/traces $W/profiles $W/logs
 . "$(dirname "$0")/budget.sh"
 pack() { cp -f $OUT/real.jsonl $W/ 2>/dev/null; tar -C $W -czf $OUT/zoo.tar.gz . ; }
-grep -v '^#' examples/zoo/programs.tsv | grep . > $W/programs.tsv
+grep -v '^#' examples/zoo/programs.tsv | grep . > $W/all.tsv
+if (( ${#ONLY[@]} )); then
+  for n in "${ONLY[@]}"; do grep -P "^$n\t" $W/all.tsv; done > $W/programs.tsv
+else
+  mv $W/all.tsv $W/programs.tsv
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
 python3 - <<'EOF'
 import importlib, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), torch.cuda.get_device_name())
-for m in ("transformers", "accelerate", "torchvision", "timm"):
+for m in ("transformers", "accelerate", "torchvision", "timm", "diffusers"):
     try:
         print(m, importlib.import_module(m).__version__)
     except Exception as e:

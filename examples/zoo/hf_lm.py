@@ -2,7 +2,9 @@
 autocast, the way a user's loop or ``Trainer`` does. The same file runs on a real GPU
 (``python examples/zoo/hf_lm.py --model llama``) and under ``phantora run``.
 
-    --model llama|mistral|qwen2|gpt2|bert|t5   (causal LMs, BERT masked LM, T5 seq2seq)
+    --model llama|mistral|qwen2|gpt2|bert|t5|mixtral   (causal LMs, BERT masked LM, T5 seq2seq, a MoE LM)
+    --experts eager|grouped_mm   (mixtral) transformers' experts implementation: a loop over the
+                experts, or one torch._grouped_mm per projection
     --pad       right-padded batches: an attention_mask with zeros, labels -100 on padding
     --trainer   transformers.Trainer (bf16=True, its default optimizer) instead of the plain loop
 
@@ -18,7 +20,8 @@ import torch
 import transformers as tf
 
 p = argparse.ArgumentParser()
-p.add_argument("--model", default="llama", choices=["llama", "mistral", "qwen2", "gpt2", "bert", "t5"])
+p.add_argument("--model", default="llama", choices=["llama", "mistral", "qwen2", "gpt2", "bert", "t5", "mixtral"])
+p.add_argument("--experts", default="eager", choices=["eager", "grouped_mm"])
 p.add_argument("--pad", action="store_true")
 p.add_argument("--trainer", action="store_true")
 p.add_argument("--hidden", type=int, default=512)
@@ -37,6 +40,9 @@ elif a.model == "mistral":
     model = tf.MistralForCausalLM(tf.MistralConfig(**decoder))
 elif a.model == "qwen2":
     model = tf.Qwen2ForCausalLM(tf.Qwen2Config(**decoder))
+elif a.model == "mixtral":
+    model = tf.MixtralForCausalLM(tf.MixtralConfig(**decoder, num_local_experts=8, num_experts_per_tok=2,
+                                                   experts_implementation=a.experts))
 elif a.model == "gpt2":
     model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=V, n_embd=H, n_layer=L, n_head=H // 64, n_positions=S))
 elif a.model == "bert":
@@ -100,6 +106,9 @@ else:
         torch.cuda.synchronize()
         ms.append((time.perf_counter() - t0) * 1e3)
 
-print(json.dumps({"program": f"hf_{a.model}" + ("_pad" if a.pad else "") + ("_trainer" if a.trainer else ""),
+experts = getattr(model.config, "_experts_implementation", None)
+print(json.dumps({"program": f"hf_{a.model}" + (f"_{a.experts}" if a.model == "mixtral" else "")
+                  + ("_pad" if a.pad else "") + ("_trainer" if a.trainer else ""),
+                  "experts_implementation": experts,
                   "args": vars(a), "step_ms": [round(x, 3) for x in ms],
                   "max_memory_allocated": torch.cuda.max_memory_allocated()}))
