@@ -449,14 +449,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="build/kernel_sweep", help="output folder")
     ap.add_argument("--seed", type=int, default=17)
-    ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset")
+    ap.add_argument(
+        "--families",
+        default=",".join(FAMILIES),
+        help="comma-separated subset (also: gemm_offgrid, conv_dense, rows_dense, grouped)",
+    )
     a = ap.parse_args()
+    import kernel_sweep_specs_dense  # second-round families (not recorded yet); imports this module
+
+    families = {**FAMILIES, **kernel_sweep_specs_dense.FAMILIES}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     total = 0.0
     with FakeTensorMode():
         for fam in a.families.split(","):
-            grid, held = FAMILIES[fam]
+            grid, held = families[fam]
             for kind, specs in (("grid", grid()), ("heldout", held(random.Random(f"{a.seed}-{fam}")))):
                 rows = {s["key"]: s for s in specs}
                 est = sum(estimate_s(s) for s in rows.values())

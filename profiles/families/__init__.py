@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from profiles.families import attention, bytes_bound, conv, gemm  # noqa: F401  (registration)
+from profiles.families import attention, bytes_bound, conv, gemm, grouped_mm  # noqa: F401  (registration)
 from profiles.families.base import FAMILY_MODELS, FamilyModel, Query, query_of_entry, query_of_signature
+from profiles.gpus import get_gpu
 from profiles.store import ProfileEntry, load_profiles, profile_files
 
 __all__ = ["FAMILY_MODELS", "FamilyModel", "FamilyModels", "Query", "is_sweep_file", "query_of_entry",
@@ -68,6 +69,8 @@ class FamilyModels:
             self._models = []
             for name in FAMILY_MODELS:
                 m = FAMILY_MODELS.get(name)()
+                if self._gpu is not None and hasattr(m, "sms"):  # models that count waves over the SMs
+                    m.sms = get_gpu(self._gpu).sm_count
                 m.fit(rows)
                 if m.grids:
                     self._models.append(m)

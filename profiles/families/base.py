@@ -86,11 +86,11 @@ class LogGrid:
     ) -> None:
         pts = np.log(np.asarray(points, dtype=float))
         q = np.log(np.asarray(durs, dtype=float)) - np.log(np.asarray(refs, dtype=float))
-        self.nodes = [np.unique(pts[:, d]) for d in range(pts.shape[1])]
+        self.nodes = [merge_close(pts[:, d]) for d in range(pts.shape[1])]
         grid = np.full([len(n) for n in self.nodes], np.nan)
         acc: dict[tuple[int, ...], list[float]] = {}
         for p, v in zip(pts, q, strict=True):
-            idx = tuple(int(np.searchsorted(n, x)) for n, x in zip(self.nodes, p, strict=True))
+            idx = tuple(int(np.argmin(np.abs(n - x))) for n, x in zip(self.nodes, p, strict=True))
             acc.setdefault(idx, []).append(float(v))
         for idx, vs in acc.items():
             grid[idx] = float(np.mean(vs))
@@ -133,6 +133,23 @@ class LogGrid:
     def predict(self, x: Sequence[float], ref: Callable[[Sequence[float]], float]) -> float:
         """Duration at ``x``; ``ref`` maps a point to its work proxy (evaluated at :meth:`lower` of ``x``)."""
         return math.exp(self.log_eff(x)) * ref(self.lower(x))
+
+
+NODE_MERGE_LOG = math.log(1.05)
+"""Axis values closer than 5% are one node: a bytes axis counts outputs too (``_foreach_norm``'s 4 bytes per
+tensor), so the same grid level recorded with different tensor counts would otherwise make a node per point
+and a grid of mostly filled-in holes."""
+
+
+def merge_close(values: np.ndarray, tol: float = NODE_MERGE_LOG) -> np.ndarray:
+    """Sorted node coordinates of one axis: runs of values within ``tol`` of the run's first become their mean."""
+    out: list[list[float]] = []
+    for v in np.unique(values):
+        if out and v - out[-1][0] <= tol:
+            out[-1].append(float(v))
+        else:
+            out.append([float(v)])
+    return np.asarray([sum(r) / len(r) for r in out])
 
 
 OUTLIER_LOG_RATIO = math.log(1.5)

@@ -107,6 +107,19 @@ def _rowwise(q: Query, name: str) -> tuple[str, float, float] | None:
     return None
 
 
+PERSISTENT_SOFTMAX_COLS = 2048
+"""PyTorch's ``host_softmax`` (aten/src/ATen/native/cuda/SoftMax.cu) runs the one-warp-per-row persistent
+kernel for rows of at most 2048 elements (8 KiB) and block-per-row kernels above: two regimes with their
+own grids, so that no interpolation crosses the switch."""
+
+
+def _regime(variant: str, cols: float) -> str:
+    """Kernel regime of a row-wise op that PyTorch dispatches by row length ('' where it has one kernel)."""
+    if variant in ("softmax", "log_softmax"):
+        return "warp" if cols <= PERSISTENT_SOFTMAX_COLS else "block"
+    return ""
+
+
 @FAMILY_MODELS.register("bytes")
 class BytesModel(FamilyModel):
     """Log-grid interpolation of memory-bound kernel time by bytes (and row length / tensor count)."""
@@ -121,13 +134,13 @@ class BytesModel(FamilyModel):
         if dt is None or any("@" in d for d in q.dtypes):
             return None
         if q.op in _FOREACH:
-            return (_FOREACH[q.op], "float32"), [max(q.n_tensors, 1), q.bytes], q.bytes
+            return (_FOREACH[q.op], "float32", ""), [max(q.n_tensors, 1), q.bytes], q.bytes
         if q.op in _ROWWISE:
             r = _rowwise(q, _ROWWISE[q.op])
             if r is None:
                 return None
             variant, numel, cols = r
-            return (variant, dt), [numel, cols], float(numel)
+            return (variant, dt, _regime(variant, cols)), [numel, cols], float(numel)
         name = _FLAT[q.op]
         if name == "mul" and (len(q.shapes) < 2 or q.shapes[1] == ()):
             name = "mul_scalar"
@@ -135,11 +148,11 @@ class BytesModel(FamilyModel):
             name = "clone_t" if not all(q.contiguous) else "copy_"
         elif name == "copy_" and len(set(q.dtypes)) > 1:
             name = "to_other_dtype"
-        return (name, dt), [q.bytes], q.bytes
+        return (name, dt, ""), [q.bytes], q.bytes
 
     def variants_for(self, variant: tuple) -> list[tuple]:
-        name, dt = variant
-        return [variant, (name, "float32" if dt == "bfloat16" else "bfloat16")]
+        name, dt, regime = variant
+        return [variant, (name, "float32" if dt == "bfloat16" else "bfloat16", regime)]
 
     def ref_of(self, variant: tuple, x) -> float:
         return float(x[-1]) if len(x) == 2 and variant[0] in _FOREACH.values() else float(x[0])

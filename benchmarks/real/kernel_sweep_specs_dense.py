@@ -1,0 +1,129 @@
+"""Second-round kernel sweep specs (issue 17), not yet recorded: what the families that miss their targets need.
+
+The first sweep's lattices sit on powers of two (GEMM, conv channels) or 4x steps (row lengths), where
+tiles divide evenly and kernels switch between nodes; the held-out shapes are off those points. These
+families add fit data exactly there (written as ``grid_<family>.jsonl`` by
+``kernel_sweep_specs.py --families ...``, shipped as ``sweep_grid_<family>.jsonl.gz``; the held-out
+sets stay the first round's):
+
+* ``gemm_offgrid``: random M, N, K (multiples of 16, log-uniform 16..16384, its own seed, so never a
+  held-out point) per (dtype, layout), addmm and bmm: fit points for a quantisation correction on top
+  of the lattice (cuBLAS's tile/wave losses for sizes between powers of two, which the lattice cannot
+  show); ~4k specs.
+* ``conv_dense``: C and K on a √2 lattice 16..1024 including non-powers of two (24, 48, 96, …),
+  11 (batch, size) pairs instead of 5: cuDNN picks kernels by channel alignment and size; ~44k specs.
+* ``rows_dense``: row lengths 256..16384 in ~√2 steps plus lengths not divisible by 8 (PyTorch's
+  softmax/layer-norm kernels switch at 1024/2048 and on vector alignment), and the flat ops at
+  3·4^k rows (a transposing copy of 2^k rows runs 10-15% slower than its neighbours); ~3k specs.
+* ``grouped``: ``_grouped_mm`` (MoE experts, bf16) by groups 4..128, tokens per group 16..4096,
+  K, N 256..8192, both forms (x @ w[e]; xᵀ @ grad). Each spec carries ``point.offs`` (balanced
+  cumulative group ends): the recorder fills integer tensors with zeros today, so it must learn to
+  write ``offs`` from the spec before this family is recorded.
+
+    python3 benchmarks/real/kernel_sweep_specs.py --families gemm_offgrid,conv_dense,rows_dense,grouped
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import kernel_sweep_specs as k1
+import torch
+
+from profiles.argspec import call_spec
+
+aten = torch.ops.aten
+CONV_DENSE_CK = [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024]
+CONV_DENSE_NH = [(1, 7), (1, 14), (1, 28), (2, 28), (4, 56), (8, 28), (8, 56), (16, 56), (32, 56), (16, 112),
+                 (32, 112)]  # fmt: skip
+ROWS_DENSE_COLS = [256, 384, 512, 768, 1000, 1024, 1536, 2048, 2100, 3072, 4096, 6144, 8192, 12288, 16384]
+GROUPED_G = [4, 8, 16, 32, 64, 128]
+GROUPED_TPG = [16, 64, 256, 1024, 4096]
+GROUPED_KN = [256, 512, 1024, 2048, 4096, 8192]
+GROUPED_MAX_FLOP = 2**41
+
+
+def gemm_offgrid(rng: random.Random | None = None) -> Iterator[dict]:
+    rng = rng or random.Random("gemm-offgrid-fit")
+    d = k1._dim
+    for dtype, tf32 in k1._GEMM_VARIANTS:
+        for layout in k1.GEMM_LAYOUTS:
+            for _ in range(400):
+                yield k1.gemm(
+                    d(rng, 16, 16384, 16), d(rng, 16, 16384, 16), d(rng, 16, 16384, 16), dtype, layout, tf32
+                )
+    for dtype in (k1.BF16, k1.FP32):
+        for _ in range(200):
+            yield k1.gemm(
+                d(rng, 16, 16384, 16), d(rng, 16, 16384, 16), d(rng, 16, 16384, 16), dtype, "cn", False, True
+            )
+    for layout in ("cc", "cn"):
+        n = 0
+        while n < 150:
+            bt, m, nn, kk = d(rng, 1, 64, 1), d(rng, 16, 4096, 16), d(rng, 16, 4096, 16), d(rng, 16, 4096, 16)
+            if bt * m * nn * kk <= 2**34:
+                n += 1
+                yield k1.bmm(bt, m, nn, kk, k1.BF16, layout)
+
+
+def conv_dense() -> Iterator[dict]:
+    for bwd in (False, True):
+        for dtype, cl in ((k1.BF16, True), (k1.BF16, False), (k1.FP32, False)):
+            for r, stride in k1._CONV_CFG:
+                for n, hw in CONV_DENSE_NH:
+                    for c in CONV_DENSE_CK:
+                        for k in CONV_DENSE_CK:
+                            yield k1.conv(n, c, hw, k, r, stride, dtype, cl, bwd)
+
+
+def rows_dense() -> Iterator[dict]:
+    for dtype in (k1.BF16, k1.FP32):
+        for op in k1.ROWWISE_OPS:
+            for cols in ROWS_DENSE_COLS:
+                for numel in k1.BYTES_NUMEL:
+                    if numel >= cols:
+                        yield k1._tag(k1._rowwise(op, max(1, numel // cols), cols, dtype), op)
+        for op in k1.FLAT_OPS:  # 3·4^k rows of 1024: off the power-of-two strides (transposes camp on those)
+            for numel in k1.BYTES_NUMEL:
+                yield k1._tag(k1._flat(op, 3 * numel, dtype), op)
+
+
+def grouped(g: int, tpg: int, k: int, n: int, form: str) -> dict:
+    """``_grouped_mm`` of ``g`` equal groups of ``tpg`` tokens: ``xw`` / ``xwt`` (x @ w[e], w transposed) or ``wgrad``."""
+    t = g * tpg
+    offs = torch.empty([g], dtype=torch.int32, device="cuda")
+    if form == "wgrad":  # x^T (K, T) @ grad (T, N): the expert weight gradient
+        args: tuple = (k1._t([k, t], k1.BF16, transposed=True), k1._t([t, n], k1.BF16), offs)
+    else:
+        args = (k1._t([t, k], k1.BF16), k1._t([g, k, n], k1.BF16, transposed=form == "xwt"), offs)
+    spec = call_spec(aten._grouped_mm.default, args, {})
+    spec["family"] = "gemm"
+    nbytes = 2.0 * (t * k + (k * n if form == "wgrad" else g * k * n) + t * n)
+    spec["ideal_us"] = k1.ideal_us(k1.GPU, "gemm", "bfloat16", 2.0 * t * k * n, nbytes)
+    spec["point"] = {"g": g, "tokens_per_group": tpg, "k": k, "n": n, "form": form,
+                     "offs": [tpg * (i + 1) for i in range(g)]}  # fmt: skip
+    return spec
+
+
+def grouped_grid() -> Iterator[dict]:
+    for form in ("xw", "xwt", "wgrad"):
+        for g in GROUPED_G:
+            for tpg in GROUPED_TPG:
+                for k in GROUPED_KN:
+                    for n in GROUPED_KN:
+                        if 2 * g * tpg * k * n <= GROUPED_MAX_FLOP:
+                            yield grouped(g, tpg, k, n, form)
+
+
+def _no_heldout(rng: random.Random) -> Iterator[dict]:
+    """Second-round families add fit data only: the first round's held-out sets stay the check."""
+    return iter(())
+
+
+FAMILIES = {
+    "gemm_offgrid": (gemm_offgrid, _no_heldout),
+    "conv_dense": (conv_dense, _no_heldout),
+    "rows_dense": (rows_dense, _no_heldout),
+    "grouped": (grouped_grid, _no_heldout),
+}

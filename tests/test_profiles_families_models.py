@@ -1,0 +1,124 @@
+"""Family-model mechanisms added after the first held-out check (issue 17): node merging, the softmax
+kernel switch, fp32 wave quantisation and grouped GEMMs. Synthetic laws only; no timing thresholds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from profiles.families import FamilyModels, Query
+from profiles.families.base import LogGrid, merge_close
+from profiles.families.bytes_bound import PERSISTENT_SOFTMAX_COLS, BytesModel
+from profiles.families.gemm import GemmModel, wave_work
+from profiles.families.grouped_mm import as_mm
+from profiles.store import ProfileEntry
+
+
+def test_merge_close_joins_values_a_few_bytes_apart_only():
+    nodes = merge_close(np.log(np.array([4096.0, 4100.0, 16384.0, 16400.0, 65536.0])))
+    assert len(nodes) == 3
+    assert len(merge_close(np.log(np.array([1000.0, 1100.0])))) == 2  # 10% apart: two nodes
+
+
+def test_log_grid_with_near_duplicate_axis_values_is_a_full_lattice():
+    # a foreach op's bytes count one 4-byte output per tensor: the same size level differs by a few bytes
+    pts, durs = [], []
+    for t in (2, 8, 32):
+        for numel in (1024, 4096, 16384):
+            nbytes = 4.0 * numel * t + 4 * t
+            pts.append((t, nbytes))
+            durs.append(3.0 + nbytes / 1e4)
+    g = LogGrid(pts, durs, [b for _, b in pts])
+    assert [len(n) for n in g.nodes] == [3, 5]  # byte levels shared across tensor counts, not 9 of them
+    for (t, b), d in zip(pts, durs, strict=True):
+        assert g.predict([t, b], lambda x: x[1]) == pytest.approx(d, rel=1e-3)  # a node is its values' mean
+
+
+def _softmax_entry(rows: int, cols: int, us: float) -> ProfileEntry:
+    key = f"aten._softmax.default|{rows}x{cols}|bfloat16|c|dim=-1,half_to_float=False"
+    return ProfileEntry(key=key, op="aten._softmax.default", family="softmax", dtype="bfloat16",
+                        bytes=4.0 * rows * cols, n_tensors=2, dur_us=us)  # fmt: skip
+
+
+def test_softmax_does_not_interpolate_across_the_persistent_kernel_switch():
+    # made-up law: the block-per-row kernel (rows > 2048 elements) moves data at half the rate
+    def law(rows: int, cols: int) -> float:
+        return rows * cols * (2e-5 if cols > PERSISTENT_SOFTMAX_COLS else 1e-5)
+
+    entries = [_softmax_entry(2**20 // c, c, law(2**20 // c, c)) for c in (256, 1024, 4096, 16384)]
+    entries += [_softmax_entry(2**22 // c, c, law(2**22 // c, c)) for c in (256, 1024, 4096, 16384)]
+    m = BytesModel()
+    m.fit(entries)
+    from profiles.families.base import query_of_entry
+
+    warp = m.predict(query_of_entry(_softmax_entry(1024, 2048, 0.0)))
+    block = m.predict(query_of_entry(_softmax_entry(1024, 2304, 0.0)))
+    assert warp == pytest.approx(law(1024, 2048), rel=1e-6)  # the warp regime's rate, extrapolated by work
+    assert block == pytest.approx(law(1024, 2304), rel=1e-6)  # the block regime's rate, not a blend
+
+
+def test_wave_work_rounds_multi_wave_tile_counts_up_to_whole_waves():
+    assert wave_work(1, 1024, 1024, 64, 132) == 1024 * 1024 * 64  # 64 tiles: one wave, work as is
+    # 8 x 34 = 272 tiles on 132 SMs: 3 waves = 396 slots
+    assert wave_work(1, 1024, 34 * 128, 64, 132) == pytest.approx(1024 * 34 * 128 * 64 * 396 / 272)
+    assert wave_work(1, 1024, 33 * 128, 64, 132) == pytest.approx(1024 * 33 * 128 * 64)  # 264: 2 full waves
+
+
+def _mm_entry(dtype: str, m: int, n: int, k: int, us: float) -> ProfileEntry:
+    key = f"aten.mm.default|{m}x{k};{k}x{n}|{dtype},{dtype}|cc|"
+    return ProfileEntry(key=key, op="aten.mm.default", family="matmul", dtype=dtype, flops=2.0 * m * n * k,
+                        n_tensors=3, dur_us=us)  # fmt: skip
+
+
+def test_fp32_gemm_prediction_carries_the_partial_last_wave_and_bf16_does_not():
+    dims = [256, 512, 1024, 2048, 4096]
+    rows = []
+    for dt in ("float32", "bfloat16"):
+        for m in dims:
+            for n in dims:
+                for k in (256, 1024):
+                    rows.append(_mm_entry(dt, m, n, k, wave_work(1, m, n, k, 132) * 1e-6))
+    g = GemmModel()
+    g.fit(rows)
+    from profiles.families.base import query_of_entry
+
+    # M = 1024 (8 tile rows), N = 2176 (17 tile columns): 136 tiles = 2 waves on 132 SMs, 1.94x the work's
+    q32 = query_of_entry(_mm_entry("float32", 1024, 2176, 256, 0.0))
+    assert g.predict(q32) == pytest.approx(wave_work(1, 1024, 2176, 256, 132) * 1e-6, rel=1e-6)
+    q16 = query_of_entry(_mm_entry("bfloat16", 1024, 2176, 256, 0.0))
+    assert g.predict(q16) < 0.8 * g.predict(q32)  # same grid law, but bf16 interpolates plain work
+
+
+def test_grouped_mm_maps_to_the_gemm_of_its_concatenated_groups():
+    fwd = Query("aten._grouped_mm.default", ((8192, 512), (8, 512, 1024), (8,)),
+                ("bfloat16", "bfloat16", "int32"), (True, False, True))  # fmt: skip
+    mm = as_mm(fwd)
+    assert mm is not None and mm.shapes == ((8192, 512), (512, 1024)) and mm.contiguous == (True, False)
+    wgrad = Query("aten._grouped_mm.default", ((2048, 8192), (8192, 512), (8,)),
+                  ("bfloat16", "bfloat16", "int32"), (False, True, True))  # fmt: skip
+    mm = as_mm(wgrad)
+    assert mm is not None and mm.shapes == ((2048, 8192), (8192, 512)) and mm.contiguous == (False, True)
+    three_d = Query("aten._grouped_mm.default", ((8, 64, 512), (8, 512, 64), (8,)),
+                    ("bfloat16", "bfloat16", "int32"), (True, True, True))  # fmt: skip
+    assert as_mm(three_d) is None
+    fp32 = Query("aten._grouped_mm.default", ((64, 512), (8, 512, 64), (8,)), ("float32", "float32", "int32"),
+                 (True, True, True))  # fmt: skip
+    assert as_mm(fp32) is None
+
+
+def test_grouped_mm_model_answers_what_the_mm_grid_answers_for_the_concatenated_gemm():
+    rows = [
+        _mm_entry("bfloat16", m, n, k, 5.0 + m * n * k / 1e9)
+        for m in (1024, 4096, 16384)
+        for n in (256, 1024, 4096)
+        for k in (256, 1024, 4096)
+    ]
+    models = FamilyModels(rows)
+    g = Query("aten._grouped_mm.default", ((8192, 1024), (8, 1024, 1024), (8,)),
+              ("bfloat16", "bfloat16", "int32"), (True, True, True))  # fmt: skip
+    dense = Query("aten.mm.default", ((8192, 1024), (1024, 1024)), ("bfloat16", "bfloat16"), (True, True))
+    got, dense_got = models.predict(g), models.predict(dense)
+    assert got is not None and dense_got is not None and got[1] == "grouped_mm"
+    assert math.isclose(got[0], dense_got[0])
