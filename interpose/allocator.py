@@ -69,12 +69,14 @@ class SimulatedOOM(Exception):
 class Block:
     """A contiguous range inside a segment; free blocks sit in their pool's index."""
 
-    __slots__ = ("addr", "free", "next", "prev", "segment", "size")
+    __slots__ = ("addr", "free", "next", "prev", "requested", "segment", "size")
 
     def __init__(self, segment: Segment, addr: int, size: int) -> None:
         self.segment = segment
         self.addr = addr
         self.size = size
+        self.requested = size
+        """Bytes asked for (``size`` is what is handed out); memory history traces report it, as PyTorch's do."""
         self.free = True
         self.prev: Block | None = None
         self.next: Block | None = None
@@ -173,8 +175,9 @@ class CachingAllocator:
         self.num_allocs += 1
         if self.allocated_bytes > self.peak_allocated_bytes:
             self.peak_allocated_bytes = self.allocated_bytes
+        block.requested = nbytes
         if self.history is not None and self.history.enabled:
-            self.history.record("alloc", block.addr, block.size)
+            self.history.record("alloc", block.addr, nbytes)
         return block
 
     def _new_segment(self, size: int, small: bool, request: int) -> Block:
@@ -203,7 +206,7 @@ class CachingAllocator:
         self._active -= 1
         self.num_frees += 1
         if self.history is not None and self.history.enabled:
-            self.history.record("free_completed", block.addr, block.size)
+            self.history.record("free_completed", block.addr, block.requested)
         pool = self._small if block.segment.small else self._large
         block.free = True
         nxt = block.next

@@ -6,7 +6,7 @@ lets them do that for the cluster they do not have, and lets us compare the simu
 stream with the one a real GPU records, block by block (``benchmarks/memory_diff.py``).
 
 What is recorded: every block the allocator model hands out or takes back (``alloc``,
-``free_completed``) and every segment it reserves or releases (``segment_alloc``,
+``free_completed``, with the requested size as PyTorch's trace has it) and every segment it reserves or releases (``segment_alloc``,
 ``segment_free``), with the Python frames of the call (``stacks="python"`` of the real API; the
 shim's own frames are left out). Frees take effect at once (no cross-stream deferral), so there is
 no ``free_requested``. The ring buffer of ``max_entries`` behaves as the real one.
@@ -69,7 +69,7 @@ class MemoryHistory:
                 if not b.free:
                     allocated += b.size
                 frames = self.block_frames.get(b.addr, []) if not b.free else []
-                blocks.append({"address": b.addr, "size": b.size, "requested_size": b.size, "state": state,
+                blocks.append({"address": b.addr, "size": b.size, "requested_size": b.requested, "state": state,
                                "frames": frames})  # fmt: skip
                 b = b.next
             segments.append({
