@@ -88,14 +88,18 @@ class LogGrid:
         q = np.log(np.asarray(durs, dtype=float)) - np.log(np.asarray(refs, dtype=float))
         self.nodes = [merge_close(pts[:, d]) for d in range(pts.shape[1])]
         grid = np.full([len(n) for n in self.nodes], np.nan)
-        acc: dict[tuple[int, ...], list[float]] = {}
-        for p, v in zip(pts, q, strict=True):
+        log_dur = np.full_like(grid, np.nan)
+        acc: dict[tuple[int, ...], list[tuple[float, float]]] = {}
+        for p, v, t in zip(pts, q, np.log(np.asarray(durs, dtype=float)), strict=True):
             idx = tuple(int(np.argmin(np.abs(n - x))) for n, x in zip(self.nodes, p, strict=True))
-            acc.setdefault(idx, []).append(float(v))
+            acc.setdefault(idx, []).append((float(v), float(t)))
         for idx, vs in acc.items():
-            grid[idx] = float(np.mean(vs))
+            grid[idx] = float(np.mean([v for v, _ in vs]))
+            log_dur[idx] = float(np.mean([t for _, t in vs]))
         self.n_points = len(acc)
-        self.n_outliers = _drop_slow_outliers(grid)
+        self.n_outliers = _drop_slow_outliers(grid, log_dur)
+        self.min_dur = float(np.exp(np.nanmin(np.where(np.isnan(grid), np.nan, log_dur))))
+        """The fastest recorded node: no kernel of this grid runs faster (the launch floor)."""
         self.grid = _fill_nan(grid)
 
     def log_eff(self, x: Sequence[float]) -> float:
@@ -126,13 +130,23 @@ class LogGrid:
                 total += w * float(self.grid[tuple(idx)])
         return total
 
-    def lower(self, x: Sequence[float]) -> list[float]:
-        """``x`` with coordinates below an axis' range raised to its first node (the launch floor)."""
-        return [max(v, math.exp(float(n[0]))) for v, n in zip(x, self.nodes, strict=True)]
+    def lower(self, x: Sequence[float], floor: bool | Sequence[bool] = True) -> list[float]:
+        """``x`` with coordinates below an axis' range raised to its first node (the launch floor), on the
+        axes ``floor`` names (all by default)."""
+        fl = [floor] * len(x) if isinstance(floor, bool) else list(floor)
+        return [max(v, math.exp(float(n[0]))) if f else v for v, n, f in zip(x, self.nodes, fl, strict=True)]
 
-    def predict(self, x: Sequence[float], ref: Callable[[Sequence[float]], float]) -> float:
-        """Duration at ``x``; ``ref`` maps a point to its work proxy (evaluated at :meth:`lower` of ``x``)."""
-        return math.exp(self.log_eff(x)) * ref(self.lower(x))
+    def predict(
+        self, x: Sequence[float], ref: Callable[[Sequence[float]], float], floor: bool | Sequence[bool] = True
+    ) -> float:
+        """Duration at ``x``; ``ref`` maps a point to its work proxy, evaluated at :meth:`lower` of ``x``:
+        below an axis that ``floor`` leaves out (a grid whose low edge is a kernel switch, not the launch
+        floor) the time follows the edge's efficiency instead, down to the grid's fastest node while the
+        first axis (the size) keeps its floor."""
+        dur = math.exp(self.log_eff(x)) * ref(self.lower(x, floor))
+        if floor is True or (not isinstance(floor, bool) and not floor[0]):
+            return dur
+        return max(dur, self.min_dur)
 
 
 NODE_MERGE_LOG = math.log(1.05)
@@ -156,16 +170,23 @@ OUTLIER_LOG_RATIO = math.log(1.5)
 """A node more than 1.5x slower than the log-midpoint of its two neighbours on every axis is noise."""
 
 
-def _drop_slow_outliers(grid: np.ndarray) -> int:
-    """Set to NaN (in place) the nodes slower than every axis' neighbour midpoint by :data:`OUTLIER_LOG_RATIO`.
+def _drop_slow_outliers(grid: np.ndarray, log_dur: np.ndarray) -> int:
+    """Set to NaN (in place) the nodes that no axis explains being slow (:data:`OUTLIER_LOG_RATIO`).
 
-    The H200 sweep holds isolated points 5-8x slower than both neighbours with the
+    The H200 sweep holds isolated points 5-8x slower than their neighbours with the
     p10 of their own 5 timings just as slow (the machine, not the kernel: the same
     shapes re-measured in other files take the neighbours' time). A real regime
     change (a row length with a slower kernel) is slow along the other axes' neighbours
-    too, so it survives: only an interior node that no axis explains is dropped. Upward only:
-    noise does not make kernels faster.
+    too, so it survives. Along each axis a node is judged against what it has there: both
+    neighbours, the log-midpoint of their efficiency; only the larger one (a low edge), its
+    time (a kernel with less work is not slower); only the smaller one (a high edge), its
+    efficiency. Dropped when slow on every axis. Upward only: noise does not make kernels faster.
+    ``grid`` holds log efficiencies, ``log_dur`` log times.
     """
+
+    def ok(j: list[int], d: int) -> bool:
+        return 0 <= j[d] < grid.shape[d] and not np.isnan(grid[tuple(j)])
+
     drop = []
     for idx in zip(*np.nonzero(~np.isnan(grid)), strict=True):
         residuals = []
@@ -173,12 +194,13 @@ def _drop_slow_outliers(grid: np.ndarray) -> int:
             lo, hi = list(idx), list(idx)
             lo[d] -= 1
             hi[d] += 1
-            if lo[d] < 0 or hi[d] >= grid.shape[d] or np.isnan(grid[tuple(lo)]) or np.isnan(grid[tuple(hi)]):
-                break  # only interior nodes are judged: an edge's slowness may be its regime
-            residuals.append(grid[idx] - (grid[tuple(lo)] + grid[tuple(hi)]) / 2)
-        else:
-            residuals.append(math.inf)
-        if len(residuals) > grid.ndim and min(residuals) > OUTLIER_LOG_RATIO:
+            if ok(lo, d) and ok(hi, d):
+                residuals.append(grid[idx] - (grid[tuple(lo)] + grid[tuple(hi)]) / 2)
+            elif ok(hi, d):
+                residuals.append(log_dur[idx] - log_dur[tuple(hi)])
+            elif ok(lo, d):
+                residuals.append(grid[idx] - grid[tuple(lo)])
+        if residuals and min(residuals) > OUTLIER_LOG_RATIO:
             drop.append(idx)
     for idx in drop:
         grid[idx] = np.nan
@@ -254,8 +276,13 @@ class FamilyModel:
         for v in self.variants_for(variant):
             g = self.grids.get(v)
             if g is not None:
-                return g.predict(x, functools.partial(self.ref_of, v))
+                return g.predict(x, functools.partial(self.ref_of, v), self.floor_below(v))
         return None
+
+    def floor_below(self, variant: tuple) -> bool | tuple[bool, ...]:
+        """Whether a point below the variant's grid takes the edge's time (its launch floor; default) or the
+        edge's efficiency (grids that start at a kernel switch); one flag, or one per axis."""
+        return True
 
     def ref_of(self, variant: tuple, x: Sequence[float]) -> float:
         """Work proxy at grid point ``x`` (default: the product of the axes)."""

@@ -113,10 +113,18 @@ kernel for rows of at most 2048 elements (8 KiB) and block-per-row kernels above
 own grids, so that no interpolation crosses the switch."""
 
 
-def _regime(variant: str, cols: float) -> str:
-    """Kernel regime of a row-wise op that PyTorch dispatches by row length ('' where it has one kernel)."""
+LN_BWD_ROWS_SPLIT = 64 * 1024
+"""``LaunchGammaBetaBackwardCUDAKernel`` (aten/src/ATen/native/cuda/layer_norm_kernel.cu) splits the
+γ/β-gradient reduction over rows (two kernels, up to 10x faster) when rows > 64k and
+cols / 32 < SMs / 2; otherwise one block per 32 columns walks every row."""
+
+
+def _regime(variant: str, rows: float, cols: float, sms: int) -> str:
+    """Kernel regime of a row-wise op that PyTorch dispatches by shape ('' where it has one kernel)."""
     if variant in ("softmax", "log_softmax"):
         return "warp" if cols <= PERSISTENT_SOFTMAX_COLS else "block"
+    if variant == "layer_norm_bwd":
+        return "rows_split" if rows > LN_BWD_ROWS_SPLIT and int(cols) // 32 < sms // 2 else "cols"
     return ""
 
 
@@ -126,6 +134,8 @@ class BytesModel(FamilyModel):
 
     name = "bytes"
     ops = frozenset(_ROWWISE) | frozenset(_FLAT) | frozenset(_FOREACH)
+    sms = 132
+    """SM count in PyTorch's kernel choice (layer-norm backward); :class:`FamilyModels` sets the GPU's."""
 
     def features(self, q: Query) -> tuple[tuple, list[float], float] | None:
         if not q.dtypes or q.bytes <= 0:
@@ -140,7 +150,8 @@ class BytesModel(FamilyModel):
             if r is None:
                 return None
             variant, numel, cols = r
-            return (variant, dt, _regime(variant, cols)), [numel, cols], float(numel)
+            rows = numel / max(cols, 1)
+            return (variant, dt, _regime(variant, rows, cols, self.sms)), [rows, cols], float(numel)
         name = _FLAT[q.op]
         if name == "mul" and (len(q.shapes) < 2 or q.shapes[1] == ()):
             name = "mul_scalar"
@@ -154,5 +165,11 @@ class BytesModel(FamilyModel):
         name, dt, regime = variant
         return [variant, (name, "float32" if dt == "bfloat16" else "bfloat16", regime)]
 
+    def floor_below(self, variant: tuple) -> bool | tuple[bool, ...]:
+        # rows_split starts at 64k rows and softmax's block kernels at 2049 elements: kernel switches, not floors
+        return (variant[2] != "rows_split", variant[2] != "block") if variant[2] else True
+
     def ref_of(self, variant: tuple, x) -> float:
-        return float(x[-1]) if len(x) == 2 and variant[0] in _FOREACH.values() else float(x[0])
+        if len(x) == 1:
+            return float(x[0])  # bytes
+        return float(x[1]) if variant[0] in _FOREACH.values() else float(x[0] * x[1])  # bytes; rows·cols
