@@ -105,7 +105,7 @@ def main() -> None:
         elif count[0] == last_step:
             rec.stop()
 
-    torch.optim.Optimizer.register_optimizer_step_post_hook(post)
+    torch.optim.optimizer.register_optimizer_step_post_hook(post)  # global hook (module-level function)
     sys.argv = [script, *argv]
     sys.path.insert(0, str(Path(script).resolve().parent))
     runpy.run_path(script, run_name="__main__")

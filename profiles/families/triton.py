@@ -6,7 +6,7 @@ its generated source: the kernel name without its per-graph index (``triton_poi_
 the kind, pointwise/reduction/persistent reduction, and the fused aten ops), the loop sizes the
 launch passes (``xnumel``, ``r0_numel``, ...) and the pointer arguments' dtypes.
 
-Unseen keys take :class:`TritonBytesModel`: time = max(floor, bytes moved / effective bandwidth),
+Unseen keys take :class:`TritonBytesModel`: time = floor + bytes moved / effective bandwidth,
 one (floor, bandwidth) pair per kind, where bytes moved is the sum of the tensor arguments' sizes
 (each read or written once: exact for the plain pointwise/reduction kernels, an overestimate where
 a kernel reads a broadcast operand's small tensor many times from cache, an underestimate where
@@ -64,7 +64,7 @@ def launch_key(kernel_name: str, params: Sequence[tuple[str, str]], args: Sequen
 @dataclass(frozen=True, slots=True)
 class KindParams:
     floor_us: float
-    """Shortest time of a kernel of this kind (launch and tail), µs."""
+    """Fixed cost of a kernel of this kind (ramp-up and tail), µs."""
     bandwidth_gbps: float
     """Effective bytes moved per second, GB/s."""
     source: str = "assumed"
@@ -83,22 +83,30 @@ class TritonBytesModel:
 
     def predict(self, kernel_name: str, nbytes: int) -> tuple[float, str]:
         p = self.params.get(kind_of(kernel_name)) or self.params.get("other") or DEFAULT_PARAMS
-        return max(p.floor_us, nbytes / (p.bandwidth_gbps * 1e3)), p.source
+        return p.floor_us + nbytes / (p.bandwidth_gbps * 1e3), p.source
 
 
 def fit(rows: Iterable[Mapping], source: str) -> dict[str, KindParams]:
-    """Per kind: floor = the 10th-percentile time of the kernels under 64 KiB moved; bandwidth = median
-    of bytes/time over the kernels above 8 MiB (bandwidth-bound). Rows: ``kernel``, ``bytes``, ``us``."""
+    """Per kind, ``t = floor + bytes / bandwidth`` by least squares on the relative error (each kernel
+    counts the same, small or large). Rows: ``kernel``, ``bytes``, ``us``."""
     by_kind: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
-        by_kind.setdefault(kind_of(r["kernel"]), []).append((int(r["bytes"]), float(r["us"])))
+        if float(r["us"]) > 0:
+            by_kind.setdefault(kind_of(r["kernel"]), []).append((int(r["bytes"]), float(r["us"])))
     out: dict[str, KindParams] = {}
     for kind, pts in by_kind.items():
-        small = sorted(us for b, us in pts if b <= 64 << 10) or sorted(us for _, us in pts)
-        big = sorted(b / (us * 1e3) for b, us in pts if b >= 8 << 20 and us > 0)
-        floor = small[len(small) // 10]
-        bw = big[len(big) // 2] if big else DEFAULT_PARAMS.bandwidth_gbps
-        out[kind] = KindParams(floor_us=floor, bandwidth_gbps=bw, source=f"fit:{source}")
+        # minimise sum(((a + b x) / t - 1)^2): normal equations of u = 1/t, v = x/t against 1
+        suu = sum(1 / t**2 for _, t in pts)
+        suv = sum(x / t**2 for x, t in pts)
+        svv = sum((x / t) ** 2 for x, t in pts)
+        su, sv = sum(1 / t for _, t in pts), sum(x / t for x, t in pts)
+        det = suu * svv - suv * suv
+        if len(pts) < 2 or det <= 0:
+            continue
+        a, b = (su * svv - sv * suv) / det, (suu * sv - suv * su) / det
+        if a <= 0 or b <= 0:
+            continue
+        out[kind] = KindParams(floor_us=a, bandwidth_gbps=1 / (b * 1e3), source=f"fit:{source}")
     return out
 
 
@@ -109,7 +117,7 @@ def error_pct(model: TritonBytesModel, rows: Iterable[Mapping]) -> list[float]:
 
 
 class CompiledKernelProfiles:
-    """Recorded fused kernels of one GPU: ``profiles/data/<gpu>/compiled_kernels*.jsonl`` rows
+    """Recorded fused kernels of one GPU: ``profiles/data/<gpu>/compiled_kernels*.ndjson`` rows (JSON lines; not ``.jsonl``, which replay loads as op profiles)
     ``{"key", "kernel", "bytes", "us", "split"}``. ``split``: ``fit`` (the size sweep the bytes model is
     fitted on; also exact entries), ``program`` (a recorded program's kernels: exact entries only) or
     ``heldout`` (never used here: the bytes model's check, ``benchmarks/compile_kernel_accuracy.py``).
@@ -127,7 +135,7 @@ class CompiledKernelProfiles:
     @classmethod
     def for_gpu(cls, gpu_key: str, root: Path | None = None) -> CompiledKernelProfiles:
         folder = (root or Path(__file__).resolve().parent.parent / "data") / gpu_key
-        files = sorted(folder.glob("compiled_kernels*.jsonl")) if folder.is_dir() else []
+        files = sorted(folder.glob("compiled_kernels*.ndjson")) if folder.is_dir() else []
         rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
         return cls(rows, ",".join(f.name for f in files))
 
