@@ -96,12 +96,15 @@ class CoordinatedSink(CollectiveSink):
         self.resolved: dict[int, tuple[float, float]] = {}
         self.report_at_us: float | None = None
         self._payloads: dict[int, tuple[bytes | None, ...]] = {}
+        self._ready_us: dict[int, float] = {}
+        """Earliest start of each issued, unresolved collective (for :meth:`ended_by`)."""
         self.ch.send(wire.Hello(rank, os.getpid()))
 
     # --- incoming ------------------------------------------------------------
     def _apply(self, msg: CoordinatorMessage) -> wire.Unblock | None:
         if isinstance(msg, wire.Resolved):
             self.resolved[msg.handle] = (msg.start_us, msg.end_us)
+            self._ready_us.pop(msg.handle, None)
             if msg.payloads is not None:
                 self._payloads[msg.handle] = msg.payloads
             self.tl.resolve_external(msg.handle, msg.start_us, msg.end_us)
@@ -144,6 +147,7 @@ class CoordinatedSink(CollectiveSink):
         self.next_handle += 1
         ready_us, after, gap_us, stream = self.tl.place_external(handle, call)
         after = tuple(h for h in after if h not in self.resolved)
+        self._ready_us[handle] = ready_us
         self.ch.send(wire.Issue(self.rank, handle, call, self.tl.host_us(), ready_us, after, gap_us, stream, payload))
         self.drain()
         return handle
@@ -193,6 +197,19 @@ class CoordinatedSink(CollectiveSink):
         if handle in self.resolved:
             return self.resolved[handle][1] <= now
         return self._block((handle,), query_us=now, what="Work.is_completed()").completed
+
+    def host_us(self) -> float:
+        return self.tl.host_us()
+
+    def ended_by(self, handle: int, t_us: float) -> bool:
+        """Known end: compare; not started by ``t_us``: no; else ask the coordinator (a query
+        block: the host clock stays where it is)."""
+        self.drain()
+        if handle in self.resolved:
+            return self.resolved[handle][1] <= t_us
+        if self._ready_us.get(handle, -1.0) > t_us:
+            return False
+        return self._block((handle,), query_us=t_us, what="NCCL watchdog poll").completed
 
     def finish(self, error: str | None = None, result: object = None) -> None:
         self.ch.send(wire.Finished(self.rank, self.tl.host_us(), error, result))

@@ -23,29 +23,41 @@ from common.protocol import OBJECT_DTYPE, CollectiveCall
 from interpose.distributed import collective_values
 from interpose.distributed.calls import dtype_of, flat_tensors, nbytes_of, reduce_op_name, user_call_site
 from interpose.distributed.sink import CollectiveSink
+from interpose.distributed.stash import TensorShelf, Watchdog, shelf_of
 
 
 class SimWork(dist.Work):
-    """Handle of one issued collective. ``wait`` = current stream waits (NCCL); never blocks the host."""
+    """Handle of one issued collective. ``wait`` = current stream waits (NCCL); never blocks the host.
 
-    def __init__(self, sink: CollectiveSink, handle: int, result: list[torch.Tensor]) -> None:
+    ``shelf`` holds the references ProcessGroupNCCL stashes for an async collective: ``wait`` and
+    ``synchronize`` drop them (``WorkNCCL::synchronizeStream``), waiting on the future does not;
+    otherwise the group's :class:`~interpose.distributed.stash.Watchdog` drops them."""
+
+    def __init__(self, sink: CollectiveSink, handle: int, result: list[torch.Tensor],
+                 shelf: TensorShelf | None = None) -> None:
         super().__init__()
         self._sink = sink
         self._handle = handle
         self._result = result
+        self._shelf = shelf
         self._joined = False
 
     def wait(self, timeout: timedelta | None = None) -> bool:
-        if not self._joined:
-            self._joined = True
-            self._sink.stream_wait(self._handle)
+        self._join()
+        if self._shelf is not None:
+            self._shelf.unstash()
         return True
 
     def _join(self) -> None:
-        self.wait()
+        """The current stream waits for the collective (a CUDA future's wait: no unstash)."""
+        if not self._joined:
+            self._joined = True
+            self._sink.stream_wait(self._handle)
 
     def synchronize(self) -> None:
         self._sink.host_wait(self._handle)
+        if self._shelf is not None:
+            self._shelf.unstash()
 
     def is_completed(self) -> bool:
         return self._sink.is_completed(self._handle)
@@ -65,7 +77,7 @@ class SimWork(dist.Work):
         try:
             torch.autograd.Variable._execution_engine.queue_callback(self._join)
         except RuntimeError:  # not inside backward
-            self.wait()
+            self._join()
         fut: Future = Future()
         fut.set_result(self._result)
         return fut
@@ -82,6 +94,7 @@ class SimProcessGroup(dist.ProcessGroup):
         self._seq = 0
         self._p2p_seq: dict[tuple[int, int], int] = {}
         self._name: str | None = None
+        self._watchdog = Watchdog(sink, sink.host_us())
 
     # identity ----------------------------------------------------------------
     def rank(self) -> int:
@@ -118,7 +131,10 @@ class SimProcessGroup(dist.ProcessGroup):
     # issuing -----------------------------------------------------------------
     def _issue(self, kind: CollectiveKind, payload: Any, result: list[torch.Tensor], opts: Any = None,
                root: int = -1, nbytes: int | None = None, splits: tuple[int, ...] = (),
-               relay: bytes | None = None) -> SimWork:
+               relay: bytes | None = None, inputs: Any = None) -> SimWork:
+        """Hand the call to the sink. An async call (``opts.asyncOp``, true unless c10d's caller
+        passed ``async_op=False``) stashes its inputs (``inputs``, else ``payload``) and outputs
+        (:mod:`interpose.distributed.stash`)."""
         ranks = self.global_ranks()
         name = self.group_name
         call = CollectiveCall(
@@ -134,7 +150,12 @@ class SimProcessGroup(dist.ProcessGroup):
             splits=splits,
         )
         self._seq += 1
-        return SimWork(self._sink, self._sink.issue(call, relay), result)
+        handle = self._sink.issue(call, relay)
+        shelf = None
+        if getattr(opts, "asyncOp", True):
+            shelf = shelf_of(flat_tensors(payload if inputs is None else inputs), flat_tensors(result))
+        self._watchdog.enqueue(handle, shelf)
+        return SimWork(self._sink, handle, result, shelf)
 
     def _p2p_call(self, kind: CollectiveKind, peer: int, nbytes: int, dtype: str) -> CollectiveCall:
         ranks = self.global_ranks()
@@ -147,13 +168,16 @@ class SimProcessGroup(dist.ProcessGroup):
 
     def _p2p(self, kind: CollectiveKind, tensors: list[torch.Tensor], peer: int) -> SimWork:
         call = self._p2p_call(kind, peer, nbytes_of(tensors), dtype_of(tensors))
-        return SimWork(self._sink, self._sink.issue(call), tensors)
+        handle = self._sink.issue(call)
+        self._watchdog.enqueue(handle, None)  # recordStream, not the stash (pointToPoint)
+        return SimWork(self._sink, handle, tensors)
 
     def exchange_p2p(self, kind: CollectiveKind, payload: bytes | None, peer: int) -> bytes | None:
         """Object send/recv (``kind`` ``send`` or ``recv``, ``peer`` a group rank): the sender's
         pickle travels through the coordinator; ``recv`` blocks until it is there and returns it."""
         call = self._p2p_call(kind, peer, len(payload or b""), OBJECT_DTYPE)
         handle = self._sink.issue(call, payload)
+        self._watchdog.enqueue(handle, None)
         if kind is CollectiveKind.SEND:
             return None
         return self._sink.payloads(handle)[0]
@@ -191,7 +215,7 @@ class SimProcessGroup(dist.ProcessGroup):
     def allgather(self, output_lists, inputs, opts=None):
         for outs, inp in zip(output_lists, inputs, strict=False):
             collective_values.all_gather(outs, inp)
-        return self._issue(CollectiveKind.ALL_GATHER, output_lists, flat_tensors(output_lists), opts)
+        return self._issue(CollectiveKind.ALL_GATHER, output_lists, flat_tensors(output_lists), opts, inputs=inputs)
 
     def allgather_coalesced(self, output_lists, inputs, opts=None):
         return self.allgather(output_lists, inputs, opts)
@@ -199,7 +223,7 @@ class SimProcessGroup(dist.ProcessGroup):
     def _allgather_base(self, output, inp, opts=None):
         collective_values.adopt(output, inp)
         collective_values.all_gather(list(output.chunk(self._size)) if collective_values.tracked(output) else [], inp)
-        return self._issue(CollectiveKind.ALL_GATHER, output, [output], opts)
+        return self._issue(CollectiveKind.ALL_GATHER, output, [output], opts, inputs=inp)
 
     all_gather_single = _allgather_base
 
@@ -207,7 +231,7 @@ class SimProcessGroup(dist.ProcessGroup):
         for o, i in zip(outputs, inputs, strict=False):
             collective_values.adopt(o, i)
             collective_values.all_gather(list(o.chunk(self._size)) if collective_values.tracked(o) else [], i)
-        return self._issue(CollectiveKind.ALL_GATHER, outputs, list(outputs), opts)
+        return self._issue(CollectiveKind.ALL_GATHER, outputs, list(outputs), opts, inputs=inputs)
 
     def all_gather_single_coalesced(self, outputs, inputs, opts=None):
         return self.allgather_into_tensor_coalesced(outputs, inputs, opts)
@@ -245,7 +269,8 @@ class SimProcessGroup(dist.ProcessGroup):
             if ins and self._rank < len(ins):
                 collective_values.copy_into(o, ins[self._rank])
         return self._issue(CollectiveKind.SCATTER, outputs, list(outputs), opts,
-                           root=getattr(opts, "rootRank", 0), nbytes=nbytes_of(outputs) * self._size)
+                           root=getattr(opts, "rootRank", 0), nbytes=nbytes_of(outputs) * self._size,
+                           inputs=input_lists)
 
     # all-to-all --------------------------------------------------------------
     def alltoall_base(self, output, inp, output_splits, input_splits, opts=None):
@@ -268,7 +293,9 @@ class SimProcessGroup(dist.ProcessGroup):
                               dtype="uint8", root=ranks[root] if 0 <= root < len(ranks) else -1,
                               call_site=user_call_site())
         self._seq += 1
-        return self._sink.payloads(self._sink.issue(call, payload))
+        handle = self._sink.issue(call, payload)
+        self._watchdog.enqueue(handle, None)
+        return self._sink.payloads(handle)
 
     # point-to-point ----------------------------------------------------------
     def send(self, tensors, dst, tag=0):

@@ -3,8 +3,8 @@
 The process group knows c10d (what was called, how big, by whom); a sink knows time
 (which stream the collective sits on, when it ends). Two sinks exist:
 
-* :class:`LocalSink` — no coordinator (one rank, or unit tests): every collective ends
-  the moment it is issued. Correct for a world of one, where NCCL moves nothing.
+* :class:`LocalSink` — no coordinator (one rank, or unit tests): every collective takes no
+  time. Correct for a world of one, where NCCL moves nothing.
 * ``interpose.distributed.coordinated.CoordinatedSink`` — streams the calls to the
   coordinator and resolves their end times from its answers.
 """
@@ -12,8 +12,22 @@ The process group knows c10d (what was called, how big, by whom); a sink knows t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from common.protocol import CollectiveCall
+
+if TYPE_CHECKING:
+    from interpose.runtime import RankRuntime
+
+
+def _runtime() -> RankRuntime | None:
+    """The active rank runtime, if any (looked up late: sinks are made before it exists)."""
+    from interpose.runtime import current
+
+    try:
+        return current()
+    except RuntimeError:
+        return None
 
 
 class CollectiveSink(ABC):
@@ -23,7 +37,9 @@ class CollectiveSink(ABC):
     stream after the work already queued on the caller's current stream and returns at
     once; ``stream_wait`` makes the caller's current stream wait for it (``Work.wait``);
     ``host_wait`` blocks the host until it ends (``Work.synchronize``); ``is_completed``
-    asks, without blocking for long, whether it has ended by the host's current time.
+    asks, without blocking for long, whether it has ended by the host's current time;
+    ``ended_by`` whether it ended by an earlier time (the NCCL watchdog's last poll,
+    :mod:`interpose.distributed.stash`).
     """
 
     @abstractmethod
@@ -48,6 +64,14 @@ class CollectiveSink(ABC):
     @abstractmethod
     def is_completed(self, handle: int) -> bool: ...
 
+    @abstractmethod
+    def host_us(self) -> float:
+        """The rank's simulated host clock (µs)."""
+
+    @abstractmethod
+    def ended_by(self, handle: int, t_us: float) -> bool:
+        """Whether collective ``handle`` ended on the GPU by ``t_us`` (``t_us`` <= the host clock)."""
+
     def begin_batch(self) -> None:  # noqa: B027 - optional hook
         """Until :meth:`end_batch`, issued items do not wait for each other (``batch_isend_irecv``,
         NCCL's ``ncclGroupStart/End``): all start from the streams' state at the batch's start."""
@@ -60,17 +84,31 @@ class CollectiveSink(ABC):
 
 
 class LocalSink(CollectiveSink):
-    """Every collective completes instantly; records what was issued (for tests and 1-rank runs)."""
+    """Every collective takes no time; records what was issued (for tests and 1-rank runs).
+
+    A collective still sits on the GPU after the work queued before it on the caller's stream
+    (NCCL's stream waits on it), so it *ends* when that stream reaches it: with an active rank
+    runtime that is ``max(host, current stream's tail)`` at issue; without one, time is 0."""
 
     def __init__(self) -> None:
         self.calls: list[CollectiveCall] = []
         self.waited: list[int] = []
         self._payloads: list[bytes | None] = []
+        self._ends: list[float] = []
 
     def issue(self, call: CollectiveCall, payload: bytes | None = None) -> int:
         self.calls.append(call)
         self._payloads.append(payload)
+        rt = _runtime()
+        self._ends.append(max(rt.clock.host_us, rt.stream_ready_us(rt.current_stream)) if rt is not None else 0.0)
         return len(self.calls) - 1
+
+    def host_us(self) -> float:
+        rt = _runtime()
+        return rt.clock.host_us if rt is not None else 0.0
+
+    def ended_by(self, handle: int, t_us: float) -> bool:
+        return self._ends[handle] <= t_us
 
     def payloads(self, handle: int) -> tuple[bytes | None, ...]:
         """Without other ranks, every member is assumed to have sent what this one sent."""
