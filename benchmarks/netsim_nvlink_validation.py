@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import math
 import sys
@@ -91,14 +92,39 @@ def fit(rows: list[dict]) -> tuple[NetworkConfig, float]:
     return cfg, host
 
 
+def explain(rows: list[dict]) -> None:
+    """What the measurement itself says above 16 MiB: bytes each rank sends per us between
+    consecutive sizes (a constant-rate kernel with a fixed cost gives one figure per kind), and
+    all-reduce against reduce-scatter + all-gather (on 2 ranks NCCL's ring all-reduce is one of each)."""
+    t = {(r["op"], int(r["size_bytes"])): float(r["time_us"]) for r in rows if int(r["world"]) == 2}
+    sizes = sorted({s for _, s in t if s >= 16 << 20})
+    print("measured, 2 ranks: incremental GB/s sent per rank between consecutive sizes (calls timed)")
+    iters = {(r["op"], int(r["size_bytes"])): r["iters"] for r in rows}
+    for op in ("all_reduce", "reduce_scatter", "all_gather", "all_to_all"):
+        sent = 1.0 if op == "all_reduce" else 0.5  # 2(n-1)/n or (n-1)/n of the size, n = 2
+        inc = [f"{a >> 20}->{b >> 20} MiB: {(b - a) * sent / ((t[op, b] - t[op, a]) * 1e3):.0f}"
+               for a, b in itertools.pairwise(sizes) if (op, a) in t and (op, b) in t]
+        print(f"  {op}: {', '.join(inc)}  (iters {', '.join(iters[op, s] for s in sizes if (op, s) in iters)})")
+    for s in sizes:
+        if all((op, s) in t for op in ("all_reduce", "reduce_scatter", "all_gather")):
+            rs_ag = t["reduce_scatter", s] + t["all_gather", s]
+            print(f"  {s >> 20} MiB: all_reduce {t['all_reduce', s]:.0f} us, reduce_scatter + all_gather "
+                  f"{rs_ag:.0f} us, ratio {t['all_reduce', s] / rs_ag:.2f}")
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--csv", default="docs/data/netsim/nccl_h200x2.csv")
     ap.add_argument("--fit", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--explain", action="store_true",
+                    help="also print the measurement's own large-size trend (incremental rates, AR vs RS + AG)")
     args = ap.parse_args()
     with open(args.csv) as f:
         rows = list(csv.DictReader(f))
+    if args.explain:
+        explain(rows)
     cfg, host = NetworkConfig(), HOST_ISSUE_US
     if args.fit:
         cfg, host = fit([r for r in rows if int(r["size_bytes"]) in FIT_SIZES])
