@@ -26,16 +26,22 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,256,1024", help="MiB, unscaled")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--scale", type=float, default=16.0)
+    ap.add_argument("--spray-chunk", type=int, default=0,
+                    help="multipath chunk bytes (default: UCCL's 32 KiB / scale, so a message has as many chunks "
+                         "as unscaled)")
     args = ap.parse_args()
+    chunk = args.spray_chunk or max(512, int(32768 / args.scale))
+    spray = TransportSpec(chunk_bytes=chunk, claim_below_bytes=2 * chunk)
     fabric = uccl_testbed_fabric(args.scale)
     f = bus_factor("all_reduce", 48)
-    print(f"UCCL testbed on ns-3, rates and sizes / {args.scale:g}, seeds 0-{args.seeds - 1}")
+    print(f"UCCL testbed on ns-3, rates and sizes / {args.scale:g}, seeds 0-{args.seeds - 1}, "
+          f"multipath chunk {chunk} B")
     print("| size | single busbw GB/s (median) | multipath busbw | gain median [min, max] | drops | wall s |")
     print("|---:|---:|---:|---:|---:|---:|")
     for mib in (int(x) for x in args.sizes.split(",")):
         size = int((mib << 20) / args.scale)
         t0 = time.time()
-        multi = simulate(fabric, TransportSpec(), uccl_testbed_all_reduce(size, multipath=True, seed=0, scale=args.scale))
+        multi = simulate(fabric, spray, uccl_testbed_all_reduce(size, multipath=True, seed=0, scale=args.scale))
         singles, drops = [], multi.drops
         for seed in range(args.seeds):
             r = simulate(fabric, TransportSpec(), uccl_testbed_all_reduce(size, multipath=False, seed=seed,
