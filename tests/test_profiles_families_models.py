@@ -122,3 +122,39 @@ def test_grouped_mm_model_answers_what_the_mm_grid_answers_for_the_concatenated_
     got, dense_got = models.predict(g), models.predict(dense)
     assert got is not None and dense_got is not None and got[1] == "grouped_mm"
     assert math.isclose(got[0], dense_got[0])
+
+
+def test_slow_node_on_an_axis_edge_is_dropped_but_a_slow_edge_row_is_kept():
+    rows = [4.0**k for k in range(6)]
+    cols = [256.0, 1024.0, 4096.0]
+    pts = [(r, c) for r in rows for c in cols]
+    durs = [5.0 + r * c / 1e4 for r, c in pts]
+    i = pts.index((rows[2], 256.0))  # interior along rows, on the low edge of cols
+    durs[i] *= 4.0
+    assert LogGrid(pts, durs, [r * c for r, c in pts]).n_outliers == 1
+    slow_edge_col = [d * (3.0 if c == 256.0 else 1.0) for (r, c), d in zip(pts, durs, strict=True)]
+    slow_edge_col[i] = durs[i] / 4.0 * 3.0
+    assert LogGrid(pts, slow_edge_col, [r * c for r, c in pts]).n_outliers == 0  # a whole slow column
+
+
+def _ln_bwd_entry(rows: int, cols: int, us: float) -> ProfileEntry:
+    key = (f"aten.native_layer_norm_backward.default|{rows}x{cols};{rows}x{cols};{rows}x1;{rows}x1;{cols};{cols}|"
+           "bfloat16,bfloat16,float32,float32,bfloat16,bfloat16|cccccc|normalized_shape=[" + str(cols) + "],"
+           "output_mask=[True, True, True]")  # fmt: skip
+    return ProfileEntry(key=key, op="aten.native_layer_norm_backward.default", family="norm", dtype="bfloat16",
+                        bytes=6.0 * rows * cols, n_tensors=6, dur_us=us)  # fmt: skip
+
+
+def test_layer_norm_backward_rows_split_regime_extrapolates_down_by_efficiency():
+    from profiles.families.base import query_of_entry
+
+    m = BytesModel()
+    q_split = query_of_entry(_ln_bwd_entry(100_000, 256, 0.0))
+    q_cols = query_of_entry(_ln_bwd_entry(60_000, 256, 0.0))
+    assert m.features(q_split)[0][2] == "rows_split" and m.features(q_cols)[0][2] == "cols"
+    assert m.features(query_of_entry(_ln_bwd_entry(100_000, 4096, 0.0)))[0][2] == "cols"  # 128 >= 66 blocks
+    # made-up law: the one-kernel path is 4x slower per row; the split path's grid starts at 262144 rows
+    entries = [_ln_bwd_entry(r, c, r * c * 1e-5 * (1.0 if r > 65536 and c < 2112 else 4.0))
+               for r in (4096, 16384, 65536, 262144, 1048576) for c in (256, 1024)]  # fmt: skip
+    m.fit(entries)
+    assert m.predict(q_split) == pytest.approx(100_000 * 256 * 1e-5, rel=1e-6)  # not the 262144-row time

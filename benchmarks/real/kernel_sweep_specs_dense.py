@@ -9,14 +9,14 @@ sets stay the first round's):
 * ``gemm_offgrid``: random M, N, K (multiples of 16, log-uniform 16..16384, its own seed, so never a
   held-out point) per (dtype, layout), addmm and bmm: fit points for a quantisation correction on top
   of the lattice (cuBLAS's tile/wave losses for sizes between powers of two, which the lattice cannot
-  show); ~4k specs.
+  show); 4,294 specs.
 * ``conv_dense``: C and K on a √2 lattice 16..1024 including non-powers of two (24, 48, 96, …),
-  11 (batch, size) pairs instead of 5: cuDNN picks kernels by channel alignment and size; ~44k specs.
+  11 (batch, size) pairs instead of 5: cuDNN picks kernels by channel alignment and size; 44,616 specs.
 * ``rows_dense``: row lengths 256..16384 in ~√2 steps plus lengths not divisible by 8 (PyTorch's
   softmax/layer-norm kernels switch at 1024/2048 and on vector alignment), and the flat ops at
-  3·4^k rows (a transposing copy of 2^k rows runs 10-15% slower than its neighbours); ~3k specs.
+  3·4^k rows (a transposing copy of 2^k rows runs 10-15% slower than its neighbours); 2,726 specs.
 * ``grouped``: ``_grouped_mm`` (MoE experts, bf16) by groups 4..128, tokens per group 16..4096,
-  K, N 256..8192, both forms (x @ w[e]; xᵀ @ grad). Each spec carries ``point.offs`` (balanced
+  K, N 256..8192, three forms (x @ w[e], w transposed or not; xᵀ @ grad); 3,102 specs. Each spec carries ``point.offs`` (balanced
   cumulative group ends): the recorder fills integer tensors with zeros today, so it must learn to
   write ``offs`` from the spec before this family is recorded.
 

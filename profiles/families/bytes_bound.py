@@ -5,8 +5,10 @@ Fitted on ``sweep_grid_bytes`` (bf16 and fp32, contiguous inputs):
 * row-wise ops (``native_layer_norm`` and its backward, ``_fused_rms_norm``,
   ``_softmax``/``_log_softmax``/``_softmax_backward_data`` over the last dim,
   ``sum``/``mean`` over trailing dims, ``sum`` over leading dims): elements
-  1k..256M (4×) × row length 256..16384 (4×); axes log(elements), log(row
-  length); work proxy elements;
+  1k..256M (4×) × row length 256..16384 (4×); axes log(rows), log(row
+  length) (an (elements, row length) lattice has impossible nodes); work proxy
+  elements; variants split where PyTorch switches kernels by shape
+  (:func:`_regime`);
 * flat ops (``add``, ``add_``, ``mul`` by a tensor or a scalar, ``gelu``,
   ``silu`` and their backwards, full ``sum``, ``_to_copy`` to the other dtype,
   ``copy_``, ``clone`` of a transposed matrix, ``cat`` of two): elements 1k..256M
@@ -17,7 +19,8 @@ Fitted on ``sweep_grid_bytes`` (bf16 and fp32, contiguous inputs):
   log(bytes), work proxy bytes.
 
 Below the grid a kernel takes the smallest recorded point's time (the launch
-floor); above it, time grows with bytes at the edge's bandwidth. dtypes other
+floor; regime grids that start at a kernel switch follow the edge's efficiency
+on that axis instead); above it, time grows with bytes at the edge's bandwidth. dtypes other
 than bf16/fp32 use the grid of the same element size (fp16 → bf16; 4-byte and
 larger → fp32; 1-byte → bf16), host-side copies (``@cpu``) and ops not listed
 fall through to the older fit.
