@@ -129,7 +129,7 @@ def _iteration_hooks(rt: RankRuntime) -> list:
     def opt_post(opt, args, kwargs):
         depth["opt"] = max(depth["opt"] - 1, 0)
         if depth["opt"] == 0:
-            rt.mark_step()
+            rt.mark_step(opt)
 
     def fwd_pre(module, args):
         depth["fwd"] += 1

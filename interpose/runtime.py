@@ -24,6 +24,7 @@ from interpose.allocator import Block, CachingAllocator
 from interpose.clock import VirtualClock
 from interpose.config import OpRecord, RankConfig, RankResult
 from interpose.cuda_guard import set_guard_device
+from interpose.iterations import group_steps
 from interpose.memory_history import MemoryHistory
 from interpose.streams import EventMark, StreamTimeline, WorkHandle
 from interpose.values import KnownValues
@@ -60,6 +61,8 @@ class RankRuntime:
         self._op_rows: list[tuple] = []
         self.iterations: list[tuple[float, float]] = []
         self.forwards: list[tuple[float, float]] = []
+        self._step_opts: list[int] = []  # per optimizer step: which optimizer (interpose.iterations)
+        self._opt_tags: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._fwd_start_us = cfg.start_time_us
         self._iter_start_us = cfg.start_time_us
         self.syncs = 0
@@ -214,10 +217,16 @@ class RankRuntime:
             clock.leave()
 
     # -- iterations ---------------------------------------------------------------
-    def mark_step(self) -> None:
-        """Optimizer step issued: the iteration ends when its GPU work (or the host) finishes."""
+    def mark_step(self, opt: Any = None) -> None:
+        """Optimizer step issued: the iteration ends when its GPU work (or the host) finishes. ``opt``
+        (the optimizer) lets :func:`interpose.iterations.group_steps` join several optimizers' steps."""
         end = max(self.clock.host_us, self.device_tail_us())
         self.iterations.append((self._iter_start_us, end))
+        try:
+            tag = self._opt_tags.setdefault(opt, len(self._opt_tags)) if opt is not None else -1
+        except TypeError:  # not weak-referenceable
+            tag = id(opt)
+        self._step_opts.append(tag)
         self._iter_start_us = end
 
     def mark_forward(self) -> None:
@@ -238,11 +247,12 @@ class RankRuntime:
         r = self.rank
         ops = [OpRecord(r, *row) for row in self._op_rows]
         st = self.allocator.stats()
+        steps, step_kind = group_steps(self.iterations, self._step_opts)
         return RankResult(
             rank=r,
             ops=ops,
-            iterations=list(self.iterations or self.forwards),
-            iteration_kind="optimizer_step" if self.iterations else "forward" if self.forwards else "none",
+            iterations=steps if self.iterations else list(self.forwards),
+            iteration_kind=step_kind if self.iterations else "forward" if self.forwards else "none",
             peak_allocated_bytes=st.peak_allocated_bytes,
             peak_reserved_bytes=st.peak_reserved_bytes,
             gpu_busy_us=self.gpu_busy_us,

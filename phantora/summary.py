@@ -58,7 +58,8 @@ def print_summary(summary: dict[str, Any], *, as_json: bool, out_dir: str | None
     scen = summary["scenario"].get("name", "") if isinstance(summary["scenario"], dict) else ""
     kind = summary.get("iteration_kind", "optimizer_step")
     what = {"optimizer_step": "", "forward": "; no optimizer step: one iteration per outermost module forward",
-            "none": "; no optimizer step and no module forward: no iterations", "mixed": "; ranks disagree"}
+            "none": "; no optimizer step and no module forward: no iterations", "mixed": "; ranks disagree",
+            "optimizer_step_irregular": "; several optimizers stepped in no repeating pattern: one iteration per step"}
     iters = Table(title="simulated iterations",
                   caption=f"{scen}, host time {summary['host_time']}{what.get(kind, '')}")
     iters.add_column("iteration", justify="right")
