@@ -45,6 +45,8 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 """Shipped profiles: ``profiles/data/<gpu key>/*.jsonl[.gz]``."""
 
 MIN_FIT_ENTRIES = 3
+EXTRAPOLATION_LIMIT = 10.0
+"""A fit answers only for work up to this multiple of the largest ideal time it was fitted on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,9 @@ class FamilyFit:
     n: int
     median_rel_err: float
     """Median |fit - measured| / measured over the entries it was fitted to."""
+    max_ideal_us: float = float("inf")
+    """Largest roofline-ideal time in the fit set: :meth:`FitTable.predict` uses the fit only up to
+    ``EXTRAPOLATION_LIMIT`` times that (a fit on 100-element norms said 33 ms for an 8M-element one)."""
 
     def predict(self, ideal: float, n_tensors: int) -> float:
         return self.overhead_us + ideal / self.efficiency + self.per_tensor_us * n_tensors
@@ -100,7 +105,7 @@ def fit_family(gpu: GpuSpec, entries: list[ProfileEntry]) -> FamilyFit | None:
     fit = FamilyFit(max(coef.get("overhead", 0.0), 0.0), eff, max(coef.get("tensors", 0.0), 0.0), len(entries), 0.0)
     pred = np.array([fit.predict(i, int(n)) for i, n in zip(ideal, ntens, strict=True)])
     err = float(np.median(np.abs(pred - y) / y))
-    return FamilyFit(fit.overhead_us, fit.efficiency, fit.per_tensor_us, len(entries), err)
+    return FamilyFit(fit.overhead_us, fit.efficiency, fit.per_tensor_us, len(entries), err, float(ideal.max()))
 
 
 class FitTable:
@@ -123,10 +128,11 @@ class FitTable:
     def predict(
         self, op: str, family: str, cdtype: str, flops: float, nbytes: float, n_tensors: int
     ) -> float | None:
+        ideal = ideal_us(self.gpu, family, cdtype, flops, nbytes)
         for g in (("op", op, cdtype), ("family", family, cdtype), ("family", family)):
             fit = self.fits.get(g)
-            if fit is not None:
-                return fit.predict(ideal_us(self.gpu, family, cdtype, flops, nbytes), n_tensors)
+            if fit is not None and ideal <= EXTRAPOLATION_LIMIT * fit.max_ideal_us:
+                return fit.predict(ideal, n_tensors)
         return None
 
     def predict_entry(self, e: ProfileEntry) -> float | None:
