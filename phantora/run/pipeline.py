@@ -2,8 +2,8 @@
 
 ``summary.json`` always says how the run ended: ``complete``, or ``failed`` / ``timeout`` with the
 error, the coordinator's ``failure`` kind, ``failed_rank`` and the exit code (a rank's own
-``sys.exit(n)`` code, else 1). When every executed rank reported before the failure (always, for a
-failed one-rank script) the partial metrics are kept. A run interrupted by a signal raises
+``sys.exit(n)`` code, else 1). The metrics of the ranks that reported before the failure (always the
+one rank of a failed one-rank script) are kept, with ``reported_ranks`` naming them. A run interrupted by a signal raises
 :class:`phantora.lifecycle.Interrupted` for the caller to record.
 """
 
@@ -39,10 +39,12 @@ def simulate(job: RunJob, *, scenario: Any, out_dir: Path | None, as_json: bool,
         if out_dir is None:
             return e.exit_code
         executed = 1 if job.symmetric else job.world_size
-        if e.results and len(e.results) == executed:  # every rank reported: keep its metrics
+        if e.results:  # keep the metrics of the ranks that reported, and say which they were
             write_results(out_dir, results=e.results, **run, wall_s=time.perf_counter() - t0,
-                          extra={**failure, "executed_ranks": executed, "collectives": 0})
-            _say(f"partial results in {out_dir}")
+                          extra={**failure, "executed_ranks": executed, "reported_ranks": sorted(e.results),
+                                 "collectives": 0})
+            _say(f"partial results in {out_dir}" + ("" if len(e.results) == executed else
+                 f" (ranks {', '.join(map(str, sorted(e.results)))} of {executed} reported)"))
         else:
             write_json_atomic(out_dir / "summary.json", failure_summary(
                 **run, wall_s=time.perf_counter() - t0, **failure))
