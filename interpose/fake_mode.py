@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
+from interpose.output_layouts import OUTPUT_LAYOUT
+
 aten = torch.ops.aten
 
 
@@ -47,7 +49,9 @@ class SimFakeMode(FakeTensorMode):
             rt.sync_stream()  # a real GPU copies the size back to the host here
             out = rt.values.dynamic(self, func, args, kwargs or {})
             return h(self, args, kwargs or {}) if out is None else out
-        return super().__torch_dispatch__(func, types, args, kwargs)
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        fix = OUTPUT_LAYOUT.get(func)
+        return out if fix is None else fix(self, args, kwargs or {}, out)
 
 
 def fake_empty(mode: FakeTensorMode, shape: list[int], dtype: torch.dtype, like: torch.Tensor) -> FakeTensor:

@@ -23,6 +23,7 @@ from interpose.cuda_guard import ensure_cuda_guard, release_cuda_hooks
 from interpose.dispatch import SimDispatchMode, SimFakeMode
 from interpose.fake_cuda import install_fake_cuda, restore_fake_cuda
 from interpose.host_model import host_scale, replayed_cost_scale
+from interpose.one_hot import make_one_hot
 from interpose.patching import Patcher
 from interpose.runtime import RankRuntime
 from interpose.sdpa import make_sdpa
@@ -68,6 +69,7 @@ def install(cfg: RankConfig) -> RankRuntime:
         "scaled_dot_product_attention",
         make_sdpa(torch.nn.functional.scaled_dot_product_attention),
     )
+    patcher.set(torch.nn.functional, "one_hot", make_one_hot(torch.nn.functional.one_hot))
     patcher.after_import("transformers.utils.import_utils", lambda mod: _untrace_sim_fakes(patcher, mod, fake))
     # torch.tensor(data, device="cuda") builds on the CPU, then moves it through the dispatcher
     lift_cpu_only = torch._C._only_lift_cpu_tensors()

@@ -7,7 +7,8 @@ For every program in DIR/programs.tsv with a real trace: ``phantora run --scenar
 (kept; ``--rerun`` to simulate again), then ``phantora conformance`` against DIR/traces/NAME.gz and
 DIR/profiles/NAME.jsonl (table in DIR/conformance/NAME.txt, JSON lines in NAME.jsonl). Prints one
 Markdown table: matched / different / missing / extra shares of real GPU time, the largest divergence,
-and ms/iter and peak memory real (DIR/real.jsonl, mean of the steps after the first) vs simulated.
+and ms/iter and peak memory real (DIR/real.jsonl, mean of the steps after the first, their min–max in
+brackets) vs simulated. The simulations run on this interpreter (``sys.executable``) with its PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -65,24 +66,25 @@ def main() -> None:
     d = a.dir.resolve()
     real = _real(d)
     (d / "conformance").mkdir(exist_ok=True)
-    print("| program | matched % | different % | missing % | extra % | largest divergence | real ms/iter | sim ms/iter"
-          " | real MiB | sim MiB |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    print("| program | matched % | different % | missing % | extra % | largest divergence | real ms/iter (min–max)"
+          " | sim ms/iter | real MiB | sim MiB | MiB sim/real − 1 |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for name, cmd in _programs(d):
         if a.only and name not in a.only:
             continue
         trace, prof = d / "traces" / f"{name}.gz", d / "profiles" / f"{name}.jsonl"
         r = real.get(name, {})
         steps = r.get("step_ms") or []
-        real_ms = f"{statistics.mean(steps[1:] or steps):.2f}" if steps else "-"
+        tail = steps[1:] or steps
+        real_ms = f"{statistics.mean(tail):.2f} ({min(tail):.1f}–{max(tail):.1f})" if steps else "-"
         real_mib = f"{r['max_memory_allocated'] / 2**20:.0f}" if "max_memory_allocated" in r else "-"
         if not trace.is_file() or not prof.is_file():
-            print(f"| {name} | no real trace | | | | | {real_ms} | | {real_mib} | |")
+            print(f"| {name} | no real trace | | | | | {real_ms} | | {real_mib} | | |")
             continue
         sim = d / "sim" / name
         err = _simulate(name, cmd, sim, a.scenario, a.rerun)
         if err is not None:
-            print(f"| {name} | sim failed: {err.replace('|', '/')} | | | | | {real_ms} | | {real_mib} | |")
+            print(f"| {name} | sim failed: {err.replace('|', '/')} | | | | | {real_ms} | | {real_mib} | | |")
             continue
         keys, sim_dur = cf.read_sim(sim)
         rep = cf.compare(cf.read_trace(trace), cf.read_durations(prof), keys, sim_dur, steady=a.steady)
@@ -94,10 +96,12 @@ def main() -> None:
         s = json.loads((sim / "summary.json").read_text())
         sim_ms = s.get("mean_ms_per_iter_excluding_first")
         top = rep.rows[0] if rep.rows else None
+        real_b = r.get("max_memory_allocated")
+        mem_err = f"{100 * (s['peak_allocated_bytes'] / real_b - 1):+.1f}%" if real_b else "-"
         what = f"{top.kind} {top.op.removeprefix('aten.')} ({100 * top.share:.2f}%)" if top else "none"
         sh = {k: f"{100 * v:.2f}" for k, v in rep.shares.items()}
         print(f"| {name} | {sh['matched']} | {sh['different']} | {sh['missing']} | {sh['extra']} | {what} | {real_ms} | "
-              f"{sim_ms:.2f} | {real_mib} | {s['peak_allocated_bytes'] / 2**20:.0f} |")
+              f"{sim_ms:.2f} | {real_mib} | {s['peak_allocated_bytes'] / 2**20:.0f} | {mem_err} |")
 
 
 if __name__ == "__main__":

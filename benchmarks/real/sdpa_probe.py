@@ -1,18 +1,24 @@
 """Which SDPA backend a real GPU picks, over mask kinds x requires_grad x dropout x dtype x head_dim x GQA,
 and why the fused kernels refused (the debug warnings of ``sdpa_kernel([backend])``).
 
-    python3 benchmarks/real/sdpa_probe.py > sdpa.json        # on the GPU (device tool)
+    python3 benchmarks/real/sdpa_probe.py [BUDGET_S] > sdpa.jsonl        # on the GPU (device tool)
 
 For every case: ``torch._fused_sdp_choice`` on the arguments, the aten attention ops a TorchDispatchMode sees
 in forward + backward of ``F.scaled_dot_product_attention`` (with grad where anything requires it), and,
-where the choice is MATH, each fused backend's refusal warning. One JSON document on stdout, in the format
-of ``tests/data/sdpa_h200_torch211.json``'s ``cases`` (plus ``dropout_p``, ``head_dim``, ``ops``, ``why``).
+where the choice is MATH, each fused backend's refusal warning. JSON lines on stdout, flushed per case (a
+run cut by a timeout keeps what it did): a header (device, versions, grid), then one line per case in the
+format of ``tests/data/sdpa_h200_torch211.json``'s ``cases`` (plus ``dropout_p``, ``head_dim``, ``ops``,
+``why``). The most informative cases come first (bf16, head dim 64, no GQA); it stops after BUDGET_S
+seconds (default 50: a first attempt at the whole grid in one process did not finish in 70 s on an H200,
+cuDNN building a graph per new configuration).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import sys
+import time
 import warnings
 
 import torch
@@ -66,11 +72,20 @@ def make(mask: str, dtype, d: int, kv: int, qkv_grad: bool):
 
 
 def main() -> None:
-    print(torch.__version__, torch.backends.cudnn.version(), torch.cuda.get_device_name(), file=__import__("sys").stderr)
-    cases = []
-    grid = itertools.product((torch.bfloat16, torch.float16, torch.float32), (64, 128), (4, 2),
-                             list(MASKS), (False, True), (0.0, 0.1, 0.0625), (False, True))
-    for dtype, d, kv, mask, qkv_grad, p, causal in grid:
+    budget = float(sys.argv[1]) if len(sys.argv) > 1 else 50.0
+    t0 = time.monotonic()
+    print(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                      "cudnn": torch.backends.cudnn.version(),
+                      "grid": {"q_shape": [B, H, S, "head_dim"], "masks": {k: (None if v is None else
+                               {"shape": v[0], "kind": v[1], "requires_grad": v[2]}) for k, v in MASKS.items()},
+                               "note": "bool masks are ones().tril(); float masks zeros() in the query dtype"}}),
+          flush=True)
+    grid = itertools.product((torch.bfloat16, torch.float32, torch.float16), (64, 128), (4, 2),
+                             (0.1, 0.0, 0.0625), list(MASKS), (True, False), (False, True))
+    for dtype, d, kv, p, mask, qkv_grad, causal in grid:
+        if time.monotonic() - t0 > budget:
+            print(f"budget of {budget:.0f} s spent", file=sys.stderr)
+            break
         if causal and mask != "none":
             continue
         q, k, v, m = make(mask, dtype, d, kv, qkv_grad)
@@ -98,15 +113,10 @@ def main() -> None:
                     except Exception:
                         pass
                 why[b.name] = " | ".join(str(x.message)[:300] for x in w)
-        cases.append({"dtype": str(dtype).removeprefix("torch."), "head_dim": d, "kv_heads": kv, "enable_gqa": gqa,
+        print(json.dumps({"dtype": str(dtype).removeprefix("torch."), "head_dim": d, "kv_heads": kv, "enable_gqa": gqa,
                       "mask": mask, "is_causal": causal, "qkv_requires_grad": qkv_grad, "dropout_p": p,
-                      "mask_stride": None if m is None else list(m.stride()), "backend": choice, "ops": mode.ops, "error": err, "why": why})
-    print(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                      "cudnn": torch.backends.cudnn.version(),
-                      "grid": {"q_shape": [B, H, S, "head_dim"], "masks": {k: (None if v is None else
-                               {"shape": v[0], "kind": v[1], "requires_grad": v[2]}) for k, v in MASKS.items()},
-                               "note": "bool masks are ones().tril(); float masks zeros() in the query dtype"},
-                      "cases": cases}, indent=None))
+                      "mask_stride": None if m is None else list(m.stride()), "backend": choice,
+                      "ops": mode.ops, "error": err, "why": why}), flush=True)
 
 
 if __name__ == "__main__":
