@@ -25,7 +25,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from profiles.families import FamilyModels, is_sweep_file, query_of_entry, sweep_files
-from profiles.families.bytes_bound import FAMILY_OF_VARIANT, BytesModel
+from profiles.families.bytes_bound import (
+    ELEMENTWISE,
+    FAMILY_OF_VARIANT,
+    LAYOUT_FIT_FILES,
+    BytesModel,
+    layout_kinds,
+)
 from profiles.gpus import get_gpu
 from profiles.replay import DATA_DIR, FitTable
 from profiles.store import ProfileEntry, load_profiles, profile_files
@@ -55,16 +61,64 @@ def stats(pred: list[float], real: list[float]) -> dict[str, float]:
             "weighted": float(np.abs(p - r).sum() / r.sum())}  # fmt: skip
 
 
+def fit_layout_factors(models: FamilyModels, files: list[Path], gpu: str) -> dict[str, float]:
+    """Median (real - floor) / (grid - floor) of single-kind elementwise entries >= 1 MiB in ``files``
+    (the bytes model's layout factors at 1 while fitting)."""
+    bm = next(m for m in models.models if isinstance(m, BytesModel))
+    saved, bm.layout_factors = bm.layout_factors, dict.fromkeys(bm.layout_factors, 1.0)
+    ratios: dict[str, list[float]] = {k: [] for k in saved}
+    entries, _ = load_profiles(files, gpu=gpu)
+    for e in entries.values():
+        q = query_of_entry(e)
+        f = bm.features(q) if e.op in bm.ops else None
+        kinds = layout_kinds(q)
+        if f is None or f[0][0] not in ELEMENTWISE or len(kinds) != 1 or e.bytes < 2**20:
+            continue
+        pred = bm.predict(q)
+        g = next((bm.grids[v] for v in bm.variants_for(f[0]) if v in bm.grids), None)
+        if pred is None or g is None or pred - g.min_dur < 0.2 * pred:
+            continue
+        ratios[kinds[0]].append((e.dur_us - g.min_dur) / (pred - g.min_dur))
+    bm.layout_factors = saved
+    return {k: round(float(np.median(v)), 2) if v else 1.0 for k, v in ratios.items()}
+
+
+def real_program_table(models: FamilyModels, fit: list[Path], check: list[Path], gpu: str) -> None:
+    """Per family error on the entries recorded from real programs (never in a family model's grid)."""
+    for name, files in (("layout-factor fit files", fit), ("other real-program files", check)):
+        entries, _ = load_profiles(files, gpu=gpu)
+        rows: dict[str, tuple[list[float], list[float]]] = {}
+        for e in entries.values():
+            got = models.predict(query_of_entry(e))
+            if got is not None:
+                pr, real = rows.setdefault(row_of(e, got[1]), ([], []))
+                pr.append(got[0])
+                real.append(e.dur_us)
+        print(f"real-program entries, {name}: " + ", ".join(f.name for f in files))
+        for fam in sorted(rows):
+            st = stats(*rows[fam])
+            print(f"  {fam:<16}{st['n']:>5}{st['p50']:>8.1%}{st['p90']:>8.1%}{st['weighted']:>10.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gpu", default="h200")
     ap.add_argument("--json", type=Path, help="write the table as JSON here too")
+    ap.add_argument(
+        "--fit-layout", action="store_true", help="print the layout factors fitted on LAYOUT_FIT_FILES"
+    )
+    ap.add_argument("--real", action="store_true", help="also the per-family error on real-program entries")
     a = ap.parse_args()
     folder = DATA_DIR / a.gpu
     models = FamilyModels.from_folder(folder, a.gpu)
     held, _ = load_profiles(sweep_files(folder, "sweep_heldout_"), gpu=a.gpu)
     old_entries, _ = load_profiles([p for p in profile_files([folder]) if not is_sweep_file(p)], gpu=a.gpu)
     old = FitTable(get_gpu(a.gpu), old_entries)
+    real_files = [p for p in profile_files([folder]) if not is_sweep_file(p)]
+    fit_files = [p for p in real_files if p.name in LAYOUT_FIT_FILES]
+    if a.fit_layout:
+        print("layout factors:", fit_layout_factors(models, fit_files, a.gpu))
+        return
     rows: dict[str, tuple[list[float], list[float], list[float]]] = {}
     uncovered: list[str] = []
     # grouped GEMMs have no sweep: their model (no constant of its own) is checked on the recorded MoE entries
@@ -107,6 +161,8 @@ def main() -> None:
     table["all"] = s
     print(f"{'all':<16}{s['n']:>5}{s['p50']:>8.1%}{s['p90']:>8.1%}{s['weighted']:>10.1%}")
     print(f"held-out signatures no family model covers: {len(uncovered)}")
+    if a.real:
+        real_program_table(models, fit_files, [p for p in real_files if p not in fit_files], a.gpu)
     if a.json:
         a.json.write_text(json.dumps({"gpu": a.gpu, "rows": table, "uncovered": uncovered}, indent=1))
 

@@ -158,3 +158,26 @@ def test_layer_norm_backward_rows_split_regime_extrapolates_down_by_efficiency()
                for r in (4096, 16384, 65536, 262144, 1048576) for c in (256, 1024)]  # fmt: skip
     m.fit(entries)
     assert m.predict(q_split) == pytest.approx(100_000 * 256 * 1e-5, rel=1e-6)  # not the 262144-row time
+
+
+def test_layout_kinds_and_factor_stretch_only_the_bandwidth_part():
+    from profiles.families.bytes_bound import layout_kinds
+
+    def q(shapes, dtypes, cont) -> Query:
+        return Query("aten.add.Tensor", shapes, dtypes, cont, bytes=2.0 * 3 * 4096 * 4096)
+
+    plain = q(((4096, 4096), (4096, 4096)), ("bfloat16", "bfloat16"), (True, True))
+    bcast_cast = q(((8, 4096, 4096), (4096,)), ("float32", "bfloat16"), (True, True))
+    strided = q(((4096, 4096), (4096, 4096)), ("bfloat16", "bfloat16"), (False, True))
+    assert layout_kinds(plain) == [] and layout_kinds(strided) == ["noncontig"]
+    assert layout_kinds(bcast_cast) == ["cast", "broadcast"]
+    xs = [2.0**k for k in range(10, 32, 2)]
+    rows = [ProfileEntry(key=f"aten.add.Tensor|{int(x)}x1;{int(x)}x1|bfloat16,bfloat16|cc|", op="aten.add.Tensor",
+                         family="elementwise", dtype="bfloat16", bytes=x, dur_us=4.0 + x / 3e6) for x in xs]  # fmt: skip
+    m = BytesModel()
+    m.fit(rows)
+    m.layout_factors = {"noncontig": 2.0, "cast": 1.0, "broadcast": 1.0}
+    base, slow = m.predict(plain), m.predict(strided)
+    assert base is not None and slow is not None
+    floor = 4.0 + xs[0] / 3e6  # the fastest grid node
+    assert slow - floor == pytest.approx(2.0 * (base - floor), rel=1e-6)  # the launch floor is not doubled

@@ -276,8 +276,12 @@ class FamilyModel:
         for v in self.variants_for(variant):
             g = self.grids.get(v)
             if g is not None:
-                return g.predict(x, functools.partial(self.ref_of, v), self.floor_below(v))
+                return g.predict(self.beyond(v, g, x), functools.partial(self.ref_of, v), self.floor_below(v))
         return None
+
+    def beyond(self, variant: tuple, grid: LogGrid, x: list[float]) -> list[float]:
+        """The point to evaluate for ``x`` (override to move points past a grid's edge onto an equal-work one)."""
+        return x
 
     def floor_below(self, variant: tuple) -> bool | tuple[bool, ...]:
         """Whether a point below the variant's grid takes the edge's time (its launch floor; default) or the

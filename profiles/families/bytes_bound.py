@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from profiles.families.base import FAMILY_MODELS, FamilyModel, Query
+from profiles.families.base import FAMILY_MODELS, FamilyModel, LogGrid, Query
 
 _ROWWISE = {
     "aten.native_layer_norm.default": "layer_norm",
@@ -131,6 +131,25 @@ def _regime(variant: str, rows: float, cols: float, sms: int) -> str:
     return ""
 
 
+ELEMENTWISE = frozenset({"add", "mul", "add_", "mul_scalar", "gelu", "gelu_bwd", "silu", "silu_bwd"})
+LAYOUT_FACTORS = {"noncontig": 2.29, "cast": 2.38, "broadcast": 1.76}
+"""Bandwidth-part time factor of elementwise calls the grid (contiguous, same dtype, same shape) has not got:
+PyTorch runs those with its strided / casting TensorIterator loops instead of the vectorised one. Fitted
+(median of (real - floor) / (grid - floor)) by ``benchmarks/kernel_family_accuracy.py --fit-layout`` on the
+real-program entries of ``LAYOUT_FIT_FILES``; checked on the others (docs/validation.md, issue 17)."""
+LAYOUT_FIT_FILES = ("moe_generate.jsonl.gz", "sweep_bf16.jsonl", "examples.jsonl")
+
+
+def layout_kinds(q: Query) -> list[str]:
+    """The ways an elementwise call departs from the grid's contiguous same-dtype same-shape operands."""
+    kinds = [] if all(q.contiguous) else ["noncontig"]
+    if len(set(q.dtypes)) > 1:
+        kinds.append("cast")
+    if len({s for s in q.shapes if s}) > 1:
+        kinds.append("broadcast")
+    return kinds
+
+
 @FAMILY_MODELS.register("bytes")
 class BytesModel(FamilyModel):
     """Log-grid interpolation of memory-bound kernel time by bytes (and row length / tensor count)."""
@@ -139,6 +158,10 @@ class BytesModel(FamilyModel):
     ops = frozenset(_ROWWISE) | frozenset(_FLAT) | frozenset(_FOREACH)
     sms = 132
     """SM count in PyTorch's kernel choice (layer-norm backward); :class:`FamilyModels` sets the GPU's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layout_factors = dict(LAYOUT_FACTORS)
 
     def features(self, q: Query) -> tuple[tuple, list[float], float] | None:
         if not q.dtypes or q.bytes <= 0:
@@ -164,9 +187,30 @@ class BytesModel(FamilyModel):
             name = "to_other_dtype"
         return (name, dt, ""), [q.bytes], q.bytes
 
+    def predict(self, q: Query) -> float | None:
+        dur = super().predict(q)
+        f = self.features(q) if dur is not None else None
+        if dur is None or f is None or f[0][0] not in ELEMENTWISE:
+            return dur
+        factor = math.prod(self.layout_factors[k] for k in layout_kinds(q))
+        g = next((self.grids[v] for v in self.variants_for(f[0]) if v in self.grids), None)
+        if factor == 1.0 or g is None:
+            return dur
+        floor = min(g.min_dur, dur)  # the launch floor does not stretch, the bandwidth part does
+        return floor + (dur - floor) * factor
+
     def variants_for(self, variant: tuple) -> list[tuple]:
         name, dt, regime = variant
         return [variant, (name, "float32" if dt == "bfloat16" else "bfloat16", regime)]
+
+    def beyond(self, variant: tuple, grid: LogGrid, x: list[float]) -> list[float]:
+        """A row-wise op with rows longer than the grid's longest (a vocabulary-wide log-softmax, a sum over
+        the batch of a wide activation) is evaluated at the longest row length with the same element count,
+        i.e. at the efficiency of the same work, not at that of a few short rows (a launch-bound node)."""
+        if len(x) != 2 or variant[0] in _FOREACH.values():
+            return x
+        max_cols = math.exp(float(grid.nodes[1][-1]))
+        return [x[0] * x[1] / max_cols, max_cols] if x[1] > max_cols * 1.001 else x
 
     def floor_below(self, variant: tuple) -> bool | tuple[bool, ...]:
         # rows_split starts at 64k rows and softmax's block kernels at 2049 elements: kernel switches, not floors
