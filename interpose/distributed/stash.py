@@ -21,9 +21,11 @@ and the 2.13 ``ProcessGroupNCCL.hpp`` installed here):
 
 So the tensors of an async collective that nobody ``wait()``\\ s stay allocated until the first
 collective issued on that group after the first watchdog poll at or after the collective's GPU
-end. DDP shows it: the first iteration's single gradient bucket, dropped by the reducer when it
-rebuilds its buckets at iteration 2, stays allocated (on the H200: freed by the first
-all-reduce of iteration 2's backward, on the autograd thread), so it counts in that peak.
+end. DDP shows it: the first iteration's single gradient bucket is dropped by the reducer when it
+rebuilds its buckets at iteration 2, just after that rebuild broadcasts the new bucket indices. If
+no poll came between the bucket's all-reduce and those broadcasts, the bucket stays allocated into
+iteration 2's peak (an H200 trace: freed by the first all-reduce of iteration 2's backward, on the
+autograd thread); if one did, it is freed at the rebuild. Real runs show both outcomes.
 
 Modelled here on simulated time: the watchdog polls on the grid ``created + k * POLL_US`` of the
 group's host clock; at each issue, pending shelves (oldest first: a group's collectives end in
