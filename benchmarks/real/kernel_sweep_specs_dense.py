@@ -12,9 +12,9 @@ sets stay the first round's):
   show); 4,294 specs.
 * ``conv_dense``: C and K on a √2 lattice 16..1024 including non-powers of two (24, 48, 96, …),
   11 (batch, size) pairs instead of 5: cuDNN picks kernels by channel alignment and size; 44,616 specs.
-* ``rows_dense``: row lengths 256..16384 in ~√2 steps plus lengths not divisible by 8 (PyTorch's
+* ``rows_dense``: row lengths 256..65536 in ~√2 steps (50304: a vocabulary) plus lengths not divisible by 8 (PyTorch's
   softmax/layer-norm kernels switch at 1024/2048 and on vector alignment), and the flat ops at
-  3·4^k rows (a transposing copy of 2^k rows runs 10-15% slower than its neighbours); 2,726 specs.
+  3·4^k rows (a transposing copy of 2^k rows runs 10-15% slower than its neighbours); 3,104 specs.
 * ``grouped``: ``_grouped_mm`` (MoE experts, bf16) by groups 4..128, tokens per group 16..4096,
   K, N 256..8192, three forms (x @ w[e], w transposed or not; xᵀ @ grad); 3,102 specs. Each spec carries ``point.offs`` (balanced
   cumulative group ends): the recorder fills integer tensors with zeros today, so it must learn to
@@ -37,7 +37,8 @@ aten = torch.ops.aten
 CONV_DENSE_CK = [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024]
 CONV_DENSE_NH = [(1, 7), (1, 14), (1, 28), (2, 28), (4, 56), (8, 28), (8, 56), (16, 56), (32, 56), (16, 112),
                  (32, 112)]  # fmt: skip
-ROWS_DENSE_COLS = [256, 384, 512, 768, 1000, 1024, 1536, 2048, 2100, 3072, 4096, 6144, 8192, 12288, 16384]
+ROWS_DENSE_COLS = [256, 384, 512, 768, 1000, 1024, 1536, 2048, 2100, 3072, 4096, 6144, 8192, 12288, 16384,
+                   32768, 50304, 65536]  # fmt: skip
 GROUPED_G = [4, 8, 16, 32, 64, 128]
 GROUPED_TPG = [16, 64, 256, 1024, 4096]
 GROUPED_KN = [256, 512, 1024, 2048, 4096, 8192]
