@@ -11,7 +11,7 @@ declare -A ARGS=(
   [cnn]="examples/compile/cnn.py --steps 10"
 )
 for c in ${CONFIGS:-gpt nano cnn}; do
-  for m in eager compiled; do
+  for m in ${MODES:-eager compiled}; do
     extra=""; [[ $m == compiled ]] && extra="--compile"
     t0=$(date +%s)
     nice -n 5 .venv/bin/python -m phantora run --scenario scenarios/h200x1.yaml --out "/tmp/phantora_compile_${c}_${m}" \

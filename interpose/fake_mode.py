@@ -32,7 +32,7 @@ class SimFakeMode(FakeTensorMode):
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
-        return False  # Dynamo never traces the shim's modes (they are off while it compiles, below)
+        return True  # Dynamo never traces the shim's modes (they run inside compiled code's ops)
 
     @classmethod
     def ignore_compile_internals(cls) -> bool:

@@ -204,7 +204,9 @@ def make_sdpa(orig):
     def scaled_dot_product_attention(
         query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
     ):
-        if not isinstance(query, FakeTensor):
+        # cuda tensors: the shim's fakes, or torch.compile's tracing tensors (Dynamo puts this function in
+        # its graph by name, AOTAutograd traces it): both take the fused kernel a GPU would
+        if not isinstance(query, FakeTensor) and query.device.type != "cuda":
             return orig(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                         scale=scale, enable_gqa=enable_gqa)
         if torch.is_autocast_enabled("cuda"):  # lower_precision_fp: every floating tensor argument
@@ -243,4 +245,8 @@ def make_sdpa(orig):
         return orig(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                     scale=scale, enable_gqa=enable_gqa)
 
+    import torch._dynamo
+
+    # torch.compile: one node in Dynamo's graph (as torch's own function is), traced by AOTAutograd
+    torch._dynamo.allow_in_graph(scaled_dot_product_attention)
     return scaled_dot_product_attention

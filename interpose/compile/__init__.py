@@ -65,8 +65,31 @@ def _eager_compile(model: Any = None, **kwargs: Any) -> Any:
     return model
 
 
+def _quiet_shim_hooks() -> None:
+    """The shim's global module hooks (where iterations end) are no-ops inside compiled code: Dynamo
+    would otherwise trace them into the graph (graph breaks a GPU run does not have). A compiled
+    module is called through its ``OptimizedModule``, whose own hooks still run, outside the graph."""
+    from torch.nn.modules import module as nn_module
+
+    for hooks in (nn_module._global_forward_pre_hooks, nn_module._global_forward_hooks):
+        for k, hook in list(hooks.items()):
+            if getattr(hook, "__module__", "").startswith("interpose.") and not hasattr(hook, "_phantora_quiet"):
+                hooks[k] = _quiet(hook)
+
+
+def _quiet(hook: Any) -> Any:
+    def quiet_hook(*args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling():
+            return None
+        return hook(*args, **kwargs)
+
+    quiet_hook._phantora_quiet = True  # type: ignore[attr-defined]
+    return quiet_hook
+
+
 def _make_compile(real: Any) -> Any:
     def compile(model: Any = None, **kwargs: Any) -> Any:
+        _quiet_shim_hooks()
         mode = kwargs.get("mode") or ""
         if any(mode.startswith(m) for m in _UNSIMULATED_MODES):
             raise RuntimeError(f"phantora: torch.compile(mode={mode!r}) benchmarks kernels on the GPU while "

@@ -71,6 +71,33 @@ def _make_fold_run(run: Any) -> Any:
     return fold_run
 
 
+def _benchmark_gpu(fn: Any, *args: Any, **kwargs: Any) -> float:
+    """Inductor's compile-time GPU benchmark (``benchmarker.benchmark_gpu``, e.g. pad_mm's padded-vs-plain
+    matmul choice), answered on the simulated GPU: ``fn``'s kernels are recorded as in a CUDA-graph
+    capture, not run, and their simulated times summed (ms). The host clock is left as it was."""
+    from interpose.runtime import current
+
+    rt = current()
+    host, capture = rt.clock.host_us, rt.capture
+    rt.capture = []
+    try:
+        with _sim_mode():
+            fn()
+        kernels = rt.capture
+    finally:
+        rt.capture, rt.clock.host_us = capture, host
+    return sum(k[3] for k in kernels) / 1e3
+
+
+def _sim_mode() -> Any:
+    """The shim's dispatch mode (off while Inductor compiles), to enter for work Inductor does on the GPU."""
+    from interpose import runner
+
+    if runner._state is None:
+        raise RuntimeError("phantora: a compile-time GPU benchmark outside the simulation")
+    return runner._state.mode
+
+
 def install_surface(p: Patcher) -> None:
     """Point Inductor's device queries at the simulated GPU (after :mod:`interpose.cuda_api` patched
     ``torch.cuda``)."""
@@ -99,6 +126,13 @@ def install_surface(p: Patcher) -> None:
     from torch._inductor.constant_folding import ConstantFolder
 
     p.set(ConstantFolder, "run", _make_fold_run(ConstantFolder.run))
+    import torch._inductor.config as inductor_config
+    from torch._inductor.runtime.benchmarking import benchmarker
+
+    p.set(benchmarker, "benchmark_gpu", _benchmark_gpu)
+    # pad_mm benchmarks padded against unaligned matmuls on the GPU while compiling, on tensors it makes
+    # there: off (documented divergence: a GPU may pad an unaligned matmul, e.g. a vocabulary of 65)
+    p.set(inductor_config, "shape_padding", False)
     _dynamo_handlers(p)
 
 
