@@ -6,8 +6,8 @@ The host clock advances by (a) the script's own CPU time (main thread,
 reaching the shim are excluded; :mod:`interpose.host_model`) or nothing
 (``"zero"``), (b) each GPU op's launch overhead, and (c) waits at sync points.
 ``time.time/perf_counter/monotonic`` (and ``_ns``) return it; ``time.sleep`` on
-the main thread advances it without sleeping. Other threads (tqdm monitors,
-loader threads) keep real sleeps so they do not spin.
+the main thread advances it (sleeping for real only for polls: ``POLL_SLEEP_S``).
+Other threads (tqdm monitors, loader threads) keep real sleeps so they do not spin.
 """
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ cpu_time = _time.thread_time
 """The main thread's CPU time: what ``measured`` host time counts. CPU time, not wall
 time, so other processes on a busy machine (or being descheduled) do not inflate
 the script's host time; a script blocked on I/O is not charged either."""
+
+POLL_SLEEP_S = 0.1
+"""Main-thread sleeps up to this long also sleep for real (simulated time still advances by exactly
+the slept amount): they are the polls of a wait on another process, e.g. filelock's 50 ms loop while
+another rank builds the shared Hugging Face datasets cache (TorchTitan's iteration 0). Returning at
+once, the loop spun, each turn adding 50 ms without the awaited work progressing: 0.3 s of real
+waiting read 400 simulated s. Longer sleeps stay simulated only."""
 
 PROBE_EVERY_S = 0.05
 """Script CPU seconds between load probes (each costs ~0.3 ms of shim time, not counted)."""
@@ -157,6 +164,8 @@ class TimePatch:
             if seconds < 0:
                 raise ValueError("sleep length must be non-negative")
             clock.enter()
+            if seconds <= POLL_SLEEP_S:
+                real_sleep(seconds)
             clock.advance(seconds * 1e6)
             clock.leave()
 

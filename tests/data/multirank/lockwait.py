@@ -1,0 +1,25 @@
+"""Rank 0 holds a file lock over some real CPU work; rank 1 waits for it in filelock's sleep-poll
+loop (as Hugging Face datasets does on a shared cache) and writes its simulated wait to argv[1]."""
+
+import sys
+import time
+
+import torch.distributed as dist
+from filelock import FileLock
+
+dist.init_process_group("nccl")
+lock = FileLock(sys.argv[1] + ".lock")
+if dist.get_rank() == 0:
+    with lock:
+        dist.barrier()
+        s = 0
+        for i in range(3_000_000):  # a few tenths of a second of real CPU work
+            s += i
+else:
+    dist.barrier()
+    t0 = time.perf_counter()
+    with lock:
+        pass
+    with open(sys.argv[1], "w") as f:
+        f.write(str(time.perf_counter() - t0))
+dist.barrier()
