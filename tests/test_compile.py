@@ -112,3 +112,30 @@ def test_compile_eager_option_returns_the_function(cfg):
 def test_max_autotune_fails_with_one_line(cfg):
     with interposed(cfg), pytest.raises(RuntimeError, match="benchmarks kernels on the GPU"):
         torch.compile(lambda x: x, mode="max-autotune")
+
+
+def test_compiled_attention_module_is_one_graph_with_the_fused_attention_kernel(cfg):
+    """The shim's SDPA wrapper and its global module hooks are invisible to Dynamo: one graph, no breaks,
+    and AOTAutograd traces the fused attention kernel a GPU picks (not the CPU build's math path)."""
+    import torch.nn.functional as F
+
+    class Attn(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = torch.nn.Linear(64, 192)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).view(2, 128, 3, 4, 16).permute(2, 0, 3, 1, 4)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True).sum()
+
+    with interposed(cfg) as rt:
+        m = torch.compile(Attn().cuda())
+        x = torch.randn(2, 128, 64, device="cuda")
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            m(x).backward()
+            names = [name for name, _ in _kernels(rt, lambda: m(x).backward())]
+    assert any("_scaled_dot_product_" in n and "attention" in n for n in names)
+    assert not any(n.startswith(("aten.bmm", "triton_per_fused__softmax", "triton_per_fused__safe_softmax"))
+                   for n in names)
+    res = rt.result().compile
+    assert res["graph_break_count"] == 0 and res["unique_graphs"] == 1
