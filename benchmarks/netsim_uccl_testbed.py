@@ -9,9 +9,10 @@ shares (``congestion: none``, the default) and with RoCE's DCQCN on the single-p
 (``congestion: dcqcn``, netsim/congestion.py: ConnectX default parameters; uccl_multipath keeps
 max-min: its sprayed load leaves no switch queue standing). No knob is tuned to the published gains.
 
-    --congestion none|dcqcn|dcqcn+clamp|dcqcn-paper|all   (default all: the first three; dcqcn+clamp:
+    --congestion none|dcqcn|dcqcn+clamp|dcqcn-paper|dcqcn-idle|all   (default all: the first three; dcqcn+clamp:
         the target rate reset to the cut rate on each CNP, as the paper's fluid model has it;
-        dcqcn-paper: the parameter set Zhu et al. recommend, SIGCOMM 2015 section 6)
+        dcqcn-paper: the parameter set Zhu et al. recommend, SIGCOMM 2015 section 6; dcqcn-idle:
+        ConnectX defaults with alpha decayed to 0 before the call)
     --explain   also print why: the published figures as times (the NCCL penalty is a one-off
                 ~3.4 ms, not a bandwidth share) and, per seed, the ECMP collisions on the spine tier
                 against what one NCCL connection can push (netsim.collisions)
@@ -41,6 +42,8 @@ CONGESTION_OPTIONS = {
         "alpha0": 1.0, "kmin_bytes_per_gbit": 125.0, "kmax_bytes_per_gbit": 5000.0, "pmax": 0.01,
         "clamp_target": True}},
 }
+CONGESTION_OPTIONS["dcqcn-idle"] = {"congestion": "dcqcn", "congestion_options": {"alpha0": 0.0}}
+"""ConnectX defaults, alpha decayed to 0 before the call (QPs idle long enough without a CNP)."""
 DEFAULT_SET = ("none", "dcqcn", "dcqcn+clamp")
 
 # UCCL's published all-reduce busbw (GB/s) on the testbed (FACTS.md), NCCL / UCCL per size
@@ -66,6 +69,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--congestion", choices=[*CONGESTION_OPTIONS, "all"], default="all")
     ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--collision-seeds", type=int, default=200,
+                    help="--explain: seeds for the worst-link histogram")
     args = ap.parse_args()
     base = load_cluster(args.scenario)
     hosts = args.hosts or base.hosts
@@ -101,6 +106,16 @@ def explain(base, args, ranks: list[int]) -> None:
                               transport=build_transport("single_path", seed=seed, options={}), config=c)
         print(f"  seed {seed}: {r.links_used} links, flows/link {r.per_link}, demand {r.demand_gbps:.1f} GB/s, "
               f"worst load {r.worst_overload:.2f}, links over 1: {r.overloaded_links}")
+    worst: dict[int, int] = {}
+    for seed in range(args.collision_seeds):
+        c = base.network.model_copy(deep=True)
+        c.seed = seed
+        topo = build_topology(len(ranks) // base.gpus_per_host, base.gpus_per_host, c)
+        r = fabric_collisions(args.op, ranks, 256 << 20, topology=topo,
+                              transport=build_transport("single_path", seed=seed, options={}), config=c)
+        k = max(r.per_link, default=0)
+        worst[k] = worst.get(k, 0) + 1
+    print(f"  seeds 0-{args.collision_seeds - 1}: flows on the worst link -> seeds {dict(sorted(worst.items()))}")
 
 
 def table(base, args, ranks: list[int], cc: str) -> None:
