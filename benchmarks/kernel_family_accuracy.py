@@ -9,7 +9,11 @@ same figures of the older single-efficiency fit (``FitTable`` on the shipped
 non-sweep profiles, what replay answered before) on the same signatures.
 Acceptance (issue 17): p50 <= 5%, p90 <= 15%, weighted <= 5%.
 
-    python3 benchmarks/kernel_family_accuracy.py [--gpu h200] [--json out.json]
+``--real`` adds the per-family error on the entries recorded from real programs, split into the
+files the elementwise layout factors were fitted on and the others; ``--fit-layout`` refits those
+factors (``LAYOUT_FACTORS`` in ``profiles/families/bytes_bound.py``) and prints them.
+
+    python3 benchmarks/kernel_family_accuracy.py [--gpu h200] [--json out.json] [--real] [--fit-layout]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The replay model answers a signature it has no exact entry for from here
 (``source="family"``) before its older single-efficiency fit. Each family model
-(:mod:`.gemm`, :mod:`.attention`, :mod:`.conv`, :mod:`.bytes_bound`) is a
+(:mod:`.gemm`, :mod:`.grouped_mm`, :mod:`.attention`, :mod:`.conv`, :mod:`.bytes_bound`) is a
 :class:`~profiles.families.base.FamilyModel` registered in
 :data:`~profiles.families.base.FAMILY_MODELS`: one log grid per variant,
 interpolated in log time/log size, fitted on the ``sweep_grid_*`` profile files
