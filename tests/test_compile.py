@@ -139,3 +139,22 @@ def test_compiled_attention_module_is_one_graph_with_the_fused_attention_kernel(
                    for n in names)
     res = rt.result().compile
     assert res["graph_break_count"] == 0 and res["unique_graphs"] == 1
+
+
+def test_a_recorded_h200_kernel_is_found_by_its_key(cfg):
+    """The H200 sweep (torch 2.11 / Triton 3.6) keyed a bf16 layer norm over 256 rows of 1024 exactly as
+    this torch's Inductor names and sizes it: the simulated kernel is the recording, not the model."""
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    import profiles
+
+    h200 = dataclasses.replace(cfg, gpu=profiles.get_gpu("h200"))
+    with interposed(h200) as rt:
+        x = torch.randn(256, 1024, device="cuda", dtype=torch.bfloat16)
+        fn = torch.compile(lambda t: F.layer_norm(t, t.shape[-1:]))
+        fn(x)
+        got = _kernels(rt, lambda: fn(x))
+    assert got == [("triton_per_fused_native_layer_norm", "profile")]
+    assert "triton_per_fused_native_layer_norm|r0_numel=1024,xnumel=256|bf16,bf16" in rt.key_times

@@ -18,6 +18,7 @@ the target's: it is banked as shim time (host clock still), see :class:`CompileS
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,14 @@ def _bank_compile_time(p: Patcher, stats: CompileStats) -> None:
     callback_handler.register_start_callback(on_start)
     callback_handler.register_end_callback(on_end)
     _callbacks = (on_start, on_end)
+    clear = callback_handler.clear
+
+    def clear_keeping_ours() -> None:  # torch._dynamo.reset() clears every callback
+        clear()
+        callback_handler.register_start_callback(on_start)
+        callback_handler.register_end_callback(on_end)
+
+    p.set(callback_handler, "clear", clear_keeping_ours)
 
 
 _callbacks: tuple[Any, Any] | None = None
@@ -133,8 +142,9 @@ def uninstall_compile() -> None:
     if _callbacks is not None:
         from torch._dynamo.callback import callback_handler
 
-        callback_handler.remove_start_callback(_callbacks[0])
-        callback_handler.remove_end_callback(_callbacks[1])
+        with contextlib.suppress(ValueError):
+            callback_handler.remove_start_callback(_callbacks[0])
+            callback_handler.remove_end_callback(_callbacks[1])
         _callbacks = None
 
 
