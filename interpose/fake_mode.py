@@ -32,7 +32,7 @@ class SimFakeMode(FakeTensorMode):
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
-        return True  # Dynamo never traces the shim's modes (they run inside compiled code's ops)
+        return False  # no per-call Dynamo wrapper: the modes run inside compiled code, never traced (see below)
 
     @classmethod
     def ignore_compile_internals(cls) -> bool:
