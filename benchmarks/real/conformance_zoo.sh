@@ -18,6 +18,7 @@ pack() { cp -f $OUT/real.jsonl $W/ 2>/dev/null; tar -C $W -czf $OUT/zoo.tar.gz .
 grep -v '^#' examples/zoo/programs.tsv | grep . > $W/all.tsv
 if (( ${#ONLY[@]} )); then
   for n in "${ONLY[@]}"; do grep -P "^$n\t" $W/all.tsv; done > $W/programs.tsv
+  rm -f $W/all.tsv
 else
   mv $W/all.tsv $W/programs.tsv
 fi
