@@ -180,3 +180,24 @@ def test_compile_time_is_not_simulated_host_time(cfg, monkeypatch):
         advanced_us = rt.clock.now_us() - t0
     wall_us = rt.result().compile["compile_wall_s"] * 1e6
     assert wall_us > 0 and advanced_us < 0.1 * wall_us
+
+
+def test_flex_attention_compiled_on_its_own_is_the_shims_op_and_autotuning_raises(cfg):
+    """torch.compile(flex_attention) (PyTorch's recommended form) runs as the shim's flex attention op,
+    labelled in the results; flex attention inside a compiled graph becomes a Triton template kernel
+    (chosen by benchmarking candidates on a GPU) that no model here times: a one-line error, not a
+    guessed kernel time."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    with interposed(cfg) as rt:
+        q = torch.randn(1, 2, 128, 64, device="cuda")
+        fa = torch.compile(flex_attention)
+        assert fa is flex_attention
+        assert fa(q, q, q).shape == q.shape
+        assert "flex_attention" in rt.compile_stats.as_dict()["not_compiled"]
+
+        def attn_block(x):
+            return flex_attention(x.sin(), x, x)
+
+        with pytest.raises(Exception, match="flex attention inside a compiled graph"):
+            torch.compile(attn_block)(q)

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from interpose.patching import Patcher
-from profiles.families.triton import CompiledKernelProfiles, family_name, launch_key
+from profiles.families.triton import CompiledKernelProfiles, family_name, kind_of, launch_key
 
 _SIGNATURE = re.compile(r"'signature': (\{[^}]*\})")
 _DEF = re.compile(r"^def (\w+)\(([^)]*)\)", re.M)
@@ -43,6 +43,12 @@ class SimTritonKernel:
             raise RuntimeError(f"phantora: cannot read the Triton kernel {kernel_name} Inductor generated "
                                "(no signature/def in its source): compiled kernels of this torch version are "
                                "not simulated")  # fmt: skip
+        if kind_of(kernel_name) == "template":
+            # a template (flex attention's fused kernel in a compiled graph) is compute-bound: the bytes
+            # model would give a number that looks right and is not
+            raise RuntimeError(f"phantora: the Triton template kernel {kernel_name} (flex attention inside a "
+                               "compiled graph) is not simulated; compile flex_attention on its own "
+                               "(torch.compile(flex_attention)) or run with phantora run --compile eager")  # fmt: skip
         sig: dict[str, str] = ast.literal_eval(m.group(1))
         self.kernel_name = kernel_name
         self.name = family_name(kernel_name)
@@ -99,5 +105,19 @@ def _triton(self: Any, kernel_name: str, source_code: str, device_str: str = "cu
 
 def install_kernels(p: Patcher) -> None:
     from torch._inductor.async_compile import AsyncCompile
+    from torch._inductor.select_algorithm import AlgorithmSelectorCache
 
     p.set(AsyncCompile, "triton", _triton)
+    select = AlgorithmSelectorCache.__call__
+
+    def select_without_benchmarks(self: Any, name: str, choices: list, *args: Any, **kwargs: Any) -> Any:
+        # with more than one candidate Inductor benchmarks them on the GPU (example inputs on the real
+        # device): which one a GPU would pick is not known here, so say so rather than guess
+        if len(choices) > 1:
+            raise RuntimeError(f"phantora: Inductor autotunes {name} ({len(choices)} candidate kernels, e.g. flex "
+                               "attention inside a compiled graph) by benchmarking on the GPU, which is not "
+                               "simulated; compile flex_attention on its own (torch.compile(flex_attention)) or "
+                               "run with phantora run --compile eager")  # fmt: skip
+        return select(self, name, choices, *args, **kwargs)
+
+    p.set(AlgorithmSelectorCache, "__call__", select_without_benchmarks)
