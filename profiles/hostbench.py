@@ -16,7 +16,6 @@ count and a noisy repeat is dropped.
 
 from __future__ import annotations
 
-import functools
 import time
 
 import torch
@@ -67,12 +66,36 @@ def python_probe_us(rounds: int = 3) -> float:
     return best
 
 
-@functools.cache
+_reference: tuple[float, float] | None = None
+
+
 def host_bench_reference() -> tuple[float, float]:
     """This machine's benchmark figure and the probe measured beside it, once per process (forked
-    ranks inherit the parent's)."""
-    bench = measure_host_bench_us()
-    return bench, min(python_probe_us() for _ in range(20))
+    ranks inherit the parent's: :func:`measure_reference_in_subprocess` fills it for them)."""
+    global _reference
+    if _reference is None:
+        bench = measure_host_bench_us()
+        _reference = (bench, min(python_probe_us() for _ in range(20)))
+    return _reference
+
+
+def measure_reference_in_subprocess() -> tuple[float, float]:
+    """:func:`host_bench_reference`, measured in a fresh Python process and kept in this one.
+
+    Why: a process that is going to fork ranks must not run torch CPU ops itself; once it has, GNU
+    OpenMP's thread pool is in a state the forked children inherit, and their first multi-threaded op
+    (``torch.zeros`` of a large tensor) blocks for ever in ``gomp_team_barrier_wait_end`` (seen with the
+    DeepSpeed, Megatron-Core and Lightning launchers under ``--host-time measured``)."""
+    import json
+    import subprocess
+    import sys
+
+    global _reference
+    code = "import json; from profiles.hostbench import host_bench_reference as r; print(json.dumps(r()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    bench, probe = json.loads(out.stdout.strip().splitlines()[-1])
+    _reference = (float(bench), float(probe))
+    return _reference
 
 
 def host_bench_us() -> float:

@@ -42,9 +42,9 @@ def prewarm() -> None:
 def prewarm_host_bench() -> None:
     """Measure this machine's CPU benchmark once, before forking: every rank inherits the figure
     (measured host time scales by it), and ranks busy with each other cannot skew it."""
-    from profiles.hostbench import host_bench_reference
+    from profiles.hostbench import measure_reference_in_subprocess
 
-    host_bench_reference()
+    measure_reference_in_subprocess()  # not here: torch CPU ops in the parent break OpenMP in forked ranks
 
 
 @dataclass(kw_only=True)
