@@ -29,11 +29,13 @@ __all__ = ["FAMILY_MODELS", "FamilyModel", "FamilyModels", "Query", "is_sweep_fi
            "query_of_signature", "sweep_files"]  # fmt: skip
 
 GRID_PREFIX, HELDOUT_PREFIX = "sweep_grid_", "sweep_heldout_"
+BLIND_PREFIX = "sweep_blind_"
+"""Points recorded after the models were written, never looked at while writing them: a blind check."""
 
 
 def is_sweep_file(path: str | Path) -> bool:
     """Sweep grids and held-out sets: family-model inputs and checks, not exact entries."""
-    return Path(path).name.startswith((GRID_PREFIX, HELDOUT_PREFIX))
+    return Path(path).name.startswith((GRID_PREFIX, HELDOUT_PREFIX, BLIND_PREFIX))
 
 
 def sweep_files(folder: str | Path, prefix: str = GRID_PREFIX) -> list[Path]:
