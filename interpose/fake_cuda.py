@@ -318,6 +318,9 @@ def install_fake_cuda(p: Patcher) -> None:
     from interpose.runtime import current
 
     current().compile_stats = install_compile(p, current().cfg.compile)
+    from interpose.conv_layout import install_conv_layout
+
+    install_conv_layout(p)  # cuDNN's conv output layouts on every build
     p.set(FakeTensor, "__format__", _fake_format)
     p.set(torch, "save", _make_save(torch.save))
     p.set(torch, "Generator", CudaGenerator)

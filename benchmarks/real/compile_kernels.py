@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.optim.optimizer  # the submodule is not an attribute of torch.optim until imported (torch 2.11)
 
 _spec = importlib.util.spec_from_file_location(
     "phantora_triton_keys", Path(__file__).resolve().parents[2] / "profiles" / "families" / "triton.py")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -149,7 +150,11 @@ _callbacks: tuple[Any, Any] | None = None
 
 def uninstall_compile() -> None:
     """Remove the compile-time callbacks (the patcher restores the rest)."""
-    global _callbacks
+    global _callbacks, _user_cache_tag
+    if _user_cache_tag is not None:
+        import torch.compiler.config as compiler_config
+
+        compiler_config.cache_key_tag, _user_cache_tag = _user_cache_tag, None
     if _callbacks is not None:
         from torch._dynamo.callback import callback_handler
 
@@ -157,6 +162,29 @@ def uninstall_compile() -> None:
             callback_handler.remove_start_callback(_callbacks[0])
             callback_handler.remove_end_callback(_callbacks[1])
         _callbacks = None
+
+
+def _tag_caches() -> None:
+    """Inductor's and AOTAutograd's on-disk caches key a graph by its inputs, not by the fake kernels'
+    output layouts inside it; tag the key with the shim's layout rules so a change to them recompiles
+    instead of replaying code whose stride asserts no longer hold."""
+    import hashlib
+
+    import torch.compiler.config as compiler_config
+
+    import interpose.conv_layout
+    import interpose.output_layouts
+
+    h = hashlib.sha256()
+    for mod in (interpose.conv_layout, interpose.output_layouts):
+        h.update(Path(str(mod.__file__)).read_bytes())
+    global _user_cache_tag
+    if _user_cache_tag is None:  # not the Patcher: its restore deletes, which hides a config entry
+        _user_cache_tag = compiler_config.cache_key_tag
+    compiler_config.cache_key_tag = f"{_user_cache_tag}phantora-{h.hexdigest()[:12]}"
+
+
+_user_cache_tag: str | None = None
 
 
 def install_compile(p: Patcher, option: str) -> CompileStats:
@@ -175,6 +203,7 @@ def install_compile(p: Patcher, option: str) -> CompileStats:
     counters.clear()
     install_surface(p)
     install_kernels(p)
+    _tag_caches()
     p.set(inductor_config, "compile_threads", 1)  # no compile worker processes: nothing is compiled
     # reduce-overhead: Inductor's plain CUDA-graph path (capture once, replay through torch.cuda.CUDAGraph,
     # which the shim simulates); cudagraph trees' shared pool lives in C++ allocator internals
