@@ -160,19 +160,18 @@ def test_a_recorded_h200_kernel_is_found_by_its_key(cfg):
     assert "triton_per_fused_native_layer_norm|r0_numel=1024,xnumel=256|bf16,bf16" in rt.key_times
 
 
-def test_compile_time_is_not_simulated_host_time(cfg, monkeypatch):
+def test_compile_time_is_not_simulated_host_time(cfg):
     """Measured host time: compiling takes this machine seconds of CPU time, which the compile callbacks
     bank as shim time; the simulated host clock moves by the compiled call's launches only."""
     import dataclasses
 
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)  # a real (cold) compile, not a cache hit
-
     def f(x):
         return (x.sin() * 3).cos().exp()
 
-    with interposed(dataclasses.replace(cfg, host_time="measured")) as rt:
+    # a real (cold) compile, not a cache hit; config.patch, not monkeypatch: its undo hid the entry
+    with inductor_config.patch(fx_graph_cache=False), interposed(dataclasses.replace(cfg, host_time="measured")) as rt:
         x = torch.randn(4096, device="cuda")
         fn = torch.compile(f)
         t0 = rt.clock.now_us()  # banks the script's time so far (importing Inductor is the script's)
