@@ -17,6 +17,7 @@ import json
 import runpy
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.optim.optimizer  # the submodule is not an attribute of torch.optim until imported (torch 2.11)
@@ -47,7 +48,7 @@ class Recorder:
         self.split, self.tag = split, tag
         self.launches: list[tuple[str, str, int]] = []
         self.recording = False
-        self.prof = None
+        self.prof: Any = None
         self.out: list[dict] = []
         orig = CachingAutotuner.run
         rec = self
@@ -59,7 +60,7 @@ class Recorder:
                 rec.launches.append((name, key, nbytes))
             return orig(self, *args, stream=stream, **kwargs)
 
-        CachingAutotuner.run = run
+        CachingAutotuner.run = run  # type: ignore[method-assign]
 
     def start(self) -> None:
         torch.cuda.synchronize()
