@@ -38,7 +38,20 @@ def block_density(block_mask: Any) -> float:
     cells = getattr(mask_mod, "__closure__", None) or ()
     if any(isinstance(c.cell_contents, torch.Tensor) for c in cells if c.cell_contents is not None):
         return 1.0
-    key = (getattr(mask_mod, "__code__", mask_mod), int(q_len), int(kv_len), int(bq), int(bkv))
+    if isinstance(mask_mod, torch.fx.GraphModule):
+        # flex attention traced the mask function (Dynamo, backend "eager") before calling the op:
+        # re-evaluate the traced graph when it reads nothing but (b, h, q_idx, kv_idx)
+        if sum(n.op == "placeholder" for n in mask_mod.graph.nodes) != 4:
+            return 1.0
+        graph, code = mask_mod, mask_mod.code
+
+        def mask_mod(b: Any, h: Any, q: Any, kv: Any) -> Any:
+            return graph(b, h, q, kv)
+
+        mask_key: Any = code
+    else:
+        mask_key = getattr(mask_mod, "__code__", mask_mod)
+    key = (mask_key, int(q_len), int(kv_len), int(bq), int(bkv))
     if key not in _DENSITY:
         from torch.nn.attention.flex_attention import create_block_mask
 

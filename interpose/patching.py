@@ -30,6 +30,10 @@ class Patcher:
     def set(self, obj: Any, name: str, value: Any) -> None:
         own = getattr(obj, "__dict__", None)
         old = own.get(name, _MISSING) if own is not None else getattr(obj, name, _MISSING)
+        if old is _MISSING and not isinstance(obj, type) and hasattr(type(obj), "__getattr__"):
+            # an attribute served by __getattr__ (torch's config modules and their sub-configs keep
+            # their entries outside __dict__): restore the value; deleting it deletes the entry itself
+            old = getattr(obj, name, _MISSING)
         self._saved.append((obj, name, old))
         setattr(obj, name, value)
 

@@ -66,11 +66,21 @@ def test_deprecated_cuda_amp_paths(rt):
     assert torch.cuda.amp.GradScaler().is_enabled()
 
 
-def test_compile_is_eager_passthrough(rt):
-    m = _mlp()
-    assert torch.compile(m) is m
-    f = torch.compile(mode="max-autotune", fullgraph=True)(lambda t: t * 2)
-    assert f(torch.ones(3, device="cuda")).is_cuda
+def test_compile_eager_option_is_a_passthrough_and_max_autotune_says_it_is_not_simulated():
+    """``phantora run --compile eager`` keeps the old behaviour (the function itself); by default
+    torch.compile is simulated (tests/test_compile.py) and a mode that benchmarks kernels on the GPU
+    while compiling is a one-line error, never a silent eager run."""
+    from conftest import h100_roofline_cfg
+
+    from interpose import interposed
+
+    with interposed(h100_roofline_cfg(compile="eager")):
+        m = _mlp()
+        assert torch.compile(m) is m
+        f = torch.compile(mode="max-autotune", fullgraph=True)(lambda t: t * 2)
+        assert f(torch.ones(3, device="cuda")).is_cuda
+    with interposed(h100_roofline_cfg()), pytest.raises(RuntimeError, match="not simulated"):
+        torch.compile(mode="max-autotune")(lambda t: t * 2)
 
 
 def test_dataloader_pin_memory_non_blocking_copy(rt):

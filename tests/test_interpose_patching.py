@@ -62,3 +62,19 @@ def test_after_import_hook_is_dropped_when_restored_before_the_import(tmp_path, 
     mod = __import__(name)
     assert calls == [] and mod.g() == "orig"
     monkeypatch.delitem(sys.modules, name)
+
+
+def test_config_module_entries_are_restored_not_deleted():
+    """torch's config modules serve their entries through __getattr__ (not __dict__): restoring must
+    put the old value back, not delete the entry (a second compile would find it gone)."""
+    import torch._inductor.config as inductor_config
+
+    from interpose.patching import Patcher
+
+    before = (inductor_config.compile_threads, inductor_config.triton.cudagraph_trees)
+    p = Patcher()
+    p.set(inductor_config, "compile_threads", 1)
+    p.set(inductor_config.triton, "cudagraph_trees", not before[1])
+    assert inductor_config.triton.cudagraph_trees is (not before[1])
+    p.restore()
+    assert (inductor_config.compile_threads, inductor_config.triton.cudagraph_trees) == before

@@ -1,6 +1,7 @@
 """Rank 0 holds a file lock over some real CPU work; rank 1 waits for it in filelock's sleep-poll
 loop (as Hugging Face datasets does on a shared cache) and writes its simulated wait to argv[1]."""
 
+import os
 import sys
 import time
 
@@ -9,14 +10,18 @@ from filelock import FileLock
 
 dist.init_process_group("nccl")
 lock = FileLock(sys.argv[1] + ".lock")
+flag = sys.argv[1] + ".waiting"
 if dist.get_rank() == 0:
     with lock:
         dist.barrier()
+        while not os.path.exists(flag):  # rank 1 is about to wait (however late its barrier returns)
+            pass
         s = 0
         for i in range(3_000_000):  # a few tenths of a second of real CPU work
             s += i
 else:
     dist.barrier()
+    open(flag, "w").close()
     t0 = time.perf_counter()
     with lock:
         pass
