@@ -93,14 +93,19 @@ def _quiet(hook: Any) -> Any:
 
 
 def _make_compile(real: Any, stats: CompileStats) -> Any:
-    from torch.nn.attention.flex_attention import flex_attention
+    from torch.nn.attention import flex_attention as flex
+
+    # PyTorch's recommended uses, torch.compile(flex_attention) and torch.compile(create_block_mask): on a
+    # GPU, fused Triton kernels (a template chosen by benchmarking candidates, for the attention); the
+    # shim runs the functions themselves instead, says so in the results, and times flex attention as
+    # attention (interpose.flex_attention)
+    as_ops = {flex.flex_attention: "timed as the shim's flex attention op (flash-attention model)",
+              flex.create_block_mask: "eager: the mask is built by its eager ops"}  # fmt: skip
 
     def compile(model: Any = None, **kwargs: Any) -> Any:
-        if model is flex_attention:
-            # PyTorch's recommended use, torch.compile(flex_attention): on a GPU one fused Triton template
-            # kernel, chosen by benchmarking candidates; the shim times the op itself instead, as attention
-            # (interpose.flex_attention), and says so in the results
-            stats.not_compiled["flex_attention"] = "timed as the shim's flex attention op (flash-attention model)"
+        note = next((n for f, n in as_ops.items() if model is f), None)
+        if note is not None:
+            stats.not_compiled[model.__name__] = note
             return model
         _quiet_shim_hooks()
         mode = kwargs.get("mode") or ""
