@@ -270,7 +270,8 @@ def test_torch_cuda_functions_that_would_reach_the_driver(rt):
     x = torch.empty(1 << 20, device="cuda", dtype=torch.uint8)
     nested = torch.cuda.memory_stats_as_nested_dict()
     assert nested["allocated_bytes"]["all"]["current"] == torch.cuda.memory_allocated() >= 1 << 20
-    assert torch.cuda.memory_snapshot() == []
+    segments = torch.cuda.memory_snapshot()  # the allocator model's segments (interpose.memory_history)
+    assert any(b["state"] == "active_allocated" and b["size"] >= 1 << 20 for seg in segments for b in seg["blocks"])
     del x
     with torch.profiler.profile() as prof, torch.profiler.record_function("step"):
         torch.randn(8, 8, device="cuda").sum()

@@ -200,11 +200,28 @@ def install_compile(p: Patcher, option: str) -> CompileStats:
     if option == "eager":
         p.set(torch, "compile", _eager_compile)
         return stats
+    real = torch.compile
+    simulated: list[Any] = []
+
+    def first_compile(*args: Any, **kwargs: Any) -> Any:
+        # the compile machinery (Inductor, Triton's hooks) is set up at the first torch.compile call:
+        # a program that never compiles pays nothing and touches none of it
+        if not simulated:
+            simulated.append(_install_inductor(p, real, stats))
+        return simulated[0](*args, **kwargs)
+
+    p.set(torch, "compile", first_compile)
+    return stats
+
+
+def _install_inductor(p: Patcher, real: Any, stats: CompileStats) -> Any:
+    """Point Dynamo/Inductor at the simulated GPU; returns the ``torch.compile`` the script gets."""
     import torch._inductor.config as inductor_config
     from torch._dynamo.utils import counters
 
     from interpose.compile.kernels import install_kernels
     from interpose.compile.surface import install_surface
+
     counters.clear()
     install_surface(p)
     install_kernels(p)
@@ -213,6 +230,7 @@ def install_compile(p: Patcher, option: str) -> CompileStats:
     # reduce-overhead: Inductor's plain CUDA-graph path (capture once, replay through torch.cuda.CUDAGraph,
     # which the shim simulates); cudagraph trees' shared pool lives in C++ allocator internals
     p.set(inductor_config.triton, "cudagraph_trees", False)
-    p.set(torch, "compile", _make_compile(torch.compile, stats))
+    compile_fn = _make_compile(real, stats)
+    p.set(torch, "compile", compile_fn)
     _bank_compile_time(p, stats)
-    return stats
+    return compile_fn
