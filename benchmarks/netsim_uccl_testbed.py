@@ -98,23 +98,19 @@ def explain(base, args, ranks: list[int]) -> None:
     print(f"  from 256 MiB to 1 GiB (incremental busbw): NCCL {inc(n1, n2):.0f} GB/s, UCCL {inc(u1, u2):.0f} GB/s")
     print(f"\nECMP on the spine tier, {args.op} of {len(ranks)} GPUs, 256 MiB: flows per link (histogram), "
           "one connection's demand (its rate cap), worst link load / capacity in a fluid model")
-    for seed in range(args.seeds):
-        c = base.network.model_copy(deep=True)
-        c.seed = seed
-        topo = build_topology(len(ranks) // base.gpus_per_host, base.gpus_per_host, c)
-        r = fabric_collisions(args.op, ranks, 256 << 20, topology=topo,
-                              transport=build_transport("single_path", seed=seed, options={}), config=c)
-        print(f"  seed {seed}: {r.links_used} links, flows/link {r.per_link}, demand {r.demand_gbps:.1f} GB/s, "
-              f"worst load {r.worst_overload:.2f}, links over 1: {r.overloaded_links}")
     worst: dict[int, int] = {}
-    for seed in range(args.collision_seeds):
+    for seed in range(max(args.seeds, args.collision_seeds)):  # each seed's collisions computed once
         c = base.network.model_copy(deep=True)
         c.seed = seed
         topo = build_topology(len(ranks) // base.gpus_per_host, base.gpus_per_host, c)
         r = fabric_collisions(args.op, ranks, 256 << 20, topology=topo,
                               transport=build_transport("single_path", seed=seed, options={}), config=c)
-        k = max(r.per_link, default=0)
-        worst[k] = worst.get(k, 0) + 1
+        if seed < args.seeds:
+            print(f"  seed {seed}: {r.links_used} links, flows/link {r.per_link}, demand {r.demand_gbps:.1f} GB/s, "
+                  f"worst load {r.worst_overload:.2f}, links over 1: {r.overloaded_links}")
+        if seed < args.collision_seeds:
+            k = max(r.per_link, default=0)
+            worst[k] = worst.get(k, 0) + 1
     print(f"  seeds 0-{args.collision_seeds - 1}: flows on the worst link -> seeds {dict(sorted(worst.items()))}")
 
 

@@ -47,14 +47,18 @@ def repo_root() -> Path:
     return REPO
 
 
-def h100_roofline_cfg(**overrides):
-    """A one-rank H100 config with the roofline model and zero host time (deterministic)."""
+def roofline_cfg(gpu_key: str = "h100", **overrides):
+    """A one-rank config of ``gpu_key`` with the roofline model and zero host time (deterministic)."""
     import profiles
     from interpose import RankConfig
 
-    gpu = profiles.get_gpu("h100")
+    gpu = profiles.get_gpu(gpu_key)
     return RankConfig(gpu=gpu, compute_model=profiles.build_compute_model("roofline", gpu), host_time="zero",
                       **overrides)
+
+
+def h100_roofline_cfg(**overrides):
+    return roofline_cfg("h100", **overrides)
 
 
 @pytest.fixture

@@ -6,19 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-import profiles
-from interpose import RankConfig, interposed
+from conftest import roofline_cfg
 
 aten = torch.ops.aten
 
 
 @pytest.fixture
-def rt():
-    gpu = profiles.get_gpu("h200")
-    cfg = RankConfig(gpu=gpu, compute_model=profiles.build_compute_model("roofline", gpu), host_time="zero")
-    with interposed(cfg) as r:
-        yield r
+def cfg():
+    """An H200 (conftest's ``rt`` installs the shim with it): the measured tables are H200 ones."""
+    return roofline_cfg("h200")
 
 
 def test_one_hot_is_zeros_and_scatter(rt):

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import roofline_cfg
 from torch.nn.attention import SDPBackend
 
-import profiles
-from interpose import RankConfig, interposed
 from interpose.sdpa import _additive_mask, choose_backend
 
 MEASURED = json.loads((Path(__file__).parent / "data" / "sdpa_h200_torch211.json").read_text())
@@ -28,11 +27,9 @@ MATH_OPS = {"aten.bmm.default", "aten._safe_softmax.default"}
 
 
 @pytest.fixture
-def rt():
-    gpu = profiles.get_gpu("h200")
-    cfg = RankConfig(gpu=gpu, compute_model=profiles.build_compute_model("roofline", gpu), host_time="zero")
-    with interposed(cfg) as r:
-        yield r
+def cfg():
+    """An H200 (conftest's ``rt`` installs the shim with it): the measured tables are H200 ones."""
+    return roofline_cfg("h200")
 
 
 def _ops_during(rt, fn) -> list[tuple[str, str, str]]:

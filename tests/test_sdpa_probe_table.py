@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import roofline_cfg
 from torch.nn.attention import SDPBackend
 
-import profiles
-from interpose import RankConfig, interposed
+from interpose import interposed
 from interpose.sdpa import choose_backend
 
 LINES = (Path(__file__).parent / "data" / "sdpa_probe_h200_torch211.jsonl").read_text().splitlines()
@@ -42,8 +42,7 @@ def _inputs(c: dict):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_shim_chooses_the_backend_the_h200_chose(dtype):
-    gpu = profiles.get_gpu("h200")
-    cfg = RankConfig(gpu=gpu, compute_model=profiles.build_compute_model("roofline", gpu), host_time="zero")
+    cfg = roofline_cfg("h200")
     cases = [c for c in CASES if c["dtype"] == dtype and not c.get("error")]
     assert len(cases) > 50
     wrong = []
