@@ -34,16 +34,22 @@ class SimWork(dist.Work):
     otherwise the group's :class:`~interpose.distributed.stash.Watchdog` drops them."""
 
     def __init__(self, sink: CollectiveSink, handle: int, result: list[torch.Tensor],
-                 shelf: TensorShelf | None = None) -> None:
+                 shelf: TensorShelf | None = None, blocks_host: bool = False) -> None:
         super().__init__()
         self._sink = sink
         self._handle = handle
         self._result = result
         self._shelf = shelf
         self._joined = False
+        self._blocks_host = blocks_host
 
     def wait(self, timeout: timedelta | None = None) -> bool:
+        """A barrier's wait also blocks the host until every member arrived (``WorkNCCL::wait``
+        synchronizes the stream when the work carries a barrier tensor): programs order real
+        file-system work with it (rank 0 downloads, the others read after ``dist.barrier()``)."""
         self._join()
+        if self._blocks_host:
+            self._sink.host_wait(self._handle)
         if self._shelf is not None:
             self._shelf.unstash()
         return True
@@ -195,7 +201,9 @@ class SimProcessGroup(dist.ProcessGroup):
         return self._issue(CollectiveKind.REDUCE, tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
 
     def barrier(self, opts=None):
-        return self._issue(CollectiveKind.BARRIER, [], [], nbytes=4)
+        work = self._issue(CollectiveKind.BARRIER, [], [], nbytes=4)
+        work._blocks_host = True
+        return work
 
     def broadcast(self, tensors, opts=None):
         """Known small integer data (:func:`collective_values.relayable`) gets the root's values, relayed by
