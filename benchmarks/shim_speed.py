@@ -13,8 +13,9 @@ Fields: ``ops`` (calls that reach ``SimDispatchMode.__torch_dispatch__``, the C+
 queries excluded), ``cpu_s`` (process CPU from the first op on a fake tensor to the end of the
 script: model construction on the CPU before it is left out), ``us_per_op`` (``cpu_s / ops``:
 everything a dispatched op costs, the script's own Python and autograd included), ``shim_us_per_op``
-(CPU spent inside the outermost ``__torch_dispatch__`` per op), ``steady_us_per_op`` (``us_per_op``
-over the second half of the ops only: the common path, once each signature has been seen), ``wall_s`` (the whole script) and,
+(CPU spent inside the outermost ``__torch_dispatch__`` per op), ``steady_us_per_op`` and
+``steady_shim_us_per_op`` (the same over the second half of the ops only: the common path, once each
+signature has been seen), ``wall_s`` (the whole script) and,
 for decode, ``wall_s_per_token`` (wall from the first fake op to the end, over the tokens of both
 ``generate`` calls).
 
@@ -64,6 +65,7 @@ def run_one(name: str, decode_tokens: int) -> dict:
 
     st = {"ops": 0, "depth": 0, "shim_s": 0.0, "cpu0": None, "wall0": None}
     marks: list[float] = []  # process CPU at each counted op: the steady second half is measured apart
+    shim_marks: list[float] = []  # CPU inside the shim so far, at each counted op
     inner = SimDispatchMode.__torch_dispatch__
 
     def counted(self, func, types, args=(), kwargs=None):
@@ -75,6 +77,7 @@ def run_one(name: str, decode_tokens: int) -> dict:
             return inner(self, func, types, args, kwargs)
         st["ops"] += 1
         marks.append(_process_time())
+        shim_marks.append(st["shim_s"])
         if st["depth"]:
             return inner(self, func, types, args, kwargs)
         st["depth"] = 1
@@ -103,6 +106,7 @@ def run_one(name: str, decode_tokens: int) -> dict:
         "us_per_op": round((c1 - st["cpu0"]) / ops * 1e6, 1),
         "shim_us_per_op": round(st["shim_s"] / ops * 1e6, 1),
         "steady_us_per_op": round((c1 - marks[ops // 2]) / (ops - ops // 2) * 1e6, 1),
+        "steady_shim_us_per_op": round((st["shim_s"] - shim_marks[ops // 2]) / (ops - ops // 2) * 1e6, 1),
         "wall_s": round(w1 - w0, 2),
         "sim_end_ms": round(res.end_time_us / 1e3, 3),
     }
@@ -117,20 +121,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--programs", nargs="+", choices=list(PROGRAMS), default=list(PROGRAMS))
     ap.add_argument("--decode-tokens", type=int, default=32, help="new tokens of the timed generate() call")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per program (fresh processes); prints the one with the least CPU, with the "
+                         "spread of us_per_op and steady_shim_us_per_op over the runs")
     ap.add_argument("--one", choices=list(PROGRAMS), help=argparse.SUPPRESS)  # the child process
     a = ap.parse_args()
     if a.one:
         print(json.dumps(run_one(a.one, a.decode_tokens)), flush=True)
         return
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     for name in a.programs:  # a fresh process each: no caches carried from one program to the next
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-        p = subprocess.run([sys.executable, __file__, "--one", name, "--decode-tokens", str(a.decode_tokens)],
-                           cwd=REPO, env=env, capture_output=True, text=True)
-        line = next((x for x in reversed(p.stdout.splitlines()) if x.startswith('{"program"')), None)
-        if p.returncode != 0 or line is None:
-            print(json.dumps({"program": name, "error": (p.stderr or p.stdout)[-2000:]}), flush=True)
-        else:
-            print(line, flush=True)
+        runs = []
+        for _ in range(max(1, a.repeat)):
+            p = subprocess.run([sys.executable, __file__, "--one", name, "--decode-tokens", str(a.decode_tokens)],
+                               cwd=REPO, env=env, capture_output=True, text=True)
+            line = next((x for x in reversed(p.stdout.splitlines()) if x.startswith('{"program"')), None)
+            if p.returncode != 0 or line is None:
+                print(json.dumps({"program": name, "error": (p.stderr or p.stdout)[-2000:]}), flush=True)
+                break
+            runs.append(json.loads(line))
+        if runs:
+            best = min(runs, key=lambda r: r["cpu_s"])
+            if len(runs) > 1:
+                for f in ("us_per_op", "steady_shim_us_per_op"):
+                    best[f + "_range"] = [min(r[f] for r in runs), max(r[f] for r in runs)]
+                best["runs"] = len(runs)
+            print(json.dumps(best), flush=True)
 
 
 if __name__ == "__main__":

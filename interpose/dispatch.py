@@ -69,6 +69,23 @@ def _sdp_choice(func: Any, args: tuple, kwargs: dict) -> Any:
     return choose_backend(*args, **kwargs)
 
 
+class _Op:
+    """What the mode needs to know of one op overload, found once (an overload's ``__hash__`` is Python
+    code, and every dispatched op asked several tables). Keeps ``func``, so its ``id`` is never reused."""
+
+    __slots__ = ("dynamic", "func", "handler", "implicit", "matmul", "tf32", "view")
+
+    def __init__(self, func: Any, handler: Handler | None) -> None:
+        self.func = func
+        self.handler = handler
+        self.implicit = decomposes_on_device(func.name())
+        self.dynamic = torch.Tag.dynamic_output_shape in func.tags
+        self.view = bool(func.is_view)
+        packet = func.overloadpacket
+        self.matmul = packet in MATMUL_PACKETS
+        self.tf32 = packet in TF32_OPS
+
+
 class SimDispatchMode(TorchDispatchMode):
     """Routes, times and records every GPU op of one rank (see module docstring)."""
 
@@ -94,9 +111,8 @@ class SimDispatchMode(TorchDispatchMode):
         """Per signature: (dur_us, launch_us, source, shapes text, dtype text, trace key, op name)."""
         self._key_timings: dict[tuple, tuple[float, float, str, str, str, str, str]] = {}
         """The same tuples by result-cache key: a cache hit skips building the signature."""
-        self._skip: dict[Any, bool] = {}
-        self._implicit: dict[Any, bool] = {}
-        self._dynamic: dict[Any, bool] = {}
+        self._ops: dict[int, _Op] = {}
+        """Per op overload, by ``id``: what routing and accounting need to know of it (:class:`_Op`)."""
         self.workspaces = CublasWorkspaces(rt)
         self.outputs = OutputCache(fake_mode)
         self.special: dict[Any, Handler] = {
@@ -137,10 +153,10 @@ class SimDispatchMode(TorchDispatchMode):
         clock = self.rt.clock
         clock.enter()
         try:
-            implicit = self._implicit.get(func)
-            if implicit is None:
-                implicit = self._implicit[func] = decomposes_on_device(func.name())
-            if implicit:
+            op = self._ops.get(id(func))
+            if op is None:
+                op = self._op(func)
+            if op.implicit:
                 # CompositeImplicitAutograd ops reach the mode only where autograd's keys
                 # are skipped (``inference_mode``: ``to.dtype_layout``, ...): decompose them,
                 # so their pieces (``_to_copy``) are routed like everywhere else.
@@ -148,9 +164,7 @@ class SimDispatchMode(TorchDispatchMode):
                     out = func.decompose(*args, **kwargs)
                 if out is not NotImplemented:
                     return out
-            h = self.special.get(func)
-            if h is None and func.namespace in functional_collectives.NAMESPACES:
-                h = self._collective
+            h = op.handler
             try:
                 return self.simulate(func, args, kwargs) if h is None else h(func, args, kwargs)
             except SimulatedOOM as e:
@@ -162,10 +176,18 @@ class SimDispatchMode(TorchDispatchMode):
         finally:
             clock.leave()
 
+    def _op(self, func) -> _Op:
+        h = self.special.get(func)
+        if h is None and func.namespace in functional_collectives.NAMESPACES:
+            h = self._collective
+        op = self._ops[id(func)] = _Op(func, h)
+        return op
+
     def simulate(self, func, args: tuple, kwargs: dict) -> Any:
         """Run one GPU op on fake tensors (result cache first), keep known values true, then
         account for it."""
         k = self.outputs.key(func, args, kwargs)
+        spec = None
         if k is not None:
             spec = self.outputs.entries.get(k, _UNSEEN)
             if spec is not _UNSEEN and spec is not None:
@@ -173,10 +195,8 @@ class SimDispatchMode(TorchDispatchMode):
                 self.values.propagate(func, args, kwargs, out)
                 self.account(func, args, kwargs, out, k=k)
                 return out
-        dynamic = self._dynamic.get(func)
-        if dynamic is None:
-            dynamic = self._dynamic[func] = torch.Tag.dynamic_output_shape in func.tags
-        if dynamic:
+        op = self._ops.get(id(func)) or self._op(func)
+        if op.dynamic:
             out = self.values.dynamic(self.fake, func, args, kwargs)
             if out is not None:  # known inputs: the real output sizes
                 self.rt.sync_stream()  # a real GPU copies the size back to the host here
@@ -184,7 +204,12 @@ class SimDispatchMode(TorchDispatchMode):
                 return out
         try:
             with self.fake:
-                out = func(*args, **kwargs)
+                if spec is _UNSEEN and isinstance(self.fake, SimFakeMode):
+                    self.fake.uncached_next = True  # this cache learns it: FakeTensorMode's need not
+                try:
+                    out = func(*args, **kwargs)
+                finally:
+                    self.fake.uncached_next = False
         except DynamicOutputShapeException:
             raise RuntimeError(
                 f"phantora: the output size of {func} depends on values the simulator does not know "
@@ -219,18 +244,15 @@ class SimDispatchMode(TorchDispatchMode):
         """Charge memory for new outputs and queue the op's kernel on the stream. ``k`` is the op's
         result-cache key (:meth:`OutputCache.key`) where it has one: it determines the signature (and
         more), so the timing is looked up by it without building the signature again."""
-        skip = self._skip.get(func)
-        if skip is None:
-            skip = self._skip[func] = bool(func.is_view)
-        if skip:
+        op = self._ops.get(id(func)) or self._op(func)
+        if op.view:
             return
         self.track(out)
-        packet = func.overloadpacket
-        if packet in MATMUL_PACKETS:
+        if op.matmul:
             self.workspaces.ensure()
         t = None
         if k is not None:
-            if packet in TF32_OPS:  # the global TF32 switch is part of their signature, not of ``k``
+            if op.tf32:  # the global TF32 switch is part of their signature, not of ``k``
                 k = (k, torch.backends.cuda.matmul.allow_tf32)
             t = self._key_timings.get(k)
         if t is None:

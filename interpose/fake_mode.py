@@ -38,6 +38,30 @@ class SimFakeMode(FakeTensorMode):
     def ignore_compile_internals(cls) -> bool:
         return True  # off while torch.compile compiles, on while compiled code runs (interpose.compile)
 
+    uncached_next = False
+    """Set by the shim before an op its own result cache will learn (:class:`interpose.fastpath.OutputCache`):
+    that one op skips FakeTensorMode's cache, whose key and entry cost more than the op's meta kernel
+    (the ops it runs inside keep the cache)."""
+    _cache_was: bool | None = None
+
+    def dispatch(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        if self.uncached_next:
+            self.uncached_next = False
+            self._cache_was, self.cache_enabled = self.cache_enabled, False
+            try:
+                return super().dispatch(func, types, args, kwargs or {})
+            finally:
+                self._restore_cache()
+        return super().dispatch(func, types, args, kwargs or {})
+
+    def _dispatch_impl(self, func, types, args, kwargs):
+        self._restore_cache()  # the op's own inner ops (decompositions) use the cache again
+        return super()._dispatch_impl(func, types, args, kwargs)
+
+    def _restore_cache(self) -> None:
+        if self._cache_was is not None:
+            self.cache_enabled, self._cache_was = self._cache_was, None
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         # Ops with data-dependent output sizes, reached from inside other ops'
         # decompositions (boolean indexing -> nonzero): answer with the upper bound.

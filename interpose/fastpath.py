@@ -4,7 +4,8 @@ FakeTensorMode's own dispatch cache spends most of a fake op's host time
 building its key. A training loop repeats the same few hundred (op, input
 metadata) combinations, so for functional aten ops with fresh outputs, plain
 views of their first argument, in-place ops that return their first argument,
-and mutating ops that return nothing (``_foreach_*_``, ``_fused_adamw_``) we key
+mutating ops that return nothing (``_foreach_*_``, ``_fused_adamw_``) and ops returning a list of fresh
+tensors (``_foreach_norm``) we key
 on (op, shapes, strides, dtypes, devices, scalar args) and build the result
 directly. The first call of every key goes through the full FakeTensorMode and
 is checked (fresh dense storage, or the expected aliasing) before it is cached,
@@ -28,7 +29,9 @@ Output = Dense | int | None
 """One output of a functional op: a fresh tensor, a size, or an undefined tensor (``Tensor?``)."""
 View = tuple[Literal["view"], tuple[int, ...], tuple[int, ...], int, torch.dtype, torch.device]
 """A view of argument 0: ``"view"``, shape, stride, storage offset, dtype, device."""
-Spec = tuple[Literal["inplace"]] | tuple[Literal["mutate"]] | View | tuple[Output, ...]
+ListOut = tuple[Literal["list"], tuple[Dense, ...]]
+"""A ``Tensor[]`` of fresh tensors (``_foreach_norm``): ``"list"`` and each element's metadata."""
+Spec = tuple[Literal["inplace"]] | tuple[Literal["mutate"]] | View | ListOut | tuple[Output, ...]
 """What a cached op returns: argument 0 (``inplace``), nothing (``mutate``), a view (also of an op that
 is not a view op but returns argument 0's storage, ``_unsafe_view``), or its outputs."""
 
@@ -36,7 +39,8 @@ is not a view op but returns argument 0's storage, ``_unsafe_view``), or its out
 def _functional(func: torch._ops.OpOverload) -> bool | str:
     """How an op may use the cache: True (functional: fresh outputs), ``"view"`` (a view of
     argument 0), ``"inplace"`` (mutates and returns argument 0), ``"mutate"`` (mutates its
-    arguments, returns nothing), or False (always the full FakeTensorMode)."""
+    arguments, returns nothing), ``"list"`` (a ``Tensor[]`` of fresh tensors), or False (always the
+    full FakeTensorMode)."""
     if func.namespace != "aten":
         return False
     schema = func._schema
@@ -68,9 +72,11 @@ def _functional(func: torch._ops.OpOverload) -> bool | str:
         return "view" if not (_BANNED_TAGS & set(func.tags)) else False
     if not schema.returns or any(a.alias_info is not None for a in schema.arguments):
         return False
-    if any(r.alias_info is not None or str(r.type) not in _FUNCTIONAL_RETURNS for r in schema.returns):
+    if _BANNED_TAGS & set(func.tags):
         return False
-    return not (_BANNED_TAGS & set(func.tags))
+    if len(schema.returns) == 1 and schema.returns[0].alias_info is None and str(schema.returns[0].type) == "List[Tensor]":
+        return "list"  # e.g. _foreach_norm.Scalar, _foreach_sqrt: one fresh tensor per input
+    return not any(r.alias_info is not None or str(r.type) not in _FUNCTIONAL_RETURNS for r in schema.returns)
 
 
 _FUNCTIONAL_RETURNS = {"Tensor", "Tensor?", "SymInt", "int"}
@@ -91,6 +97,21 @@ def _desc(a: Any) -> Any:
     if type(a) in (list, tuple):
         return (type(a), tuple([_desc(x) for x in a]))
     raise _Skip
+
+
+_FLOAT = (float,)
+
+
+def _desc_mut(a: Any) -> Any:
+    """:func:`_desc` for an op that only mutates its arguments (kinds ``inplace``, ``mutate``): a float is
+    described by its type, not its value. Such an op's result is its argument (or nothing) whatever the
+    floats, and kernel signatures leave floats out too (``profiles.compute._scalar_text``), so Adam's
+    per-step bias corrections (``_foreach_div_.ScalarList``) hit the cache every step."""
+    if type(a) is float:
+        return _FLOAT
+    if type(a) in (list, tuple):
+        return (type(a), tuple([_desc_mut(x) for x in a]))
+    return _desc(a)
 
 
 class _Skip(Exception):
@@ -151,33 +172,39 @@ class OutputCache:
 
     def __init__(self, mode: FakeTensorMode) -> None:
         self.mode = mode
-        self._eligible: dict[Any, bool | str] = {}
+        self._eligible: dict[int, tuple[Any, bool | str]] = {}
+        """Per op overload, by ``id`` (an overload's ``__hash__`` is Python; keys hold the id too): the op,
+        kept so the id is never reused, and whether (how) its results are cacheable."""
         self.entries: dict[tuple[Any, ...], Spec | None] = {}
         self.hits = 0
         self.misses = 0
         self._lean = _LeanFakes(mode)
 
     def key(self, func: Any, args: tuple, kwargs: dict) -> tuple[Any, ...] | None:
-        ok = self._eligible.get(func)
-        if ok is None:
-            ok = self._eligible[func] = _functional(func)
+        e = self._eligible.get(id(func))
+        if e is None:
+            e = self._eligible[id(func)] = (func, _functional(func))
+        ok = e[1]
         if not ok or (ok == "view" and torch.is_inference_mode_enabled()):
             return None  # a view made in inference_mode must share its base's version counter
+        d = _desc_mut if ok == "inplace" or ok == "mutate" else _desc
         try:
-            k: tuple[Any, ...] = (func, tuple([_desc(a) for a in args]))
+            k: tuple[Any, ...] = (id(func), tuple([d(a) for a in args]))
             if kwargs:
-                k = (*k, tuple([(n, _desc(v)) for n, v in kwargs.items()]))
+                k = (*k, tuple([(n, d(v)) for n, v in kwargs.items()]))
         except _Skip:
             return None
         return k
 
-    def build(self, spec: Spec, args: tuple) -> FakeTensor | tuple[FakeTensor | int | None, ...] | None:
+    def build(self, spec: Spec, args: tuple) -> FakeTensor | tuple[FakeTensor | int | None, ...] | list | None:
         self.hits += 1
         kind = spec[0]
         if kind == "inplace":
             return args[0]
         if kind == "mutate":
             return None
+        if kind == "list":
+            return [self._fresh(o) for o in cast(ListOut, spec)[1]]
         make = self._lean.make
         if kind == "view":
             _, shape, stride, offset, dtype, device = cast(View, spec)
@@ -199,10 +226,20 @@ class OutputCache:
             m = _empty_strided(shape, stride, dtype=dtype, device=_META)
         return self._lean.make(m, device)
 
+    @staticmethod
+    def _list_spec(args: tuple, out: Any) -> ListOut | None:
+        """A ``Tensor[]`` result: cached if every element is a fresh dense tensor of its own storage."""
+        if not isinstance(out, list):
+            return None
+        taken = {t.untyped_storage()._cdata for a in args for t in (a if type(a) in (list, tuple) else (a,))
+                 if isinstance(t, FakeTensor)}
+        outs = [_fresh_dense(o, taken) for o in out]
+        return None if any(o is None for o in outs) else ("list", tuple(cast(list[Dense], outs)))
+
     def learn(self, k: tuple, args: tuple, out: Any) -> None:
         """Cache ``out``'s metadata under ``k`` if every output is a fresh dense tensor."""
         self.misses += 1
-        kind = self._eligible.get(k[0])
+        kind = self._eligible[k[0]][1]
         if kind == "inplace":
             self.entries[k] = ("inplace",) if out is args[0] else None
             return
@@ -228,6 +265,9 @@ class OutputCache:
                 if ok
                 else None
             )
+            return
+        if kind == "list":
+            self.entries[k] = self._list_spec(args, out)
             return
         outs = out if isinstance(out, tuple) else (out,)
         a0 = args[0] if args else None
@@ -267,6 +307,17 @@ class OutputCache:
             self.entries[k] = None  # a lone size or undefined tensor: not worth a special case
             return
         self.entries[k] = tuple(spec)
+
+
+def _fresh_dense(o: Any, taken: set[int]) -> Dense | None:
+    """``o``'s metadata if it is a fresh dense tensor whose storage is not in ``taken`` (added to it)."""
+    if not isinstance(o, FakeTensor) or o.storage_offset() != 0 or o.is_conj() or o.is_neg():
+        return None
+    st = o.untyped_storage()
+    if st._cdata in taken or st.nbytes() != _dense_nbytes(o):
+        return None
+    taken.add(st._cdata)
+    return (tuple(o.shape), tuple(o.stride()), o.dtype, o.fake_device)
 
 
 def _dense_nbytes(t: torch.Tensor) -> int:

@@ -76,12 +76,26 @@ def _to_copy(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any
     host = x
     x = FakeTensor(mode.fake, torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta"), x.device)
     args = (x, *args[1:])
-    with mode.fake:
-        out = func(*args, **kwargs)
+    out = _cached_fake_run(mode, func, args, kwargs)
     if mode.values.keepable(out, from_host=True):
         mode.values.put(out, host.to(out.dtype), from_host=True)
     mode.track(out)
     _script_copy(mode, "aten._to_copy.default(h2d)", x, blocking, func, args, kwargs)
+    return out
+
+
+def _cached_fake_run(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
+    """``func`` on fake tensors, from the mode's result cache where it can (a data loader's every batch
+    copies the same shapes: the full FakeTensorMode took ~0.3 ms per copy)."""
+    cache = mode.outputs
+    k = cache.key(func, args, kwargs)
+    spec = cache.entries.get(k) if k is not None else None
+    if spec is not None:
+        return cache.build(spec, args)
+    with mode.fake:
+        out = func(*args, **kwargs)
+    if k is not None and k not in cache.entries:
+        cache.learn(k, args, out)
     return out
 
 

@@ -31,6 +31,10 @@ from interpose.value_policy import FINITE_OPS, INDEX_OPS, POLICIES, IndexSource,
 
 __all__ = ["POLICIES", "IndexSource", "KnownValues", "ValuePolicy"]
 
+_real_only = torch._C._DisableTorchDispatch
+"""Runs CPU ops on the shadows past every dispatch mode (the shim's, FakeTensorMode): a C++ guard,
+where popping and restoring the mode stack (``_disable_current_modes``) costs microseconds per op."""
+
 aten = torch.ops.aten
 
 _LIKE_FACTORIES = {aten.zeros_like.default, aten.ones_like.default, aten.full_like.default,
@@ -39,6 +43,11 @@ _LIKE_FACTORIES = {aten.zeros_like.default, aten.ones_like.default, aten.full_li
 
 _OVERWRITE = {aten.copy_.default, aten.fill_.Scalar, aten.fill_.Tensor, aten.zero_.default}
 """In-place ops that replace every element of their destination (which may be unknown before)."""
+
+
+_LIKE, _OVER, _WRITES, _POLICY = 1, 2, 4, 8
+""":meth:`KnownValues.propagate`'s per-op flags: a like-factory, an overwrite, writes an argument,
+answered by the value policy."""
 
 
 def _write_positions(func) -> tuple[int | str, ...]:
@@ -67,6 +76,7 @@ class KnownValues:
         self.indices = IndexSource(self.policy)
         self._shadow: dict[int, torch.UntypedStorage] = {}
         self._writes: dict[Any, tuple[int | str, ...]] = {}
+        self._kinds: dict[int, tuple[Any, int]] = {}
         self._rng_state: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -102,7 +112,7 @@ class KnownValues:
             weakref.finalize(st, self._shadow.pop, key, None)
         if real is not None:
             view = _view(fake, self._shadow[key])
-            with torch.no_grad(), _disable_current_modes():
+            with torch.no_grad(), _real_only():
                 real = real.reshape(view.shape) if real.shape != view.shape else real
                 if torch._debug_has_internal_overlap(view) == 1:
                     # an expanded layout (stride 0, ``empty_strided`` of an expand): its elements share
@@ -164,6 +174,16 @@ class KnownValues:
         finally:
             torch.set_rng_state(saved)
 
+    def _kind_of(self, func) -> tuple[Any, int]:
+        """What :meth:`propagate` does for ``func`` (flags), found once per op and kept by ``id``: an op
+        overload's ``__hash__`` is Python, and this runs for every simulated op (the op is kept in the
+        entry, so its id is never reused)."""
+        flags = ((_LIKE if func in _LIKE_FACTORIES else 0) | (_OVER if func in _OVERWRITE else 0)
+                 | (_WRITES if self.writes(func) else 0)
+                 | (_POLICY if func in INDEX_OPS or func in FINITE_OPS else 0))
+        kind = self._kinds[id(func)] = (func, flags)
+        return kind
+
     def writes(self, func) -> tuple[int | str, ...]:
         w = self._writes.get(func)
         if w is None:
@@ -214,10 +234,14 @@ class KnownValues:
         """After fake ``out = func(*args, **kwargs)``: keep shadows true (module docstring). Runs for
         every simulated op, so the path for ops on unknown data is a scan that stops at the first
         unknown input."""
-        if func in _LIKE_FACTORIES:
+        kind = self._kinds.get(id(func))
+        if kind is None:
+            kind = self._kind_of(func)
+        flags = kind[1]
+        if flags & _LIKE:
             self._like_factory(func, args, kwargs, out)
             return
-        if func in _OVERWRITE and self._shadow:
+        if flags & _OVER and self._shadow:
             dst = args[0]
             if (not self.known(dst) and all(self.known(a) or not isinstance(a, FakeTensor) for a in args[1:])
                     and dst.numel() * dst.element_size() == dst.untyped_storage().nbytes()):
@@ -228,7 +252,7 @@ class KnownValues:
         if state != 0:
             ra = self._real_args(args, kwargs)
             try:
-                with _disable_current_modes():
+                with _real_only():
                     real = self._run_real(func, *ra) if ra is not None else _FAILED
             except Exception:
                 real = _FAILED
@@ -236,11 +260,11 @@ class KnownValues:
                 self._adopt(out, real, from_host=state < 0)
                 return
         # some input unknown (or the CPU failed): what the op wrote is unknown now
-        if self._shadow and self.writes(func):
+        if flags & _WRITES and self._shadow:
             for t in self._written(func, args, kwargs):
                 if isinstance(t, FakeTensor):
                     self.drop(t)
-        if func in INDEX_OPS or func in FINITE_OPS:
+        if flags & _POLICY:
             with _disable_current_modes():  # the draws are CPU tensors, whatever mode the op ran under
                 self._from_policy(func, args, kwargs, out)
 
@@ -309,7 +333,7 @@ _FAILED = object()
 
 def _view(t: torch.Tensor, shadow: torch.UntypedStorage) -> torch.Tensor:
     """A real CPU tensor with ``t``'s layout over ``shadow`` (its data's storage)."""
-    with _disable_current_modes():  # callers may sit inside FakeTensorMode (flex attention's rule)
+    with _real_only():  # callers may sit inside FakeTensorMode (flex attention's rule)
         return torch.empty(0, dtype=t.dtype).set_(shadow, t.storage_offset(), t.shape, t.stride())
 
 

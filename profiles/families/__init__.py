@@ -69,11 +69,14 @@ class FamilyModels:
             if rows is None:
                 rows = list(load_profiles(self._files, gpu=self._gpu)[0].values()) if self._files else []
             self._models = []
+            fitted: dict[str, FamilyModel] = {}
             for name in FAMILY_MODELS:
                 m = FAMILY_MODELS.get(name)()
                 if self._gpu is not None and hasattr(m, "sms"):  # models that count waves over the SMs
                     m.sms = get_gpu(self._gpu).sm_count
-                m.fit(rows)
+                if not m.share(fitted):
+                    m.fit(rows)
+                fitted[m.name] = m
                 if m.grids:
                     self._models.append(m)
             self._rows = None

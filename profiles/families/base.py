@@ -85,18 +85,21 @@ class LogGrid:
         self, points: Sequence[Sequence[float]], durs: Sequence[float], refs: Sequence[float]
     ) -> None:
         pts = np.log(np.asarray(points, dtype=float))
-        q = np.log(np.asarray(durs, dtype=float)) - np.log(np.asarray(refs, dtype=float))
+        t = np.log(np.asarray(durs, dtype=float))
+        q = t - np.log(np.asarray(refs, dtype=float))
         self.nodes = [merge_close(pts[:, d]) for d in range(pts.shape[1])]
         grid = np.full([len(n) for n in self.nodes], np.nan)
         log_dur = np.full_like(grid, np.nan)
-        acc: dict[tuple[int, ...], list[tuple[float, float]]] = {}
-        for p, v, t in zip(pts, q, np.log(np.asarray(durs, dtype=float)), strict=True):
-            idx = tuple(int(np.argmin(np.abs(n - x))) for n, x in zip(self.nodes, p, strict=True))
-            acc.setdefault(idx, []).append((float(v), float(t)))
-        for idx, vs in acc.items():
-            grid[idx] = float(np.mean([v for v, _ in vs]))
-            log_dur[idx] = float(np.mean([t for _, t in vs]))
-        self.n_points = len(acc)
+        # each point's nearest node per axis (first on a tie, as argmin), then the mean per node
+        near = [np.abs(pts[:, d][:, None] - n[None, :]).argmin(axis=1) for d, n in enumerate(self.nodes)]
+        cell, inv = np.unique(np.ravel_multi_index(near, grid.shape), return_inverse=True)
+        inv = inv.ravel()
+        count = np.bincount(inv)
+        mean_q, mean_t = np.bincount(inv, weights=q) / count, np.bincount(inv, weights=t) / count
+        for g in np.nonzero(count >= 8)[0]:  # np.mean sums 8 or more values pairwise: the same bits as before
+            mean_q[g], mean_t[g] = np.mean(q[inv == g]), np.mean(t[inv == g])
+        grid.flat[cell], log_dur.flat[cell] = mean_q, mean_t
+        self.n_points = len(cell)
         self.n_outliers = _drop_slow_outliers(grid, log_dur)
         self.min_dur = float(np.exp(np.nanmin(np.where(np.isnan(grid), np.nan, log_dur))))
         """The fastest recorded node: no kernel of this grid runs faster (the launch floor)."""
@@ -184,27 +187,33 @@ def _drop_slow_outliers(grid: np.ndarray, log_dur: np.ndarray) -> int:
     ``grid`` holds log efficiencies, ``log_dur`` log times.
     """
 
-    def ok(j: list[int], d: int) -> bool:
-        return 0 <= j[d] < grid.shape[d] and not np.isnan(grid[tuple(j)])
+    known = ~np.isnan(grid)
+    any_res = np.zeros(grid.shape, dtype=bool)
+    all_slow = np.ones(grid.shape, dtype=bool)
+    for d in range(grid.ndim):  # every node at once, along one axis at a time
+        g_lo, g_hi, t_hi = _shifted(grid, d, -1), _shifted(grid, d, 1), _shifted(log_dur, d, 1)
+        lo, hi = ~np.isnan(g_lo), ~np.isnan(g_hi)
+        with np.errstate(invalid="ignore"):
+            res = np.where(lo & hi, grid - (g_lo + g_hi) / 2,
+                           np.where(hi, log_dur - t_hi, np.where(lo, grid - g_lo, np.nan)))
+        has = lo | hi
+        any_res |= has
+        all_slow &= ~has | (res > OUTLIER_LOG_RATIO)
+    drop = known & any_res & all_slow
+    grid[drop] = np.nan
+    return int(drop.sum())
 
-    drop = []
-    for idx in zip(*np.nonzero(~np.isnan(grid)), strict=True):
-        residuals = []
-        for d in range(grid.ndim):
-            lo, hi = list(idx), list(idx)
-            lo[d] -= 1
-            hi[d] += 1
-            if ok(lo, d) and ok(hi, d):
-                residuals.append(grid[idx] - (grid[tuple(lo)] + grid[tuple(hi)]) / 2)
-            elif ok(hi, d):
-                residuals.append(log_dur[idx] - log_dur[tuple(hi)])
-            elif ok(lo, d):
-                residuals.append(grid[idx] - grid[tuple(lo)])
-        if residuals and min(residuals) > OUTLIER_LOG_RATIO:
-            drop.append(idx)
-    for idx in drop:
-        grid[idx] = np.nan
-    return len(drop)
+
+def _shifted(a: np.ndarray, axis: int, step: int) -> np.ndarray:
+    """``out[i] = a[i + step]`` along ``axis``; NaN where that is off the grid."""
+    out = np.full_like(a, np.nan)
+    src, dst = [slice(None)] * a.ndim, [slice(None)] * a.ndim
+    n = a.shape[axis]
+    if abs(step) < n:
+        src[axis] = slice(max(step, 0), n + min(step, 0))
+        dst[axis] = slice(max(-step, 0), n + min(-step, 0))
+        out[tuple(dst)] = a[tuple(src)]
+    return out
 
 
 def _fill_nan(grid: np.ndarray) -> np.ndarray:
@@ -250,6 +259,11 @@ class FamilyModel:
     def variants_for(self, variant: tuple) -> Iterable[tuple]:
         """Variants to try for a query's own variant, best first (override to share grids)."""
         return (variant,)
+
+    def share(self, fitted: dict[str, FamilyModel]) -> bool:
+        """Take the grids of models fitted before this one instead of fitting (a model that reuses
+        another family's grids); ``True`` if it did."""
+        return False
 
     def fit(self, entries: Iterable[ProfileEntry]) -> None:
         by: dict[tuple, tuple[list[list[float]], list[float], list[float]]] = {}

@@ -60,6 +60,15 @@ class GroupedMmModel(FamilyModel):
         self._gemm.fit(e for e in entries if e.op == _MM)
         self.grids = self._gemm.grids
 
+    def share(self, fitted: dict[str, FamilyModel]) -> bool:
+        """The fitted GEMM model's grids: its ``mm`` grids are this fit's (same entries), and the others are
+        never reached (:meth:`variants_for` of an ``mm`` variant stays on ``mm``)."""
+        gemm = fitted.get(GemmModel.name)
+        if not isinstance(gemm, GemmModel):
+            return False
+        self._gemm, self.grids = gemm, gemm.grids
+        return True
+
     def features(self, q: Query) -> tuple[tuple, list[float], float] | None:
         b = as_mm(q)
         return None if b is None else self._gemm.features(b)
