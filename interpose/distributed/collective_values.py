@@ -1,5 +1,9 @@
-"""What collectives do to *real* (non-fake) or known data: every rank is assumed to hold
-the same values (the program is SPMD and its ranks are symmetric).
+"""What collectives do to *real* (non-fake) or known data.
+
+Small known data of an all-reduce, an all-gather or a broadcast travels through the coordinator, so
+each member gets the real combination of every member's values (:func:`member_data`,
+:func:`relayable`). Otherwise, and in functional collectives, every rank is assumed to hold the same
+values (the program is SPMD and its ranks are symmetric).
 
 Fake tensors carry no data, so collectives on them only take time. But scripts also run
 small real CPU collectives, and collectives on simulated-GPU tensors whose values are known
@@ -73,6 +77,68 @@ def relayable(tensors: list[torch.Tensor]) -> list[torch.Tensor] | None:
         return None
     out = [data(t) for t in tensors]
     return None if any(d is None for d in out) else out  # type: ignore[return-value]
+
+
+def member_data(tensors: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """The data behind ``tensors`` that an all-reduce or all-gather carries to the other members through
+    the coordinator, so every member combines the real values of all (ranks count different tokens,
+    hold different flags; a gloo group sums CPU values): known data and real CPU tensors, up to
+    :data:`RELAY_MAX_BYTES`. ``None``: the symmetric-ranks rule of the module docstring."""
+    if not tensors or sum(t.numel() * t.element_size() for t in tensors) > RELAY_MAX_BYTES:
+        return None
+    out = [data(t) for t in tensors]
+    return None if any(d is None for d in out) else out  # type: ignore[return-value]
+
+
+_REDUCE = {
+    "sum": lambda v: torch.stack(v).sum(0), "product": lambda v: torch.stack(v).prod(0),
+    "min": lambda v: torch.stack(v).amin(0), "max": lambda v: torch.stack(v).amax(0),
+    "avg": lambda v: torch.stack(v).sum(0) / len(v),
+    "band": lambda v: _fold(v, torch.bitwise_and), "bor": lambda v: _fold(v, torch.bitwise_or),
+    "bxor": lambda v: _fold(v, torch.bitwise_xor),
+}  # fmt: skip
+
+
+def _fold(vals: list[torch.Tensor], f) -> torch.Tensor:
+    acc = vals[0]
+    for v in vals[1:]:
+        acc = f(acc, v)
+    return acc
+
+
+def reduce_members(known: list[torch.Tensor], payloads: tuple[bytes | None, ...], op: str,
+                   outputs: list[torch.Tensor]) -> None:
+    """An all-reduce of every member's :func:`member_data`: the reduction is written into ``known``; a member
+    that sent none (its data unknown) or an op not modelled leaves ``outputs`` unknown."""
+    import pickle
+
+    with _disable_current_modes():
+        reduce = _REDUCE.get(op or "sum")
+        if reduce is None or not payloads or any(p is None for p in payloads):
+            for o in outputs:
+                _forget(o)
+            return
+        members = [pickle.loads(p) for p in payloads]  # type: ignore[arg-type]
+        for i, d in enumerate(known):
+            vals = [m[i] for m in members]
+            if any(v.shape != d.shape for v in vals):
+                _forget(outputs[i])
+                continue
+            r = reduce([v.to(torch.int64) if v.dtype == torch.bool and op in ("sum", "avg") else v for v in vals])
+            d.copy_(r.to(d.dtype) if d.dtype != torch.bool else r.bool())
+
+
+def gather_members(outs: list[torch.Tensor], payloads: tuple[bytes | None, ...]) -> None:
+    """An all-gather of every member's :func:`member_data` (one tensor each): output ``j`` is member ``j``'s."""
+    import pickle
+
+    with _disable_current_modes():
+        if len(payloads) != len(outs) or any(p is None for p in payloads):
+            for o in outs:
+                _forget(o)
+            return
+        for o, p in zip(outs, payloads, strict=True):
+            _copy(o, pickle.loads(p)[0])  # type: ignore[arg-type]
 
 
 def pack(known: list[torch.Tensor]) -> bytes:

@@ -190,12 +190,18 @@ class SimProcessGroup(dist.ProcessGroup):
 
     # all-reduce family -------------------------------------------------------
     def allreduce(self, tensors, opts=None):
-        collective_values.all_reduce(tensors, reduce_op_name(opts), self._size)
-        return self._issue(CollectiveKind.ALL_REDUCE, tensors, tensors, opts)
+        """Small known integer data and real CPU data (:func:`collective_values.member_data`) is reduced over
+        every member's values, relayed by the coordinator; other known data follows the symmetric-ranks rule."""
+        op = reduce_op_name(opts)
+        known = collective_values.member_data(list(tensors))
+        if known is None:
+            collective_values.all_reduce(tensors, op, self._size)
+            return self._issue(CollectiveKind.ALL_REDUCE, tensors, tensors, opts)
+        work = self._issue(CollectiveKind.ALL_REDUCE, tensors, tensors, opts, relay=collective_values.pack(known))
+        collective_values.reduce_members(known, self._sink.relayed(work._handle), op, list(tensors))
+        return work
 
-    def allreduce_coalesced(self, tensors, opts=None):
-        collective_values.all_reduce(tensors, reduce_op_name(opts), self._size)
-        return self._issue(CollectiveKind.ALL_REDUCE, tensors, tensors, opts)
+    allreduce_coalesced = allreduce
 
     def reduce(self, tensors, opts=None):
         return self._issue(CollectiveKind.REDUCE, tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
@@ -221,17 +227,32 @@ class SimProcessGroup(dist.ProcessGroup):
 
     # all-gather family -------------------------------------------------------
     def allgather(self, output_lists, inputs, opts=None):
-        for outs, inp in zip(output_lists, inputs, strict=False):
-            collective_values.all_gather(outs, inp)
-        return self._issue(CollectiveKind.ALL_GATHER, output_lists, flat_tensors(output_lists), opts, inputs=inputs)
+        """As :meth:`allreduce`: one relayed input gives every member's values, others the symmetric rule."""
+        known = collective_values.member_data(list(inputs)) if len(inputs) == 1 else None
+        if known is None:
+            for outs, inp in zip(output_lists, inputs, strict=False):
+                collective_values.all_gather(outs, inp)
+            return self._issue(CollectiveKind.ALL_GATHER, output_lists, flat_tensors(output_lists), opts,
+                               inputs=inputs)
+        work = self._issue(CollectiveKind.ALL_GATHER, output_lists, flat_tensors(output_lists), opts, inputs=inputs,
+                           relay=collective_values.pack(known))
+        collective_values.gather_members(list(output_lists[0]), self._sink.relayed(work._handle))
+        return work
 
     def allgather_coalesced(self, output_lists, inputs, opts=None):
         return self.allgather(output_lists, inputs, opts)
 
     def _allgather_base(self, output, inp, opts=None):
         collective_values.adopt(output, inp)
-        collective_values.all_gather(list(output.chunk(self._size)) if collective_values.tracked(output) else [], inp)
-        return self._issue(CollectiveKind.ALL_GATHER, output, [output], opts, inputs=inp)
+        known = collective_values.member_data([inp])
+        if known is None or not collective_values.tracked(output):
+            collective_values.all_gather(list(output.chunk(self._size)) if collective_values.tracked(output) else [],
+                                         inp)
+            return self._issue(CollectiveKind.ALL_GATHER, output, [output], opts, inputs=inp)
+        work = self._issue(CollectiveKind.ALL_GATHER, output, [output], opts, inputs=inp,
+                           relay=collective_values.pack(known))
+        collective_values.gather_members(list(output.chunk(self._size)), self._sink.relayed(work._handle))
+        return work
 
     all_gather_single = _allgather_base
 
