@@ -194,6 +194,9 @@ class RankRuntime:
         key = storage._cdata  # type: ignore[attr-defined]
         if key in self._live:
             return
+        if nbytes == 0:  # the CUDA caching allocator hands out no block for an empty request
+            self._reuse = None
+            return
         reused = self._live.pop(self._reuse, None) if self._reuse is not None else None
         self._reuse = None
         self._live[key] = reused if reused is not None and reused.size >= nbytes else self.allocator.malloc(nbytes)

@@ -128,3 +128,16 @@ def test_memory_history_snapshot_has_the_allocations_frames_and_segments():
     live = [blk for seg in snap["segments"] for blk in seg["blocks"] if blk["state"] == "active_allocated"]
     assert sum(blk["size"] for blk in live) >= 3 * MiB
     assert any(blk["frames"] and blk["frames"][0]["filename"] == __file__ for blk in live)
+
+
+def test_empty_tensors_take_no_allocator_block():
+    # the CUDA caching allocator returns no block for a zero-byte request (memory_allocated unchanged);
+    # the model charged the 512 B minimum block for each
+    with interposed(_cfg()):
+        base = torch.cuda.memory_allocated()
+        empties = [torch.empty(0, device="cuda"), torch.zeros(0, 7, device="cuda"), torch.ones(3, 0, device="cuda")]
+        assert torch.cuda.memory_allocated() == base
+        one = torch.empty(1, device="cuda")
+        assert torch.cuda.memory_allocated() == base + 512
+        del empties, one
+        assert torch.cuda.memory_allocated() == base
