@@ -178,8 +178,8 @@ class CoordinatedSink(CollectiveSink):
         if missing:
             self._block(missing, what=what)
 
-    def host_wait(self, handle: int) -> None:
-        self.wait_all((handle,), what="Work.synchronize()")
+    def host_wait(self, handle: int, what: str = "Work.synchronize()") -> None:
+        self.wait_all((handle,), what=what)
         self.tl.host_advance_to(self.resolved[handle][1])
 
     def payloads(self, handle: int) -> tuple[bytes | None, ...]:

@@ -49,7 +49,7 @@ class SimWork(dist.Work):
         file-system work with it (rank 0 downloads, the others read after ``dist.barrier()``)."""
         self._join()
         if self._blocks_host:
-            self._sink.host_wait(self._handle)
+            self._sink.host_wait(self._handle, what="dist.barrier()")
         if self._shelf is not None:
             self._shelf.unstash()
         return True

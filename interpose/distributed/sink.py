@@ -59,7 +59,8 @@ class CollectiveSink(ABC):
     def stream_wait(self, handle: int) -> None: ...
 
     @abstractmethod
-    def host_wait(self, handle: int) -> None: ...
+    def host_wait(self, handle: int, what: str = "Work.synchronize()") -> None:
+        """Block the host until ``handle`` ends; ``what`` names the wait in a deadlock report."""
 
     @abstractmethod
     def is_completed(self, handle: int) -> bool: ...
@@ -117,7 +118,7 @@ class LocalSink(CollectiveSink):
     def stream_wait(self, handle: int) -> None:
         self.waited.append(handle)
 
-    def host_wait(self, handle: int) -> None:
+    def host_wait(self, handle: int, what: str = "Work.synchronize()") -> None:
         self.waited.append(handle)
 
     def is_completed(self, handle: int) -> bool:
