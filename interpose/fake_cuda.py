@@ -13,7 +13,7 @@ at tensor *types* or need a driver:
   ignores cross-stream lifetimes);
 - ``module.cuda()``/``.to("cuda")``/``.to(dtype)``/``.half()`` keep the Parameter
   objects (an optimizer built before ``.cuda()`` sees the cuda parameters), as on a GPU;
-- ``torch.save`` stores fake tensors as meta tensors; ``f"{t:.3f}"`` of a 0-dim
+- ``torch.save``/``torch.load`` round-trip fake tensors (:mod:`interpose.checkpoint`); ``f"{t:.3f}"`` of a 0-dim
   fake tensor formats the placeholder value; ``torch.Generator("cuda")`` works;
 - ``torch.compile`` is torch's own, with Inductor's Triton kernels simulated (:mod:`interpose.compile`;
   ``RankConfig.compile="eager"`` returns the eager module/function instead);
@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
+from interpose.checkpoint import install_checkpoints
 from interpose.cuda_comm import install_cuda_comm
 from interpose.cuda_random import CudaGenerator
 from interpose.host_workers import install_host_workers, restore_host_workers
@@ -99,19 +100,6 @@ def _fake_format(self: torch.Tensor, spec: str) -> str:
     if self.dim() == 0:
         return self.item().__format__(spec)  # placeholder value, counts as a sync
     return object.__format__(self, spec)
-
-
-def _make_save(orig):
-    def save(obj, f, *args, **kwargs):
-        """``torch.save`` with fake tensors stored as meta tensors (shapes and dtypes, no data)."""
-        from torch.utils._pytree import tree_map_only
-
-        obj = tree_map_only(
-            FakeTensor, lambda t: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta"), obj
-        )
-        return orig(obj, f, *args, **kwargs)
-
-    return save
 
 
 def _drop_memo_refs(t: torch.Tensor) -> None:
@@ -322,7 +310,7 @@ def install_fake_cuda(p: Patcher) -> None:
 
     install_conv_layout(p)  # cuDNN's conv output layouts on every build
     p.set(FakeTensor, "__format__", _fake_format)
-    p.set(torch, "save", _make_save(torch.save))
+    install_checkpoints(p)
     p.set(torch, "Generator", CudaGenerator)
     p.set(torch.utils, "swap_tensors", _make_swap_tensors(torch.utils.swap_tensors))
     p.set(torch.nn.Module, "_apply", _make_module_apply(torch.nn.Module._apply))

@@ -183,7 +183,7 @@ def test_script_surface_save_generator_format_boolean_index(cfg, tmp_path):
         m = nn.Linear(4, 4).cuda()
         torch.save({"model": m.state_dict()}, tmp_path / "ckpt.pt")
         loaded = torch.load(tmp_path / "ckpt.pt")
-        assert loaded["model"]["weight"].shape == (4, 4) and loaded["model"]["weight"].is_meta
+        assert loaded["model"]["weight"].shape == (4, 4) and loaded["model"]["weight"].is_cuda  # fake again
         s0 = rt.syncs
         assert f"{torch.randn(1000, device='cuda').sum():.3f}" == "0.000"  # unknown floats: placeholder
         assert rt.syncs == s0 + 1
