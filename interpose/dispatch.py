@@ -204,12 +204,14 @@ class SimDispatchMode(TorchDispatchMode):
                 return out
         try:
             with self.fake:
-                if spec is _UNSEEN and isinstance(self.fake, SimFakeMode):
-                    self.fake.uncached_next = True  # this cache learns it: FakeTensorMode's need not
+                sim = self.fake if isinstance(self.fake, SimFakeMode) else None
+                if sim is not None and spec is _UNSEEN:
+                    sim.uncached_next = True  # this cache learns it: FakeTensorMode's need not
                 try:
                     out = func(*args, **kwargs)
                 finally:
-                    self.fake.uncached_next = False
+                    if sim is not None:
+                        sim.uncached_next = False
         except DynamicOutputShapeException:
             raise RuntimeError(
                 f"phantora: the output size of {func} depends on values the simulator does not know "
