@@ -55,7 +55,7 @@ def rebuild_fake(dtype: torch.dtype, size: tuple[int, ...], stride: tuple[int, .
         from interpose.host_copies import copy_kernel
 
         copy_kernel(mode, "torch.load(h2d)", (offset + extent) * t.element_size(), "x".join(map(str, size)),
-                    str(dtype).removeprefix("torch."), True)
+                    str(dtype).removeprefix("torch."), True, direction="h2d")
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 

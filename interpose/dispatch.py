@@ -147,8 +147,11 @@ class SimDispatchMode(TorchDispatchMode):
         if kwargs is None:
             kwargs = {}
         if not involves_fake(args, kwargs):
-            if kwargs.get("pin_memory"):
-                kwargs = dict(kwargs, pin_memory=False)  # pinned host memory needs a driver
+            if kwargs.get("pin_memory"):  # pinned host memory needs a driver: recorded, not done
+                from interpose.fake_cuda import mark_pinned
+
+                out = func(*args, **dict(kwargs, pin_memory=False))
+                return mark_pinned(out) if isinstance(out, torch.Tensor) else out
             return func(*args, **kwargs)
         clock = self.rt.clock
         clock.enter()

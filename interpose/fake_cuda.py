@@ -41,16 +41,31 @@ from interpose.host_workers import install_host_workers, restore_host_workers
 from interpose.patching import Patcher
 from interpose.runtime import current
 
+_PINNED: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
+"""Host storages the script pinned, by data pointer -> the pinned tensor (views keep it alive through
+``_base``), so a slice of a pinned batch is pinned too, as ``is_pinned`` reads the storage."""
+
+
+def mark_pinned(t: torch.Tensor) -> torch.Tensor:
+    """Record ``t``'s storage as pinned (pinning itself needs a driver: the memory stays pageable here)."""
+    if t.device.type == "cpu" and t.untyped_storage().nbytes():
+        _PINNED[t.untyped_storage().data_ptr()] = t
+    return t
+
+
+def host_pinned(t: torch.Tensor) -> bool:
+    """Whether the script pinned the host storage of ``t`` (``pin_memory()`` / ``pin_memory=True``)."""
+    return t.device.type == "cpu" and t.untyped_storage().data_ptr() in _PINNED
+
 
 def _pin_memory(self: torch.Tensor, device: Any = None) -> torch.Tensor:
     if isinstance(self, FakeTensor):
         raise RuntimeError(f"cannot pin '{self.type()}' only dense CPU tensors can be pinned")
-    self._phantora_pinned = True  # type: ignore[attr-defined]
-    return self
+    return mark_pinned(self)
 
 
 def _is_pinned(self: torch.Tensor, device: Any = None) -> bool:
-    return bool(getattr(self, "_phantora_pinned", False))
+    return host_pinned(self)
 
 
 class _CppPinned:

@@ -1,8 +1,10 @@
-"""Host<->device copies: ``_to_copy`` and ``copy_`` across the host link, timed by an assumed link.
+"""Host<->device copies: ``_to_copy`` and ``copy_`` across the host link, timed by the GPU host's
+measured copy times (:mod:`profiles.host_link`: pinned vs pageable, by size).
 
 A copy to the host gives the known values (:mod:`interpose.values`) or zeros; a copy from the
 host makes the destination known where the value policy keeps host data. Blocking copies make
-the host wait for the stream, as ``cudaMemcpy`` does.
+the host wait for the stream, as ``cudaMemcpy`` does, and so do pageable ones: the driver stages
+them through a pinned buffer and returns once it has, ``non_blocking=True`` or not.
 """
 
 from __future__ import annotations
@@ -13,38 +15,38 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
+from interpose.fake_cuda import host_pinned
 from interpose.op_args import is_cuda_device, shapes_text
 from profiles.compute import signature_of
+from profiles.host_link import host_link
 
 if TYPE_CHECKING:
     from interpose.dispatch import Handler, SimDispatchMode
 
 aten = torch.ops.aten
 
-HOST_LINK_GBPS = 50.0
-"""Assumed host<->GPU copy bandwidth (PCIe Gen5 x16, pinned), GB/s."""
-HOST_LINK_LATENCY_US = 8.0
-"""Assumed fixed cost of one cudaMemcpy between host and device."""
-
-
 def copy_kernel(mode: SimDispatchMode, name: str, nbytes: int, shapes: str, dtype: str, blocking: bool,
-                sig: Any = None) -> None:
-    """Queue one host-link copy; ``sig`` is the op as the script called it (a kernel's own copies have none)."""
+                sig: Any = None, *, direction: str = "d2h", pinned: bool = False) -> None:
+    """Queue one host-link copy; ``sig`` is the op as the script called it (a kernel's own copies have none).
+    ``blocking``: the copy was asked for without ``non_blocking``; ``pinned``: its host buffer is pinned
+    (copies made inside PyTorch, ``.item()`` and checkpoints go through pageable memory)."""
     rt = mode.rt
-    dur = HOST_LINK_LATENCY_US + nbytes / (HOST_LINK_GBPS * 1e3)
+    link = host_link(rt.cfg.gpu.key)
+    rt.host_model.setdefault("host_link", link.source)
+    cost = link.cost(direction, nbytes, pinned, not blocking)
     if sig is not None:
-        rt.op_keys.append(rt.op_key(sig, dur, "copy"))
-    end = rt.launch(name, shapes, dtype, dur, mode.model_launch_us(), "copy")
-    if blocking:
+        rt.op_keys.append(rt.op_key(sig, cost.stream_us, "copy"))
+    end = rt.launch(name, shapes, dtype, cost.stream_us, mode.model_launch_us(), "copy")
+    if cost.blocks_host:
         rt.wait_for(end)
 
 
 def _script_copy(mode: SimDispatchMode, name: str, moved: torch.Tensor, blocking: bool, func: Any, args: tuple,
-                 kwargs: dict) -> None:
+                 kwargs: dict, direction: str, pinned: bool) -> None:
     """The script's own copy op crossing the host link: ``moved``'s bytes, logged under the op's signature."""
     shapes, dtype = shapes_text(args)
     copy_kernel(mode, name, moved.numel() * moved.element_size(), shapes, dtype, blocking,
-                signature_of(func, args, kwargs))
+                signature_of(func, args, kwargs), direction=direction, pinned=pinned)
 
 
 def _on_device(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict, out: Any) -> Any:
@@ -66,7 +68,8 @@ def _to_copy(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any
             out = real.to(dtype=out_dtype, copy=True)
         else:
             out = torch.zeros(x.shape, dtype=out_dtype, device=dev)
-        _script_copy(mode, "aten._to_copy.default(d2h)", x, blocking, func, args, kwargs)
+        # non_blocking: PyTorch gives the new host tensor pinned memory itself (an async D2H needs it)
+        _script_copy(mode, "aten._to_copy.default(d2h)", x, blocking, func, args, kwargs, "d2h", not blocking)
         return out
     if src_fake:  # stays on the GPU (a cast, a move between devices): an ordinary kernel, result cache first
         return mode.simulate(func, args, kwargs)
@@ -80,7 +83,7 @@ def _to_copy(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any
     if mode.values.keepable(out, from_host=True):
         mode.values.put(out, host.to(out.dtype), from_host=True)
     mode.track(out)
-    _script_copy(mode, "aten._to_copy.default(h2d)", x, blocking, func, args, kwargs)
+    _script_copy(mode, "aten._to_copy.default(h2d)", x, blocking, func, args, kwargs, "h2d", host_pinned(host))
     return out
 
 
@@ -107,13 +110,13 @@ def _copy_(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
         real = mode.values.get(src)
         if real is not None:
             dst.copy_(real)
-        _script_copy(mode, "aten.copy_.default(d2h)", src, blocking, func, args, kwargs)
+        _script_copy(mode, "aten.copy_.default(d2h)", src, blocking, func, args, kwargs, "d2h", host_pinned(dst))
         return dst
     with mode.fake:
         out = func(*args, **kwargs)
     if dst_fake and not src_fake and src.device.type == "cpu":  # H2D
         _known_h2d(mode, dst, src)
-        _script_copy(mode, "aten.copy_.default(h2d)", src, blocking, func, args, kwargs)
+        _script_copy(mode, "aten.copy_.default(h2d)", src, blocking, func, args, kwargs, "h2d", host_pinned(src))
         return out
     return _on_device(mode, func, args, kwargs, out)
 

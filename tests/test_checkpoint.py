@@ -9,7 +9,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
 from interpose import interposed
-from interpose.host_copies import HOST_LINK_GBPS
+from profiles.host_link import ASSUMED_GBPS as HOST_LINK_GBPS
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One device-tool call (one H200): each framework launcher's single-GPU config (frameworks_configs.tsv)
-# for real, twice (run-to-run spread), through benchmarks/real/frameworks_timing.py, then a kernel
-# profile + op trace of each (`phantora profile --trace`) for the simulated side and `phantora conformance`.
+# host<->device copy times (h2d_bandwidth.py); a kernel profile + op trace of each (`phantora profile
+# --trace`) for the simulated side and `phantora conformance`; each config for real, twice (run-to-run
+# spread), through benchmarks/real/frameworks_timing.py; then one torch-profiler and one cProfile run of
+# each (hostprof/), to attribute the gaps.
 # The frameworks travel as wheels in .whl/frameworks (carried; installed with --no-index --no-deps).
 #   bash benchmarks/real/frameworks_device.sh h200 330
 # Writes $OUT/real.jsonl, $OUT/log.txt and $OUT/fw.tar.gz (profiles/, traces/, logs/, real.jsonl, pip.txt).
@@ -42,16 +44,36 @@ plain() {  # name launcher args... : one real run, its JSON line into real.jsonl
     echo "[$name #$rep] exit $rc"; grep -v Warning $W/logs/$name.$rep.err | tail -3
   fi
 }
-for rep in 1 2; do
-  while IFS=$'\t' read -r name how cmd; do plain $name $how $rep $cmd; done < $W/configs.tsv
-  pack
-done
+SKIP=${SKIP:-}   # config names to leave out (e.g. SKIP="torchtitan")
+grep -v -w -E "^(${SKIP:-@none@})" $W/configs.tsv > $W/c.tsv && mv $W/c.tsv $W/configs.tsv
+mkdir -p $W/hostprof
+echo "== host<->device copies ($(left) s left)"
+timeout -k 5 $(lim 40 300) python3 benchmarks/real/h2d_bandwidth.py > $W/h2d.jsonl 2> $W/logs/h2d.err; echo "h2d exit $? ($(grep -c . $W/h2d.jsonl) points)"
+pack
+# profiles first: the simulated side then replays these configs' own kernels (issue 20's "covered")
 echo "== profiles ($(left) s left)"
 while IFS=$'\t' read -r name how cmd; do
-  (( $(left) < 25 )) && { echo "[$name] profile skipped: budget"; continue; }
-  timeout -k 5 $(lim 45 10) env CUDA_VISIBLE_DEVICES=0 python3 -m phantora profile --gpu-name $G \
+  (( $(left) < 200 )) && { echo "[$name] profile skipped: budget"; continue; }
+  timeout -k 5 $(lim 50 200) env CUDA_VISIBLE_DEVICES=0 python3 -m phantora profile --gpu-name $G \
     --out $W/profiles/$name.jsonl --trace $W/traces/$name.gz $H --name $name $cmd > $W/logs/$name.profile.log 2>&1 < /dev/null
   echo "[$name] profile exit $? ($(grep -c . $W/profiles/$name.jsonl 2>/dev/null) lines)"
   pack
 done < $W/configs.tsv
+for rep in 1 2; do
+  while IFS=$'\t' read -r name how cmd; do plain $name $how $rep $cmd; done < $W/configs.tsv
+  pack
+done
+# one more run of each with the torch profiler (GPU busy, copies, blocking calls per step), then
+# cProfile (the host's Python): perturbed runs, for attributing the gaps only, not for ms/iter
+for kind in kineto cprofile; do
+  while IFS=$'\t' read -r name how cmd; do
+    (( $(left) < 30 )) && { echo "[$name] $kind skipped: budget"; continue; }
+    if [ "$how" = torchrun ]; then set -- torchrun --standalone --nproc-per-node 1 $H; else set -- python3 $H; fi
+    ext=json; [ $kind = cprofile ] && ext=txt
+    timeout -k 5 $(lim 60 15) env CUDA_VISIBLE_DEVICES=0 "$@" --name $name --$kind $W/hostprof/$name.$kind.$ext $cmd \
+      > $W/logs/$name.$kind.out 2> $W/logs/$name.$kind.err < /dev/null
+    echo "[$name] $kind exit $? $(grep -o '"median": {[^}]*}' $W/hostprof/$name.kineto.json 2>/dev/null)"
+    pack
+  done < $W/configs.tsv
+done
 pack; echo "done in $(( $(date +%s) - T0 )) s"

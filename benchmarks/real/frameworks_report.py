@@ -57,6 +57,25 @@ def simulate(name: str, args: list[str], scenario: str, host_time: str, work: Pa
     return row
 
 
+def with_profiles(scenario: str, extra: Path, tmp: Path) -> str:
+    """A copy of ``scenario`` whose replay loads the shipped (non-sweep) profiles, then ``extra``'s."""
+    import yaml
+
+    from phantora.scenario import load_scenario
+    from profiles.families import is_sweep_file
+    from profiles.replay import DATA_DIR
+    from profiles.store import profile_files
+
+    sc = load_scenario(ROOT / scenario)
+    shipped = [str(p) for p in profile_files([DATA_DIR / sc.gpu]) if not is_sweep_file(p)]
+    doc = yaml.safe_load((ROOT / scenario).read_text())
+    opts = doc.setdefault("compute", {}).setdefault("options", {})
+    opts["profiles"] = shipped + [str(p.resolve()) for p in profile_files([extra])]
+    out = tmp / f"{sc.name}_extra_profiles.yaml"
+    out.write_text(yaml.safe_dump(doc))
+    return str(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("real", type=Path)
@@ -64,6 +83,8 @@ def main() -> None:
     ap.add_argument("--host-time", default="zero", choices=["zero", "measured"])
     ap.add_argument("--out", type=Path, help="write the simulated rows here (JSON lines)")
     ap.add_argument("--only", nargs="*", help="config names")
+    ap.add_argument("--extra-profiles", type=Path, help="a folder of profiles recorded from these configs "
+                    "(frameworks_device.sh's profiles/), replayed after the shipped ones (later wins per key)")
     a = ap.parse_args()
     real: dict[str, list[dict]] = {}
     for ln in a.real.read_text().splitlines():
@@ -72,10 +93,11 @@ def main() -> None:
             real.setdefault(r["harness"], []).append(r)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        scenario = a.scenario if a.extra_profiles is None else with_profiles(a.scenario, a.extra_profiles, Path(tmp))
         for name, _how, args in configs():
             if a.only and name not in a.only:
                 continue
-            rows.append(simulate(name, args, a.scenario, a.host_time, Path(tmp)))
+            rows.append(simulate(name, args, scenario, a.host_time, Path(tmp)))
     if a.out:
         a.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print("| config | real ms/iter (runs) | sim ms/iter | error | real peak MiB | sim peak MiB | sim GPU time by source |")

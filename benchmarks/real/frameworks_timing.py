@@ -15,26 +15,68 @@ memory counters are the simulated ones.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import runpy
 import sys
 import time
+from collections.abc import Iterator
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 
+def run_target(module: bool, target: str) -> None:
+    if module:
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
+        runpy.run_path(target, run_name="__main__")
+
+
+@contextlib.contextmanager
+def host_profiles(cprofile: str, kineto: str, ends: list[float]) -> Iterator[None]:
+    """Optionally profile the run: ``cProfile`` (where the host's Python goes) and/or the torch profiler
+    (GPU kernels, copies and syncs), summarised by ``host_profile_summary`` into small text/JSON files.
+    For attributing a real run's gaps on the GPU; both slow the run, so their steps are not timed ones."""
+    stack = contextlib.ExitStack()
+    prof = None
+    if kineto:
+        from torch.profiler import ProfilerActivity, profile
+
+        prof = stack.enter_context(profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]))
+    cp = None
+    if cprofile:
+        import cProfile
+
+        cp = cProfile.Profile()
+        cp.enable()
+    try:
+        with stack:
+            yield
+            if cp is not None:
+                cp.disable()
+    finally:
+        if int(os.environ.get("RANK", "0")) == 0:
+            if cp is not None:
+                from host_profile_summary import write_cprofile
+
+                write_cprofile(cp, cprofile)
+            if prof is not None:
+                from host_profile_summary import write_kineto
+
+                write_kineto(prof, kineto, ends)
+
+
 def main() -> None:
     argv = sys.argv[1:]
-    name, warmup = "run", 2
-    while argv and argv[0] in ("--name", "--warmup"):
-        if argv[0] == "--name":
-            name = argv[1]
-        else:
-            warmup = int(argv[1])
+    opts = {"--name": "run", "--warmup": "2", "--cprofile": "", "--kineto": ""}
+    while argv and argv[0] in opts:
+        opts[argv[0]] = argv[1]
         argv = argv[2:]
+    name, warmup = opts["--name"], int(opts["--warmup"])
     module = argv[0] == "-m"
     target = argv[1] if module else argv[0]
     rest = argv[2:] if module else argv[1:]
@@ -49,17 +91,17 @@ def main() -> None:
         if depth[0] == 0:
             torch.cuda.synchronize()
             ends.append(time.perf_counter())
+            if opts["--kineto"]:
+                with torch.profiler.record_function("##phantora_step_end##"):
+                    pass
 
     register_optimizer_step_pre_hook(pre)
     register_optimizer_step_post_hook(post)
     sys.argv = [target, *rest]
     t0 = time.perf_counter()
     try:
-        if module:
-            runpy.run_module(target, run_name="__main__", alter_sys=True)
-        else:
-            sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
-            runpy.run_path(target, run_name="__main__")
+        with host_profiles(opts["--cprofile"], opts["--kineto"], ends):
+            run_target(module, target)
     finally:
         if int(os.environ.get("RANK", "0")) == 0:
             marks = [t0, *ends]
