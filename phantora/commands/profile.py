@@ -199,9 +199,11 @@ def _fake_distributed(world_size: int):
     """Make ``dist.init_process_group`` (any backend) start a fake group: rank 0 of ``world_size``.
 
     Uses PyTorch's FakeProcessGroup (``torch.testing._internal.distributed.fake_pg``,
-    registered as backend "fake"): collectives complete at once and move no data.
+    registered as backend "fake"): collectives complete at once and move no data. Groups made
+    later (``new_group``, any backend, gloo included) are fake groups as well.
     Returns a function that undoes the patch and destroys the group.
     """
+    import inspect
     import os
 
     import torch.distributed as dist
@@ -220,6 +222,25 @@ def _fake_distributed(world_size: int):
         original("fake", store=FakeStore(), rank=0, world_size=world_size)
 
     dist.init_process_group = init_fake
+    # Every later group is fake too, whatever backend the script asks for: a real one would build
+    # on the FakeStore (gloo cannot, it fails in C++ "Not implemented") and wait for ranks that
+    # never come. All group creation (new_group, new_subgroups, DeviceMesh) goes through this helper.
+    from torch.distributed import distributed_c10d as c10d
+
+    new_pg = c10d._new_process_group_helper
+    new_pg_params = inspect.signature(new_pg)
+
+    def new_pg_fake(*args, **kwargs):
+        call = new_pg_params.bind(*args, **kwargs)
+        if "backend" in new_pg_params.parameters:
+            import torch.testing._internal.distributed.fake_pg  # noqa: F401  (registers "fake")
+
+            call.arguments["backend"] = dist.Backend(dist.Backend.FAKE)
+            if call.arguments.get("backend_options") is not None:  # another backend's (NCCL's) options
+                call.arguments["backend_options"] = None
+        return new_pg(*call.args, **call.kwargs)
+
+    c10d._new_process_group_helper = new_pg_fake
     # DDP's default all-reduce hook fails on the fake group (its future carries no tensor):
     # give DDP a hook that returns the bucket as it is (the gradient copies into buckets still run).
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -234,6 +255,7 @@ def _fake_distributed(world_size: int):
 
     def restore() -> None:
         dist.init_process_group = original
+        c10d._new_process_group_helper = new_pg
         DDP.__init__ = ddp_init  # type: ignore[method-assign]
         if dist.is_initialized():
             dist.destroy_process_group()
