@@ -93,7 +93,7 @@ def _make_save(orig):
         if written and mode is not None:
             from interpose.host_copies import copy_kernel
 
-            copy_kernel(mode, "torch.save(d2h)", written, f"{written}B", "", True)
+            copy_kernel(mode, "torch.save(d2h)", written, f"{written}B", "", True, direction="d2h")
         return out
 
     return save

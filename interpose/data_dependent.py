@@ -40,7 +40,7 @@ def placeholder(dtype: torch.dtype) -> bool | int | float | complex:
 def _item(mode: SimDispatchMode, func: Any, args: tuple, kwargs: dict) -> Any:
     x = args[0]
     copy_kernel(mode, "aten._local_scalar_dense.default(d2h)", x.element_size(), "", dtype_text(x), True,
-                signature_of(func, args, kwargs))
+                signature_of(func, args, kwargs), direction="d2h")
     real = mode.values.get(x)
     if real is not None:
         return real.item()

@@ -97,7 +97,7 @@ def handler(mode) -> Any:
         fast = a.dtype == b.dtype == out.dtype == torch.bfloat16 and major in (9, 10)
         if not fast and offs is not None:  # _grouped_mm_fallback: offs.cpu()
             copy_kernel(mode, "aten._to_copy.default(d2h)", offs.numel() * offs.element_size(),
-                        "x".join(map(str, offs.shape)), "int32", True)
+                        "x".join(map(str, offs.shape)), "int32", True, direction="d2h")
         mode.values.propagate(func, args, kwargs, out)
         mode.account(func, args, kwargs, out)
         return out

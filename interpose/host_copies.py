@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 aten = torch.ops.aten
 
 def copy_kernel(mode: SimDispatchMode, name: str, nbytes: int, shapes: str, dtype: str, blocking: bool,
-                sig: Any = None, *, direction: str = "d2h", pinned: bool = False) -> None:
+                sig: Any = None, *, direction: str, pinned: bool = False) -> None:
     """Queue one host-link copy; ``sig`` is the op as the script called it (a kernel's own copies have none).
-    ``blocking``: the copy was asked for without ``non_blocking``; ``pinned``: its host buffer is pinned
+    ``direction``: ``h2d`` or ``d2h``; ``blocking``: the copy was asked for without ``non_blocking``; ``pinned``: its host buffer is pinned
     (copies made inside PyTorch, ``.item()`` and checkpoints go through pageable memory)."""
     rt = mode.rt
     link = host_link(rt.cfg.gpu.key)

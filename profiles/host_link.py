@@ -83,9 +83,10 @@ class HostLink:
         if not self._curves:
             return CopyCost(ASSUMED_LATENCY_US + nbytes / (ASSUMED_GBPS * 1e3), blocks)
         key = (direction, pinned, non_blocking)
-        if key not in self._curves:
-            key = (direction, pinned, not non_blocking)
-        curve = self._curves[key]
+        curve = self._curves.get(key)
+        if curve is None:
+            raise ValueError(f"host link {self.source}: no measured curve for {direction}, "
+                             f"{'pinned' if pinned else 'pageable'}, non_blocking={non_blocking}")
         return CopyCost(max(TINY_COPY_US, curve.at(nbytes) - self._overhead[key]), blocks)
 
 
