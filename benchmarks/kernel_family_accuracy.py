@@ -2,8 +2,8 @@
 
 Fits :class:`profiles.families.FamilyModels` on ``profiles/data/<gpu>/sweep_grid_*``
 and predicts every signature of ``sweep_heldout_*`` (random off-grid shapes,
-never fitted on), plus the ``_grouped_mm`` entries of the other shipped profiles (MoE runs; the
-grouped model re-uses the mm grid and fits nothing of its own). Per family row: signatures, p50 and p90 of |pred - real| / real,
+never fitted on), plus the ``_grouped_mm`` entries of the other shipped profiles (MoE runs, routed by
+their own data; the grouped sweep's groups are equal), as their own row. Per family row: signatures, p50 and p90 of |pred - real| / real,
 and the GPU-time-weighted error sum|pred - real| / sum(real); beside them the
 same figures of the older single-efficiency fit (``FitTable`` on the shipped
 non-sweep profiles, what replay answered before) on the same signatures.
@@ -43,10 +43,10 @@ from profiles.store import ProfileEntry, load_profiles, profile_files
 _BYTES = BytesModel()
 
 
-def row_of(e: ProfileEntry, model: str) -> str:
+def row_of(e: ProfileEntry, model: str, moe_run: bool = False) -> str:
     """Table row of a held-out entry: the family model's name, bytes-bound ops split by kind."""
     if model == "grouped_mm":
-        return "grouped_mm (MoE)"
+        return "grouped_mm (MoE)" if moe_run else "grouped_mm"
     if model != "bytes":
         op = e.op.split(".")[1]
         if model == "gemm":
@@ -127,15 +127,16 @@ def main() -> None:
         return
     rows: dict[str, tuple[list[float], list[float], list[float]]] = {}
     uncovered: list[str] = []
-    # grouped GEMMs have no sweep: their model (no constant of its own) is checked on the recorded MoE entries
+    # grouped GEMMs recorded from MoE runs (real routing): a second check of the grouped model
     grouped = [] if a.blind else [e for e in old_entries.values() if e.op == "aten._grouped_mm.default"]
+    moe_keys = {e.key for e in grouped}
     for e in [*held.values(), *grouped]:
         got = models.predict(query_of_entry(e))
         if got is None:
             uncovered.append(e.key)
             continue
-        fit = old.predict_entry(e) if got[1] != "grouped_mm" else None  # the older fit was fitted on those
-        pr, real, olds = rows.setdefault(row_of(e, got[1]), ([], [], []))
+        fit = old.predict_entry(e) if e.key not in moe_keys else None  # the older fit was fitted on those
+        pr, real, olds = rows.setdefault(row_of(e, got[1], e.key in moe_keys), ([], [], []))
         pr.append(got[0])
         real.append(e.dur_us)
         olds.append(fit if fit is not None else float("nan"))
@@ -156,7 +157,7 @@ def main() -> None:
         valid = [(x, y) for x, y in zip(o, r, strict=True) if np.isfinite(x)]
         so = stats([x for x, _ in valid], [y for _, y in valid]) if valid else None
         table[name] = {**s, "older_fit": so}
-        if not name.startswith("grouped_mm"):  # "all" is the sweep's held-out set
+        if name != "grouped_mm (MoE)":  # "all" is the sweeps' held-out sets
             all_p += p
             all_r += r
         old_txt = f"{so['p50']:>8.1%}{so['p90']:>8.1%}{so['weighted']:>9.1%}" if so else "   -"

@@ -8,7 +8,13 @@ min-max of those steps, and of a second process where one was recorded). The pro
 ``moe_large.jsonl.gz`` on the *fit* configs only (``FIT``: MoE sizes A and C, generate batch 1); the others are
 held out.
 
-    python benchmarks/values_validation.py [--json] [--only moe|generate]
+    python benchmarks/values_validation.py [--json] [--only moe|generate] [--impl eager|grouped_mm]
+
+Simulate with the GPU's framework versions (transformers 5.17.0 for the shipped real runs: its grouped_mm
+experts mask the sorted tokens on every call, 5.24's only under expert parallelism)::
+
+    pip install --no-deps --target /tmp/tf517 transformers==5.17.0
+    PYTHONPATH=/tmp/tf517 python benchmarks/values_validation.py --json --only moe
 """
 
 from __future__ import annotations
@@ -63,11 +69,12 @@ def _key(row: dict) -> tuple:
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--only", type=click.Choice(["moe", "generate"]))
-def main(as_json: bool, only: str | None) -> None:
+@click.option("--impl", type=click.Choice(["eager", "grouped_mm"]), help="MoE rows of one experts implementation")
+def main(as_json: bool, only: str | None, impl: str | None) -> None:
     runs: dict[tuple, list[dict]] = {}
     for line in (x for f in REAL for x in f.read_text().splitlines()):
         r = json.loads(line)
-        if only is None or r["program"] == only:
+        if (only is None or r["program"] == only) and (impl is None or r.get("impl") == impl):
             runs.setdefault(_key(r), []).append(r)
     for reps in runs.values():
         r0 = reps[0]

@@ -33,7 +33,8 @@ def copy_kernel(mode: SimDispatchMode, name: str, nbytes: int, shapes: str, dtyp
     rt = mode.rt
     link = host_link(rt.cfg.gpu.key)
     rt.host_model.setdefault("host_link", link.source)
-    cost = link.cost(direction, nbytes, pinned, not blocking)
+    busy = rt.stream_ready_us(rt.current_stream) > rt.clock.host_us
+    cost = link.cost(direction, nbytes, pinned, not blocking, busy)
     if sig is not None:
         rt.op_keys.append(rt.op_key(sig, cost.stream_us, "copy"))
     end = rt.launch(name, shapes, dtype, cost.stream_us, mode.model_launch_us(), "copy")

@@ -8,7 +8,11 @@ and dtypes with :func:`materialize`, and times the op on a real GPU.
 Values: floating tensors are filled with N(0, 1); integer tensors with zeros
 (always a valid index, for embedding, gather, nll_loss targets); bool tensors
 at random. Kernel time rarely depends on values; index patterns that matter
-(e.g. highly skewed embedding lookups) are the known exception.
+(e.g. highly skewed embedding lookups) are the known exception, and some
+integer arguments are not indices but sizes (``_grouped_mm``'s ``offs``, the
+cumulative group ends: zeros there make every group empty). A tensor spec may
+carry its contents as ``"values"`` (a flat list, written by sweep specs), which
+:func:`decode` then uses instead.
 """
 
 from __future__ import annotations
@@ -77,7 +81,12 @@ def decode(v: Any, device: str) -> Any:
         dtype = getattr(torch, v["dtype"])
         dev = "cpu" if v.get("device") == "cpu" else device
         t = torch.empty_strided(v["T"], v["stride"], dtype=dtype, device=dev)
-        if dtype.is_floating_point or dtype.is_complex:
+        if "values" in v:
+            vals = torch.tensor(v["values"], dtype=dtype)
+            if vals.numel() != t.numel():
+                raise UnreplayableError(f"{len(v['values'])} values for a tensor of shape {v['T']}")
+            t.copy_(vals.reshape(t.shape))
+        elif dtype.is_floating_point or dtype.is_complex:
             t.normal_()
         elif dtype == torch.bool:
             t.random_(0, 2)

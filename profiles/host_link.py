@@ -6,6 +6,14 @@ runs at ~55 GB/s from 16 MiB up, a *pageable* host-to-device copy at 7-13 GB/s (
 through a pinned buffer, and the host waits for it even with ``non_blocking=True``), and ``.to("cpu")``
 into fresh pageable memory at 1.3-1.6 GB/s from 64 MiB up (first-touch page faults of the new buffer).
 
+A pageable copy issued behind queued GPU work (a training loop's copy) is timed from curves measured
+that way (rows with ``"context": "busy"``, ``h2d_bandwidth.py --context busy``: the copy queued behind
+5 ms of ``torch.cuda._sleep``, timed from the end of that work): from 16 MiB up they run at 6.7-12.6 GB/s
+where the same copy on an idle GPU reaches 13 GB/s (``non_blocking``), below 4 MiB somewhat faster
+(the driver stages part of the copy while it waits). Pinned copies keep the idle curves: from 16 MiB
+the two agree within 25%, and a pinned copy's busy time below that includes a ~50-70 us wait whose
+place (host or stream) the measurement cannot tell.
+
 Each measured variant (direction, pinned, non_blocking) is a table of host wall time per copy by size
 (median of 15, CUDA-synchronized), interpolated log-log (past the largest size: its bandwidth). The
 stream time of a copy is that time less the variant's per-call overhead: its 1 KiB time less the
@@ -64,9 +72,15 @@ class HostLink:
     def __init__(self, rows: list[dict] | None = None, source: str = "assumed") -> None:
         self.source = source
         self._curves: dict[tuple[str, bool, bool], _Curve] = {}
+        self._busy: dict[tuple[str, bool, bool], _Curve] = {}
+        """Pageable copies issued behind queued GPU work (``context: busy`` rows)."""
         self._overhead: dict[tuple[str, bool, bool], float] = {}
         for r in sorted(rows or [], key=lambda r: r["bytes"]):
-            c = self._curves.setdefault((r["dir"], r["pinned"], r["non_blocking"]), _Curve())
+            ctx = r.get("context", "")
+            if ctx not in ("", "busy"):
+                continue  # other measured contexts (``fresh``) are kept in the file, not modelled
+            table = self._busy if ctx == "busy" else self._curves
+            c = table.setdefault((r["dir"], r["pinned"], r["non_blocking"]), _Curve())
             c.sizes.append(math.log(r["bytes"]))
             c.times.append(math.log(r["median_us"]))
         for k, c in self._curves.items():
@@ -76,9 +90,11 @@ class HostLink:
     def measured(self) -> bool:
         return bool(self._curves)
 
-    def cost(self, direction: str, nbytes: int, pinned: bool, non_blocking: bool) -> CopyCost:
+    def cost(self, direction: str, nbytes: int, pinned: bool, non_blocking: bool, busy: bool = False) -> CopyCost:
         """``direction``: ``h2d`` or ``d2h``; ``pinned``: the host buffer is page-locked (for ``d2h``
-        ``non_blocking`` copies PyTorch allocates a pinned destination itself: pass ``pinned=True``)."""
+        ``non_blocking`` copies PyTorch allocates a pinned destination itself: pass ``pinned=True``);
+        ``busy``: the copy's stream still has work queued when it is issued (pageable copies then take the
+        ``busy`` curve where one was measured)."""
         blocks = not non_blocking or not pinned  # a pageable copy is staged: the host waits for it
         if not self._curves:
             return CopyCost(ASSUMED_LATENCY_US + nbytes / (ASSUMED_GBPS * 1e3), blocks)
@@ -87,6 +103,8 @@ class HostLink:
         if curve is None:
             raise ValueError(f"host link {self.source}: no measured curve for {direction}, "
                              f"{'pinned' if pinned else 'pageable'}, non_blocking={non_blocking}")
+        if busy and not pinned and (bc := self._busy.get(key)) is not None and math.log(max(nbytes, 1)) >= bc.sizes[0]:
+            curve = bc  # below the busy curve's smallest size (64 KiB) the idle one stays
         return CopyCost(max(TINY_COPY_US, curve.at(nbytes) - self._overhead[key]), blocks)
 
 

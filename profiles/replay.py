@@ -227,6 +227,7 @@ class ReplayModel(ComputeModel):
         cache: str | Path | None = None,
         on_demand: bool = False,
         host_gap: float = 0.0,
+        host_gap_from: str = "op",
         launch: str = "op-median",
         default_launch_us: float | None = None,
     ) -> None:
@@ -239,6 +240,9 @@ class ReplayModel(ComputeModel):
                 op (``host_gap_us``, per op name over steady-recorded profiles; the recorder's own
                 cost subtracted) to its launch cost: the target host's per-op framework time
                 replayed instead of measured here (0: off, the default).
+            host_gap_from: ``op`` (default: the per-op-name median over every recorded program) or
+                ``entry`` (an exact entry's own recorded ``host_gap_us``, the op median for the rest): the
+                framework time of a recorded program is then its own, not the median program's.
             launch: ``op-median`` (default; see :func:`op_launch_us`) or ``entry`` (each signature's own).
             default_launch_us: launch overhead for ops with no entry; default the profile's median.
         """
@@ -265,6 +269,9 @@ class ReplayModel(ComputeModel):
                 self.entries.setdefault(k, e)
         if launch not in ("op-median", "entry"):
             raise ValueError(f"replay option launch must be 'op-median' or 'entry', got {launch!r}")
+        if host_gap_from not in ("op", "entry"):
+            raise ValueError(f"replay option host_gap_from must be 'op' or 'entry', got {host_gap_from!r}")
+        self.host_gap_from = host_gap_from
         self.on_demand = on_demand
         self.host_gap = host_gap
         self.launch = launch
@@ -295,7 +302,10 @@ class ReplayModel(ComputeModel):
         """Host costs of one call of ``op``: launch (plus the replayed framework gap, ``host_gap``) and
         the extra of a signature's first call (its own measurement when recorded, else the op's median)."""
         launch = self._launch_of(op, entry.launch_us if entry is not None else 0.0)
-        launch += self.host_gap * self._op_gap.get(op, 0.0)
+        if self.host_gap_from == "entry" and entry is not None and entry.host_gap_us is not None:
+            launch += self.host_gap * entry.host_gap_us
+        else:
+            launch += self.host_gap * self._op_gap.get(op, 0.0)
         if entry is not None and entry.first_call_us is not None:
             return launch, max(0.0, entry.first_call_us - entry.launch_us)
         return launch, self._op_first.get(op, 0.0)

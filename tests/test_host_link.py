@@ -54,3 +54,34 @@ def test_shim_charges_pageable_copies_to_the_host_and_not_pinned_ones():
     expected = host_link("h200").cost("h2d", 32 * MIB, pinned=False, non_blocking=True).stream_us
     assert pageable_us >= expected > 1000  # the host waited for the staged copy (~2.5 ms)
     assert pinned_us < 100  # only the launch
+
+
+def test_pageable_copy_behind_queued_work_takes_the_busy_curve():
+    link = host_link("h200")
+    idle = link.cost("h2d", 64 * MIB, pinned=False, non_blocking=True)
+    busy = link.cost("h2d", 64 * MIB, pinned=False, non_blocking=True, busy=True)
+    assert busy.stream_us > 1.5 * idle.stream_us  # measured: 6.7 vs 13.1 GB/s
+    # pinned copies and copies below the busy curve's smallest size keep the idle curve
+    assert link.cost("h2d", 64 * MIB, True, True, busy=True) == link.cost("h2d", 64 * MIB, True, True)
+    assert link.cost("h2d", 4096, False, True, busy=True) == link.cost("h2d", 4096, False, True)
+
+
+def test_shim_passes_busy_when_the_stream_has_queued_work():
+    x = torch.randn(4096, 4096)  # 64 MiB, pageable
+    with interposed(roofline_cfg("h200")) as rt:
+        torch.cuda.synchronize()
+        t0 = rt.clock.host_us
+        x.cuda(non_blocking=True)
+        idle_us = rt.clock.host_us - t0
+        a = torch.empty(8192, 8192, device="cuda")
+        for _ in range(4):
+            a = a @ a  # queued GPU work, the host runs ahead
+        assert rt.stream_ready_us(rt.current_stream) > rt.clock.host_us
+        t0 = rt.clock.host_us
+        x.cuda(non_blocking=True)
+        busy_us = rt.clock.host_us - t0
+        ready_before = rt.stream_ready_us(rt.current_stream)
+    link = host_link("h200")
+    assert idle_us >= link.cost("h2d", 64 * MIB, False, True).stream_us
+    assert busy_us - link.cost("h2d", 64 * MIB, False, True, busy=True).stream_us > 0  # waited for the matmuls too
+    assert ready_before >= rt.clock.host_us - 1e-6

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from profiles.families import FamilyModels, Query
-from profiles.families.base import LogGrid, merge_close
+from profiles.families.base import LogGrid, merge_close, query_of_entry
 from profiles.families.bytes_bound import PERSISTENT_SOFTMAX_COLS, BytesModel
 from profiles.families.gemm import GemmModel, wave_work
-from profiles.families.grouped_mm import as_mm
+from profiles.families.grouped_mm import as_mm, grouped_point
 from profiles.store import ProfileEntry
 
 
@@ -51,7 +51,7 @@ def test_softmax_does_not_interpolate_across_the_persistent_kernel_switch():
     entries += [_softmax_entry(2**22 // c, c, law(2**22 // c, c)) for c in (256, 1024, 4096, 16384)]
     m = BytesModel()
     m.fit(entries)
-    from profiles.families.base import query_of_entry
+
 
     warp = m.predict(query_of_entry(_softmax_entry(1024, 2048, 0.0)))
     block = m.predict(query_of_entry(_softmax_entry(1024, 2304, 0.0)))
@@ -82,7 +82,7 @@ def test_fp32_gemm_prediction_carries_the_partial_last_wave_and_bf16_does_not():
                     rows.append(_mm_entry(dt, m, n, k, wave_work(1, m, n, k, 132) * 1e-6))
     g = GemmModel()
     g.fit(rows)
-    from profiles.families.base import query_of_entry
+
 
     # M = 1024 (8 tile rows), N = 2176 (17 tile columns): 136 tiles = 2 waves on 132 SMs, 1.94x the work's
     q32 = query_of_entry(_mm_entry("float32", 1024, 2176, 256, 0.0))
@@ -146,7 +146,7 @@ def _ln_bwd_entry(rows: int, cols: int, us: float) -> ProfileEntry:
 
 
 def test_layer_norm_backward_rows_split_regime_extrapolates_down_by_efficiency():
-    from profiles.families.base import query_of_entry
+
 
     m = BytesModel()
     q_split = query_of_entry(_ln_bwd_entry(100_000, 256, 0.0))
@@ -181,3 +181,45 @@ def test_layout_kinds_and_factor_stretch_only_the_bandwidth_part():
     assert base is not None and slow is not None
     floor = 4.0 + xs[0] / 3e6  # the fastest grid node
     assert slow - floor == pytest.approx(2.0 * (base - floor), rel=1e-6)  # the launch floor is not doubled
+
+
+def _grouped_entry(g: int, tpg: int, k: int, n: int, form: str, us: float) -> ProfileEntry:
+    t = g * tpg
+    if form == "wgrad":
+        shapes, cont = f"{k}x{t};{t}x{n};{g}", "ncc"
+    else:
+        shapes, cont = f"{t}x{k};{g}x{k}x{n};{g}", "ccc" if form == "xw" else "cnc"
+    key = f"aten._grouped_mm.default|{shapes}|bfloat16,bfloat16,int32|{cont}|"
+    return ProfileEntry(key=key, op="aten._grouped_mm.default", family="matmul", dtype="bfloat16", shapes=shapes,
+                        flops=2.0 * t * k * n, bytes=0.0, n_tensors=3, dur_us=us)  # fmt: skip
+
+
+def test_grouped_sweep_grids_take_over_from_the_dense_gemm_per_form():
+    # a law the dense grid cannot show: a per-group cost (small groups are slow), different per form
+    def law(g: int, tpg: int, k: int, n: int, form: str) -> float:
+        return (4.0 if form == "wgrad" else 3.0) + 0.5 * g + g * tpg * k * n / 2e8
+
+    lattice = [(g, tpg, k, n) for g in (4, 16, 64) for tpg in (16, 256, 4096) for k in (256, 1024, 4096)
+               for n in (256, 1024, 4096)]  # fmt: skip
+    rows = [_grouped_entry(*p, form, law(*p, form)) for form in ("xw", "xwt", "wgrad") for p in lattice]
+    rows += [_mm_entry("bfloat16", m, n, k, 5.0 + m * n * k / 1e9) for m in (1024, 16384) for n in (256, 4096)
+             for k in (256, 4096)]  # fmt: skip
+    models = FamilyModels(rows)
+    for form in ("xw", "xwt", "wgrad"):
+        e = _grouped_entry(16, 256, 1024, 1024, form, law(16, 256, 1024, 1024, form))  # a grid node
+        got = models.predict(query_of_entry(e))
+        assert got is not None and got[1] == "grouped_mm" and got[0] == pytest.approx(e.dur_us, rel=1e-6)
+        between = _grouped_entry(32, 512, 2048, 2048, form, law(32, 512, 2048, 2048, form))
+        pred = models.predict(query_of_entry(between))
+        assert pred is not None and abs(pred[0] / between.dur_us - 1) < 0.15  # log-log between nodes
+    # a 3-D x 3-D grouped GEMM is neither form: no answer from either path
+    three_d = Query("aten._grouped_mm.default", ((8, 64, 512), (8, 512, 64), (8,)),
+                    ("bfloat16", "bfloat16", "int32"), (True, True, True))  # fmt: skip
+    assert models.predict(three_d) is None
+
+
+def test_grouped_point_reads_groups_tokens_and_form():
+    e = _grouped_entry(8, 1024, 512, 2048, "wgrad", 10.0)
+    assert grouped_point(query_of_entry(e)) == ("wgrad", [8.0, 1024.0, 512.0, 2048.0])
+    e = _grouped_entry(8, 1024, 512, 2048, "xwt", 10.0)
+    assert grouped_point(query_of_entry(e)) == ("xwt", [8.0, 1024.0, 512.0, 2048.0])

@@ -173,3 +173,20 @@ def test_fp32_matmul_peak_depends_on_tf32():
     assert peak_tflops(H100, "matmul", "float32") == H100.vector_tflops["float32"]
     assert peak_tflops(H100, "matmul", "tf32") == H100.tensor_tflops["float32"]
     assert peak_tflops(H100, "matmul", "bfloat16") == H100.tensor_tflops["bfloat16"]
+
+
+def test_host_gap_from_entry_replays_the_signatures_own_gap(tmp_path):
+    small, big = mm_entry(512, 512, 512, 3.0), mm_entry(1024, 1024, 1024, 9.0)
+    small.host_gap_us, big.host_gap_us = 2.0, 40.0  # the op-name median is 21
+    write_profile(tmp_path / "p.jsonl", ProfileHeader(gpu="h100"), [small, big])
+    by_op = build_compute_model("replay", H100, profiles=[tmp_path / "p.jsonl"], host_gap=1.0)
+    by_entry = build_compute_model("replay", H100, profiles=[tmp_path / "p.jsonl"], host_gap=1.0,
+                                   host_gap_from="entry")  # fmt: skip
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        a = torch.empty(1024, 1024, device="cuda", dtype=torch.bfloat16)
+        assert by_op.time_op(aten.mm.default, (a, a), {}, a).launch_us == 5.0 + 21.0
+        assert by_entry.time_op(aten.mm.default, (a, a), {}, a).launch_us == 5.0 + 40.0
+        c = torch.empty(2048, 1024, device="cuda", dtype=torch.bfloat16)  # no entry: the op median
+        assert by_entry.time_op(aten.mm.default, (c, a), {}, c).launch_us == pytest.approx(5.0 + 21.0)
+    with pytest.raises(ValueError, match="host_gap_from must be"):
+        build_compute_model("replay", H100, profiles=[tmp_path / "p.jsonl"], host_gap_from="program")

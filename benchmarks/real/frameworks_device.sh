@@ -7,6 +7,8 @@
 # The frameworks travel as wheels in .whl/frameworks (carried; installed with --no-index --no-deps).
 #   bash benchmarks/real/frameworks_device.sh h200 330
 # Writes $OUT/real.jsonl, $OUT/log.txt and $OUT/fw.tar.gz (profiles/, traces/, logs/, real.jsonl, pip.txt).
+# Env: SKIP="name ..." leaves configs out; H2D=0 skips the copy sweep; COMPILE=1 byte-compiles the wheels
+# (cProfile then shows the frameworks' own time, not their imports).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 DS_BUILD_OPS=0
 G=$1; BUDGET=${2:-330}; T0=$(date +%s)
@@ -15,7 +17,8 @@ W=/tmp/fw; rm -rf $W; mkdir -p $W/profiles $W/traces $W/logs
 pack() { cp -f $OUT/real.jsonl $W/ 2>/dev/null; tar -C $W -czf $OUT/fw.tar.gz . ; }
 python3 -m pip list 2>/dev/null > $W/pip.txt
 grep -i -E "^(deepspeed|megatron|torchtitan|lightning|pytorch-lightning|pydantic|hjson|tyro|datasets|torch) " $W/pip.txt
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/frameworks/*.whl \
+NOCOMPILE=--no-compile; [ "${COMPILE:-0}" = 1 ] && NOCOMPILE=
+python3 -m pip install -q --no-index --no-deps $NOCOMPILE --no-cache-dir --target /tmp/site .whl/frameworks/*.whl \
   > $W/logs/pip_install.log 2>&1 || { echo "pip install failed"; tail -5 $W/logs/pip_install.log; }
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -45,10 +48,13 @@ plain() {  # name launcher args... : one real run, its JSON line into real.jsonl
   fi
 }
 SKIP=${SKIP:-}   # config names to leave out (e.g. SKIP="torchtitan")
-grep -v -w -E "^(${SKIP:-@none@})" $W/configs.tsv > $W/c.tsv && mv $W/c.tsv $W/configs.tsv
+SKIP_RE=$(echo "${SKIP:-@none@}" | tr ' ' '|')
+grep -v -w -E "^(${SKIP_RE})" $W/configs.tsv > $W/c.tsv && mv $W/c.tsv $W/configs.tsv
 mkdir -p $W/hostprof
-echo "== host<->device copies ($(left) s left)"
-timeout -k 5 $(lim 40 300) python3 benchmarks/real/h2d_bandwidth.py > $W/h2d.jsonl 2> $W/logs/h2d.err; echo "h2d exit $? ($(grep -c . $W/h2d.jsonl) points)"
+if [ "${H2D:-1}" = 1 ]; then
+  echo "== host<->device copies ($(left) s left)"
+  timeout -k 5 $(lim 40 300) python3 benchmarks/real/h2d_bandwidth.py > $W/h2d.jsonl 2> $W/logs/h2d.err; echo "h2d exit $? ($(grep -c . $W/h2d.jsonl) points)"
+fi
 pack
 # profiles first: the simulated side then replays these configs' own kernels (issue 20's "covered")
 echo "== profiles ($(left) s left)"

@@ -71,5 +71,12 @@ def write_kineto(prof: Any, path: str, ends: list[float], warmup: int = 2) -> No
     ka = prof.key_averages()
     top = sorted(ka, key=lambda a: a.self_cpu_time_total, reverse=True)[:40]
     summary["top_self_cpu_us"] = [[a.key, a.count, round(a.self_cpu_time_total, 1)] for a in top]
+
+    def dev_us(a: Any) -> float:
+        return float(getattr(a, "self_device_time_total", getattr(a, "self_cuda_time_total", 0.0)))
+
+    gpu_top = sorted((a for a in ka if dev_us(a) > 0), key=dev_us, reverse=True)[:60]
+    summary["top_gpu_us"] = [[a.key[:120], a.count, round(dev_us(a), 1)] for a in gpu_top]
+    """Kernels (and the ops that launched them) by GPU time over the whole profiled run, warm-up included."""
     with open(path, "w") as f:
         json.dump(summary, f, indent=1)

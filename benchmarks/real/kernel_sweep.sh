@@ -2,6 +2,7 @@
 # One device call: record the kernel sweep specs (benchmarks/real/kernel_sweep_specs.py, made on the CPU
 # beforehand into SPEC_DIR) within BUDGET_S seconds, and tar the profiles into $OUT (issue 17).
 #   bash benchmarks/real/kernel_sweep.sh build/kernel_sweep 400
+#   ORDER="heldout_grouped grid_grouped" bash benchmarks/real/kernel_sweep.sh build/kernel_sweep 150   (spec files to record)
 # A run the GPU kills is restarted (the recorder skips what it has and fails the key in flight).
 set -u
 SPEC_DIR=${1:-build/kernel_sweep}
@@ -11,7 +12,7 @@ REC=$OUT/rec
 mkdir -p "$REC"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version())" >> "$OUT/gpu.txt" 2>&1
-ORDER="grid_bytes heldout_bytes grid_attention heldout_attention heldout_gemm grid_gemm heldout_conv grid_conv"
+ORDER=${ORDER:-"grid_bytes heldout_bytes grid_attention heldout_attention heldout_gemm grid_gemm heldout_conv grid_conv"}
 FILES=""
 for f in $ORDER; do FILES="$FILES $SPEC_DIR/$f.jsonl"; done
 for attempt in 1 2 3 4; do

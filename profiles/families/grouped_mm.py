@@ -1,25 +1,28 @@
-"""Grouped GEMM family: ``aten._grouped_mm`` (MoE experts) as the one GEMM of its concatenated groups.
+"""Grouped GEMM family: ``aten._grouped_mm`` (MoE experts), from its own sweep where one is recorded.
 
 PyTorch runs bf16 ``_grouped_mm`` on sm90 as one persistent CUTLASS grouped kernel whose tile scheduler
-spreads the tiles of every group over the SMs together, so its work is that of one GEMM of the
-concatenated problem; it is answered from the mm grids of :mod:`.gemm` (no fitted constant of its own;
-no grouped sweep exists yet: ``benchmarks/real/kernel_sweep_specs.py`` has its spec):
+spreads the tiles of every group over the SMs together. Two answers, the first that applies:
 
-* 2-D × 3-D (``x @ w[e]``: the expert forward and its input gradient): ``mm(T × K, K × N)`` with the
-  layout of ``w``;
-* 2-D × 2-D (``xᵀ @ grad``: the weight gradient, groups split the contraction): ``mm(M × T, T × N)``.
+* **grouped grids**, fitted on ``sweep_grid_grouped`` (``benchmarks/real/kernel_sweep_specs_dense.py
+  grouped``: equal groups, bf16): per form, a log grid over (groups G, tokens per group T/G, K, N) with
+  work T·K·N. Forms: ``xw`` / ``xwt`` (2-D × 3-D, ``x (T, K) @ w[e] (K, N)``, ``w`` contiguous or
+  transposed: the expert forward and its input gradient) and ``wgrad`` (2-D × 2-D, ``xᵀ (K, T) @ grad
+  (T, N)`` split over T: the weight gradient). The groups are taken as equal, which is what the
+  ``balanced`` value policy routes; the routing in ``offs`` is not part of the signature;
+* otherwise the **dense GEMM of the concatenated groups** from the mm grids of :mod:`.gemm`
+  (``mm(T × K, K × N)`` with the layout of ``w``; ``mm(K × T, T × N)`` for the weight gradient): small
+  grouped GEMMs (hidden 512) take 1.4-2x the dense GEMM's time there, which no dense grid shows.
 
-``offs`` (the routing) is not seen. Checked against the 12 ``_grouped_mm`` entries recorded from
-``examples/moe/train.py`` on H200 (``profiles/data/h200/moe_*.jsonl.gz``, none fitted on):
-docs/validation.md, issue 17. Small grouped GEMMs (hidden 512) take 1.4-2x the dense GEMM's time, which
-no dense grid shows. 3-D × 2-D / 3-D × 3-D forms and non-bf16 inputs (the fallback loop) fall through.
+Held-out error of both on ``sweep_heldout_grouped`` and on the MoE runs' recorded entries:
+``benchmarks/kernel_family_accuracy.py`` (docs/validation.md, issue 17). 3-D × 2-D / 3-D × 3-D forms and
+non-bf16 inputs (the fallback loop) fall through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from profiles.families.base import FAMILY_MODELS, FamilyModel, Query, half_to_bf16
+from profiles.families.base import FAMILY_MODELS, FamilyModel, LogGrid, Query, half_to_bf16, query_of_entry
 from profiles.families.gemm import GemmModel
 from profiles.store import ProfileEntry
 
@@ -45,9 +48,27 @@ def as_mm(q: Query) -> Query | None:
     )
 
 
+def grouped_point(q: Query) -> tuple[str, list[float]] | None:
+    """Form and grid point ``[G, T/G, K, N]`` of a bf16 grouped GEMM query, or ``None`` for other forms."""
+    if len(q.shapes) < 3 or len(q.contiguous) < 2 or len(q.shapes[2]) != 1 or not q.dtypes:
+        return None
+    a, b, g = q.shapes[0], q.shapes[1], q.shapes[2][0]
+    if half_to_bf16(q.dtypes[0]) != "bfloat16" or len(a) != 2 or g < 1:
+        return None
+    if len(b) == 3 and b[0] == g:  # x (T, K) @ w (G, K, N)
+        t, k, n = a[0], a[1], b[2]
+        form = "xw" if q.contiguous[1] else "xwt"
+    elif len(b) == 2:  # x^T (K, T) @ grad (T, N)
+        k, t, n = a[0], a[1], b[1]
+        form = "wgrad"
+    else:
+        return None
+    return form, [float(g), max(t / g, 1.0), float(k), float(n)]
+
+
 @FAMILY_MODELS.register("grouped_mm")
 class GroupedMmModel(FamilyModel):
-    """``_grouped_mm`` as the dense GEMM of its concatenated groups (the bf16 mm grids of :class:`GemmModel`)."""
+    """``_grouped_mm`` from its own grouped grids (per form), else as the dense GEMM of its concatenated groups."""
 
     name = "grouped_mm"
     ops = frozenset({_GROUPED})
@@ -55,26 +76,56 @@ class GroupedMmModel(FamilyModel):
     def __init__(self) -> None:
         super().__init__()
         self._gemm = GemmModel()
+        self.grouped: dict[tuple, LogGrid] = {}
+        """Grids fitted on grouped sweep entries, by ``("grouped", form)``."""
+        self._gemm_shared = False
 
     def fit(self, entries: Iterable[ProfileEntry]) -> None:
-        self._gemm.fit(e for e in entries if e.op == _MM)
-        self.grids = self._gemm.grids
+        rows = list(entries)
+        self._fit_grouped(rows)
+        if not self._gemm_shared:
+            self._gemm.fit(e for e in rows if e.op == _MM)
+        self.grids = {**self._gemm.grids, **self.grouped}
 
     def share(self, fitted: dict[str, FamilyModel]) -> bool:
-        """The fitted GEMM model's grids: its ``mm`` grids are this fit's (same entries), and the others are
-        never reached (:meth:`variants_for` of an ``mm`` variant stays on ``mm``)."""
+        """Takes the fitted GEMM model for the dense fallback (its ``mm`` grids are this fit's: same entries)
+        but still fits: the grouped grids are this model's own, so it answers ``False``."""
         gemm = fitted.get(GemmModel.name)
-        if not isinstance(gemm, GemmModel):
-            return False
-        self._gemm, self.grids = gemm, gemm.grids
-        return True
+        if isinstance(gemm, GemmModel):
+            self._gemm, self._gemm_shared = gemm, True
+        return False
+
+    def _fit_grouped(self, rows: Iterable[ProfileEntry]) -> None:
+        by: dict[tuple, tuple[list[list[float]], list[float], list[float]]] = {}
+        for e in rows:
+            if e.op != _GROUPED or e.dur_us <= 0:
+                continue
+            p = grouped_point(query_of_entry(e))
+            if p is None:
+                continue
+            pts, durs, refs = by.setdefault(("grouped", p[0]), ([], [], []))
+            pts.append(p[1])
+            durs.append(e.dur_us)
+            refs.append(self._work(p[1]))
+        self.grouped = {v: LogGrid(*r) for v, r in by.items()}
+
+    @staticmethod
+    def _work(x: Sequence[float]) -> float:
+        g, tpg, k, n = x
+        return g * tpg * k * n
+
+    def predict(self, q: Query) -> float | None:
+        if q.op not in self.ops:
+            return None
+        p = grouped_point(q)
+        if p is not None and (grid := self.grouped.get(("grouped", p[0]))) is not None:
+            return grid.predict(p[1], self._work)
+        b = as_mm(q)
+        return None if b is None else self._gemm.predict(b)
 
     def features(self, q: Query) -> tuple[tuple, list[float], float] | None:
         b = as_mm(q)
         return None if b is None else self._gemm.features(b)
-
-    def variants_for(self, variant: tuple) -> Iterable[tuple]:
-        return self._gemm.variants_for(variant)
 
     def ref_of(self, variant: tuple, x: Sequence[float]) -> float:
         return self._gemm.ref_of(variant, x)
