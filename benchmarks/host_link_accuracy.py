@@ -17,7 +17,7 @@ from profiles.host_link import DATA_DIR, HostLink, load_rows
 
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else DATA_DIR / "h200" / "host_link.ndjson"
-    rows = load_rows(path)
+    rows = [r for r in load_rows(path) if not r.get("context")]  # the idle curves (``busy`` rows: not checked here)
     fit = [r for r in rows if round(math.log(r["bytes"] / 1024, 4)) % 2 == 0]
     held = [r for r in rows if r not in fit]
     curves = HostLink(fit)._curves
