@@ -36,6 +36,7 @@ from interpose.fastpath import OutputCache
 from interpose.flex_attention import higher_order
 from interpose.grouped_mm import handler as grouped_mm_handler
 from interpose.op_args import involves_fake, shapes_text
+from interpose.reduce_scratch import REDUCE_PACKETS, scratch_bytes
 from interpose.runtime import RankRuntime
 from interpose.workspace import MATMUL_PACKETS, CublasWorkspaces
 from profiles.compute import _TF32_OPS as TF32_OPS  # ops whose signature carries the TF32 switch
@@ -73,7 +74,7 @@ class _Op:
     """What the mode needs to know of one op overload, found once (an overload's ``__hash__`` is Python
     code, and every dispatched op asked several tables). Keeps ``func``, so its ``id`` is never reused."""
 
-    __slots__ = ("dynamic", "func", "handler", "implicit", "matmul", "tf32", "view")
+    __slots__ = ("dynamic", "func", "handler", "implicit", "matmul", "reduce", "tf32", "view")
 
     def __init__(self, func: Any, handler: Handler | None) -> None:
         self.func = func
@@ -84,6 +85,16 @@ class _Op:
         packet = func.overloadpacket
         self.matmul = packet in MATMUL_PACKETS
         self.tf32 = packet in TF32_OPS
+        self.reduce = packet in REDUCE_PACKETS
+
+
+def _on_meta(out: Any) -> bool:
+    """The op's tensor results are all on the meta device (its inputs may be fake cuda tensors)."""
+    if isinstance(out, torch.Tensor):
+        return out.device.type == "meta"
+    if isinstance(out, list | tuple) and out:
+        return all(isinstance(o, torch.Tensor) and o.device.type == "meta" for o in out)
+    return False
 
 
 class SimDispatchMode(TorchDispatchMode):
@@ -110,6 +121,8 @@ class SimDispatchMode(TorchDispatchMode):
         self._timings: dict[Any, tuple[float, float, str, str, str, str, str]] = {}
         """Per signature: (dur_us, launch_us, source, shapes text, dtype text, trace key, op name)."""
         self._key_timings: dict[tuple, tuple[float, float, str, str, str, str, str]] = {}
+        self._scratch: dict[tuple, tuple[int, int]] = {}
+        """Reduction scratch sizes by result-cache key."""
         """The same tuples by result-cache key: a cache hit skips building the signature."""
         self._ops: dict[int, _Op] = {}
         """Per op overload, by ``id``: what routing and accounting need to know of it (:class:`_Op`)."""
@@ -237,7 +250,7 @@ class SimDispatchMode(TorchDispatchMode):
     # -- accounting -----------------------------------------------------------------
     def track(self, out: Any) -> None:
         """Charge new output storages to the allocator model (freed when the storage dies)."""
-        if isinstance(out, FakeTensor):
+        if isinstance(out, FakeTensor) and out.device.type != "meta":
             st = out.untyped_storage()
             self.rt.track_storage(st, st.nbytes())
         elif isinstance(out, list | tuple):
@@ -250,11 +263,13 @@ class SimDispatchMode(TorchDispatchMode):
         result-cache key (:meth:`OutputCache.key`) where it has one: it determines the signature (and
         more), so the timing is looked up by it without building the signature again."""
         op = self._ops.get(id(func)) or self._op(func)
-        if op.view:
+        if op.view or _on_meta(out):  # a meta result (``zeros_like(cuda_t, device="meta")``): no kernel, no memory
             return
         self.track(out)
         if op.matmul:
             self.workspaces.ensure()
+        elif op.reduce:
+            self._reduce_scratch(func, args, kwargs, k)
         t = None
         if k is not None:
             if op.tf32:  # the global TF32 switch is part of their signature, not of ``k``
@@ -280,6 +295,20 @@ class SimDispatchMode(TorchDispatchMode):
             return
         self.rt.op_keys.append(key)
         self.rt.launch(name, shapes, dtype, dur, launch, source, stream)
+
+    def _reduce_scratch(self, func, args: tuple, kwargs: dict, k: tuple | None) -> None:
+        """The split reduction's global buffer and semaphores, allocated and given back around its launch
+        (:mod:`interpose.reduce_scratch`)."""
+        sizes = self._scratch.get(k) if k is not None else None
+        if sizes is None:
+            sizes = scratch_bytes(func, args, kwargs, self.rt.cfg.gpu.sm_count)
+            if k is not None:
+                self._scratch[k] = sizes
+        if sizes[0]:
+            alloc = self.rt.allocator
+            buf, sem = alloc.malloc(sizes[0]), alloc.malloc(sizes[1])
+            alloc.free(sem)
+            alloc.free(buf)
 
     def model_launch_us(self) -> float:
         """The compute model's host launch cost per kernel (copies use it too)."""
