@@ -23,6 +23,7 @@ import runpy
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
@@ -37,8 +38,9 @@ def run_target(module: bool, target: str) -> None:
 
 
 @contextlib.contextmanager
-def host_profiles(cprofile: str, kineto: str, ends: list[float]) -> Iterator[None]:
-    """Optionally profile the run: ``cProfile`` (where the host's Python goes) and/or the torch profiler
+def host_profiles(cprofile: str, kineto: str, ends: list[float], cp: Any = None) -> Iterator[None]:
+    """Optionally profile the run: ``cProfile`` (where the host's Python goes; ``cp``, which the step hook
+    enables once the warm-up steps are done, so imports and set-up are left out) and/or the torch profiler
     (GPU kernels, copies and syncs), summarised by ``host_profile_summary`` into small text/JSON files.
     For attributing a real run's gaps on the GPU; both slow the run, so their steps are not timed ones."""
     stack = contextlib.ExitStack()
@@ -47,12 +49,6 @@ def host_profiles(cprofile: str, kineto: str, ends: list[float]) -> Iterator[Non
         from torch.profiler import ProfilerActivity, profile
 
         prof = stack.enter_context(profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]))
-    cp = None
-    if cprofile:
-        import cProfile
-
-        cp = cProfile.Profile()
-        cp.enable()
     try:
         with stack:
             yield
@@ -82,6 +78,11 @@ def main() -> None:
     rest = argv[2:] if module else argv[1:]
     ends: list[float] = []
     depth = [0]
+    cp = None
+    if opts["--cprofile"]:
+        import cProfile
+
+        cp = cProfile.Profile()
 
     def pre(opt, args, kwargs) -> None:
         depth[0] += 1
@@ -94,13 +95,15 @@ def main() -> None:
             if opts["--kineto"]:
                 with torch.profiler.record_function("##phantora_step_end##"):
                     pass
+            if cp is not None and len(ends) == warmup:
+                cp.enable()  # the steady steps only
 
     register_optimizer_step_pre_hook(pre)
     register_optimizer_step_post_hook(post)
     sys.argv = [target, *rest]
     t0 = time.perf_counter()
     try:
-        with host_profiles(opts["--cprofile"], opts["--kineto"], ends):
+        with host_profiles(opts["--cprofile"], opts["--kineto"], ends, cp):
             run_target(module, target)
     finally:
         if int(os.environ.get("RANK", "0")) == 0:
