@@ -25,19 +25,23 @@ import time
 import torch
 
 
-def time_copy(host: torch.Tensor, dev: torch.Tensor, to_gpu: bool, non_blocking: bool, repeats: int) -> list[float]:
+def copy_once(host: torch.Tensor, dev: torch.Tensor, to_gpu: bool, non_blocking: bool) -> torch.Tensor:
     """H2D as programs write it (``.to("cuda")``); D2H into ``host`` when pinned (a pinned destination is
     how programs get an async D2H), else ``.to("cpu")`` (a fresh pageable tensor)."""
+    if to_gpu:
+        return host.to("cuda", non_blocking=non_blocking)
+    if host.is_pinned():
+        return host.copy_(dev, non_blocking=non_blocking)
+    return dev.to("cpu", non_blocking=non_blocking)
+
+
+def time_copy(host: torch.Tensor, dev: torch.Tensor, to_gpu: bool, non_blocking: bool, repeats: int) -> list[float]:
+    """Host wall time of :func:`copy_once` on an idle GPU, µs (CUDA-synchronized)."""
     out = []
     for i in range(repeats + 2):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        if to_gpu:
-            dst = host.to("cuda", non_blocking=non_blocking)
-        elif host.is_pinned():
-            dst = host.copy_(dev, non_blocking=non_blocking)
-        else:
-            dst = dev.to("cpu", non_blocking=non_blocking)
+        dst = copy_once(host, dev, to_gpu, non_blocking)
         torch.cuda.synchronize()
         if i >= 2:
             out.append((time.perf_counter() - t0) * 1e6)
@@ -77,12 +81,7 @@ def time_context(host: torch.Tensor, dev: torch.Tensor, to_gpu: bool, nb: bool, 
             e.record()
         else:
             t0 = time.perf_counter()
-        if to_gpu:
-            dst = src.to("cuda", non_blocking=nb)
-        elif src.is_pinned():
-            dst = src.copy_(dev, non_blocking=nb)
-        else:
-            dst = dev.to("cpu", non_blocking=nb)
+        dst = copy_once(src, dev, to_gpu, nb)
         torch.cuda.synchronize()
         t = (time.perf_counter() - t0) * 1e6
         if context == "busy":
