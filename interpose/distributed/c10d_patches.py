@@ -2,7 +2,9 @@
 :class:`~interpose.patching.Patcher` so :func:`uninstall` undoes exactly what :func:`install` did.
 
 The simulated backend is registered as ``phantora`` and every backend request (``nccl``, ``gloo``,
-``cpu:gloo,cuda:nccl``, none) is routed to it; ``env://`` rendezvous gets a per-rank in-memory
+``cpu:gloo,cuda:nccl``, none) is routed to it, while ``get_backend`` / ``get_backend_config`` answer
+what the script asked for (programs branch on ``get_backend() == "nccl"``: torch's own
+``nn.functional`` all-to-all, ``monitored_barrier``'s gloo check, FSDP's and DeepSpeed's set-up); ``env://`` rendezvous gets a per-rank in-memory
 store; DDP's cross-rank shape check and CUDA-timer logger are skipped; ``batch_isend_irecv`` is
 marked as one NCCL group; object collectives are relayed (:mod:`interpose.distributed.objects`).
 """
@@ -35,6 +37,8 @@ class _State:
         self.sink: CollectiveSink | None = None
         self.patcher: Patcher | None = None
         self.backend_map: dict[str, str] = {}
+        self.requested: dict[Any, str] = {}
+        """Each group's backend as the script asked for it (before routing), by process group."""
 
 
 _state = _State()
@@ -72,6 +76,36 @@ def _route(backend: object) -> str:
         text = text.replace(name, BACKEND_NAME)
     parts = {p.split(":")[-1] for p in text.split(",")}
     return BACKEND_NAME if parts == {BACKEND_NAME} else text
+
+
+def _get_backend(orig: Any) -> Any:
+    def get_backend(group: Any = None) -> str:
+        routed = orig(group)  # c10d's own checks (an unknown group, a rank outside it) first
+        asked = _state.requested.get(group or c10d._get_default_group())
+        return dist.Backend(asked) if asked is not None else routed
+
+    return get_backend
+
+
+def _get_backend_config(orig: Any) -> Any:
+    def get_backend_config(group: Any = None) -> str:
+        routed = orig(group)
+        asked = _state.requested.get(group or c10d._get_default_group())
+        if asked is None:
+            return routed
+        if asked == "undefined":  # what a CUDA machine's torch picks: its default per device
+            return ",".join(f"{d}:{b}" for d, b in _state.backend_map.items() if d in ("cpu", "cuda"))
+        return str(c10d.BackendConfig(dist.Backend(asked)))
+
+    return get_backend_config
+
+
+def monitored_barrier(group: Any = None, timeout: Any = None, wait_all_ranks: bool = False) -> None:
+    """``dist.monitored_barrier``: gloo groups only, as in torch; then a simulated barrier (a member that
+    never arrives is reported by the coordinator's deadlock check, naming what each rank waits for)."""
+    if dist.get_backend(group) != dist.Backend.GLOO:
+        raise ValueError("monitored_barrier is only implemented for GLOO backend.")
+    dist.barrier(group=group)
 
 
 def set_timeout(timeout: timedelta, group: dist.ProcessGroup | None = None) -> None:
@@ -130,9 +164,21 @@ def install(sink: CollectiveSink | None = None) -> None:
     orig_helper = c10d._new_process_group_helper
 
     def helper(group_size, group_rank, global_ranks, backend, *args, **kwargs):
-        return orig_helper(group_size, group_rank, global_ranks, dist.Backend(_route(backend)), *args, **kwargs)
+        out = orig_helper(group_size, group_rank, global_ranks, dist.Backend(_route(backend)), *args, **kwargs)
+        pg = out[0] if isinstance(out, tuple) else out
+        if isinstance(pg, dist.ProcessGroup):
+            asked = str(dist.Backend(str(backend) if backend is not None else "undefined"))
+            if asked == BACKEND_NAME and dist.is_initialized():  # ``new_group()`` inherits the default's
+                asked = _state.requested.get(c10d._get_default_group(), asked)
+            _state.requested[pg] = asked
+        return out
 
     p.set(c10d, "_new_process_group_helper", helper)
+    for name, fn in (("get_backend", _get_backend(c10d.get_backend)),
+                     ("get_backend_config", _get_backend_config(c10d.get_backend_config)),
+                     ("monitored_barrier", monitored_barrier)):  # fmt: skip
+        p.set(c10d, name, fn)
+        p.set(dist, name, fn)
     init = _init_process_group(c10d.init_process_group)
     p.set(c10d, "init_process_group", init)
     p.set(dist, "init_process_group", init)
@@ -168,3 +214,4 @@ def uninstall() -> None:
     _state.patcher.restore()
     _state.patcher = None
     _state.sink = None
+    _state.requested.clear()
