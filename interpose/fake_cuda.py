@@ -59,9 +59,13 @@ def host_pinned(t: torch.Tensor) -> bool:
 
 
 def _pin_memory(self: torch.Tensor, device: Any = None) -> torch.Tensor:
+    """As ``at::_pin_memory``: a pinned copy with the same sizes and strides; the tensor itself stays
+    pageable (already pinned: itself)."""
     if isinstance(self, FakeTensor):
         raise RuntimeError(f"cannot pin '{self.type()}' only dense CPU tensors can be pinned")
-    return mark_pinned(self)
+    if host_pinned(self):
+        return self
+    return mark_pinned(torch.empty_strided(self.size(), self.stride(), dtype=self.dtype).copy_(self))
 
 
 def _is_pinned(self: torch.Tensor, device: Any = None) -> bool:

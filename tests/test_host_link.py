@@ -44,6 +44,8 @@ def test_shim_charges_pageable_copies_to_the_host_and_not_pinned_ones():
         pageable_us = rt.clock.host_us - t0
         p = x.pin_memory()
         assert p.is_pinned() and p[:1024].is_pinned() and not x.clone().is_pinned()
+        assert not x.is_pinned() and p.data_ptr() != x.data_ptr() and torch.equal(p, x)  # a pinned copy
+        assert p.pin_memory() is p
         torch.cuda.synchronize()
         t0 = rt.clock.host_us
         p[:1024].cuda(non_blocking=True)  # a view of a pinned buffer is pinned
