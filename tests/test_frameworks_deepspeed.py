@@ -61,7 +61,12 @@ def test_zero3_gathers_parameters_and_reduce_scatters_gradients(runs):
 
 @pytest.mark.slow
 def test_memory_falls_with_the_stage(runs):
+    """Stage 2 shards the gradients: about half the fp32 gradients fewer than stage 1 (2 ranks). Stage 3's
+    peak is not asserted below stage 2's: its gather/prefetch buffers outweigh the halved parameters of a
+    model this small (on one real H200 the frameworks' ZeRO-3 config peaks 7% above ZeRO-2's, 2062 vs
+    1930 MiB, docs/validation.md); the order here was once stage 1 > 2 > 3 only because the stages-1/2
+    optimizer's ``zeros_like(p, device="meta")`` tensors were wrongly charged to the GPU."""
     peak = {z: r.summary["peak_allocated_bytes"] for z, r in runs.items()}
-    assert peak[1] > peak[2] > peak[3], peak
-    # stage 2 shards the gradients: about half the fp32 gradients fewer (2 ranks)
+    assert peak[1] > peak[2], peak
     assert peak[1] - peak[2] == pytest.approx(PARAM_BYTES / 2, rel=0.35)
+    assert peak[3] < peak[1] + PARAM_BYTES, peak  # no unsharded copy of the parameters on top

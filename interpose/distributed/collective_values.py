@@ -128,6 +128,24 @@ def reduce_members(known: list[torch.Tensor], payloads: tuple[bytes | None, ...]
             d.copy_(r.to(d.dtype) if d.dtype != torch.bool else r.bool())
 
 
+def reduce_scatter_members(out: torch.Tensor, payloads: tuple[bytes | None, ...], my: int, op: str, n: int) -> None:
+    """A reduce-scatter of every member's :func:`member_data` (one input each): ``out`` gets chunk ``my``
+    (dim 0) of their reduction; a member that sent none, unequal shapes or an op not modelled leave it unknown."""
+    import pickle
+
+    with _disable_current_modes():
+        reduce = _REDUCE.get(op or "sum")
+        if reduce is None or not payloads or any(p is None for p in payloads):
+            _forget(out)
+            return
+        vals = [pickle.loads(p)[0] for p in payloads]  # type: ignore[arg-type]
+        if any(v.shape != vals[0].shape for v in vals) or not vals[0].dim() or vals[0].shape[0] % n:
+            _forget(out)
+            return
+        r = reduce([v.to(torch.int64) if v.dtype == torch.bool and op in ("sum", "avg") else v for v in vals])
+        _copy(out, r.chunk(n)[my].to(vals[0].dtype) if vals[0].dtype != torch.bool else r.chunk(n)[my].bool())
+
+
 def gather_members(outs: list[torch.Tensor], payloads: tuple[bytes | None, ...]) -> None:
     """An all-gather of every member's :func:`member_data` (one tensor each): output ``j`` is member ``j``'s."""
     import pickle

@@ -204,7 +204,19 @@ class SimProcessGroup(dist.ProcessGroup):
     allreduce_coalesced = allreduce
 
     def reduce(self, tensors, opts=None):
-        return self._issue(CollectiveKind.REDUCE, tensors, tensors, opts, root=getattr(opts, "rootRank", 0))
+        """As :meth:`allreduce`, the reduction landing on the root only (the other members' buffers stay as
+        they were, as NCCL's in-place reduce leaves them)."""
+        root = getattr(opts, "rootRank", 0)
+        op = reduce_op_name(opts)
+        known = collective_values.member_data(list(tensors))
+        if known is None:
+            if self._rank == root:
+                collective_values.all_reduce(tensors, op, self._size)
+            return self._issue(CollectiveKind.REDUCE, tensors, tensors, opts, root=root)
+        work = self._issue(CollectiveKind.REDUCE, tensors, tensors, opts, root=root, relay=collective_values.pack(known))
+        if self._rank == root:
+            collective_values.reduce_members(known, self._sink.relayed(work._handle), op, list(tensors))
+        return work
 
     def barrier(self, opts=None):
         work = self._issue(CollectiveKind.BARRIER, [], [], nbytes=4)
@@ -278,9 +290,17 @@ class SimProcessGroup(dist.ProcessGroup):
         return self._issue(CollectiveKind.REDUCE_SCATTER, input_lists, list(outputs), opts)
 
     def _reduce_scatter_base(self, output, inp, opts=None):
-        collective_values.reduce_scatter(output, list(inp.chunk(self._size)) if collective_values.tracked(inp) else [],
-                                 self._rank, reduce_op_name(opts), self._size)
-        return self._issue(CollectiveKind.REDUCE_SCATTER, inp, [output], opts)
+        """Small known integer data and real CPU data is reduced over every member's values (relayed, as in
+        :meth:`allreduce`) and this member keeps its chunk; other known data follows the symmetric rule."""
+        op = reduce_op_name(opts)
+        known = collective_values.member_data([inp])
+        if known is None:
+            collective_values.reduce_scatter(output, list(inp.chunk(self._size)) if collective_values.tracked(inp)
+                                             else [], self._rank, op, self._size)  # fmt: skip
+            return self._issue(CollectiveKind.REDUCE_SCATTER, inp, [output], opts)
+        work = self._issue(CollectiveKind.REDUCE_SCATTER, inp, [output], opts, relay=collective_values.pack(known))
+        collective_values.reduce_scatter_members(output, self._sink.relayed(work._handle), self._rank, op, self._size)
+        return work
 
     reduce_scatter_single = _reduce_scatter_base
 
