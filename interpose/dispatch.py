@@ -121,9 +121,9 @@ class SimDispatchMode(TorchDispatchMode):
         self._timings: dict[Any, tuple[float, float, str, str, str, str, str]] = {}
         """Per signature: (dur_us, launch_us, source, shapes text, dtype text, trace key, op name)."""
         self._key_timings: dict[tuple, tuple[float, float, str, str, str, str, str]] = {}
-        self._scratch: dict[tuple, tuple[int, int]] = {}
-        """Reduction scratch sizes by result-cache key."""
         """The same tuples by result-cache key: a cache hit skips building the signature."""
+        self._scratch: dict[tuple, tuple[int, int]] = {}
+        """Reduction scratch sizes (:mod:`interpose.reduce_scratch`) by result-cache key."""
         self._ops: dict[int, _Op] = {}
         """Per op overload, by ``id``: what routing and accounting need to know of it (:class:`_Op`)."""
         self.workspaces = CublasWorkspaces(rt)

@@ -104,15 +104,14 @@ def scratch_bytes(func: Any, args: tuple, kwargs: dict, sm_count: int) -> tuple[
     if not dims:
         return 0, 0
     n_red = sum(1 for d in dims if d[2])
+    if n_red == 0:
+        return 0, 0
     num_outputs = 1
     for size, _, r in dims:
         if not r:
             num_outputs *= size
     inputs_per_output = x.numel() // num_outputs
-    ndim = len(dims)
-    if n_red == 0:
-        return 0, 0
-    fastest = n_red == ndim or dims[0][1] < dims[n_red][1]
+    fastest = n_red == len(dims) or dims[0][1] < dims[n_red][1]
     if fastest:
         dim0, dim1, moving = inputs_per_output, num_outputs, dims[0][1]
     else:

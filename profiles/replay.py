@@ -302,10 +302,8 @@ class ReplayModel(ComputeModel):
         """Host costs of one call of ``op``: launch (plus the replayed framework gap, ``host_gap``) and
         the extra of a signature's first call (its own measurement when recorded, else the op's median)."""
         launch = self._launch_of(op, entry.launch_us if entry is not None else 0.0)
-        if self.host_gap_from == "entry" and entry is not None and entry.host_gap_us is not None:
-            launch += self.host_gap * entry.host_gap_us
-        else:
-            launch += self.host_gap * self._op_gap.get(op, 0.0)
+        own = entry.host_gap_us if self.host_gap_from == "entry" and entry is not None else None
+        launch += self.host_gap * (own if own is not None else self._op_gap.get(op, 0.0))
         if entry is not None and entry.first_call_us is not None:
             return launch, max(0.0, entry.first_call_us - entry.launch_us)
         return launch, self._op_first.get(op, 0.0)

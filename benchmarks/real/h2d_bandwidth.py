@@ -97,39 +97,27 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--context", default="", help="comma list of busy,fresh (default: idle, the shipped curves)")
     args = ap.parse_args()
-    if args.context:
-        cycles = sleep_cycles(BUSY_US)
-        for shift in range(16, 29, 2):  # 64 KiB .. 256 MiB
-            n = 1 << shift
-            for pinned in (False, True):
-                host = torch.empty(n, dtype=torch.uint8, pin_memory=pinned).fill_(1)
-                dev = host.to("cuda")
-                for ctx in args.context.split(","):
-                    for to_gpu in (True, False):
-                        for nb in (False, True):
-                            ts = time_context(host, dev, to_gpu, nb, ctx, args.repeats, cycles)
-                            med = statistics.median(ts)
-                            print(json.dumps({
-                                "context": ctx, "dir": "h2d" if to_gpu else "d2h", "pinned": pinned,
-                                "non_blocking": nb, "bytes": n, "median_us": round(med, 2),
-                                "min_us": round(min(ts), 2), "max_us": round(max(ts), 2),
-                                "gbps": round(n / max(med, 1e-3) / 1e3, 3),
-                            }), flush=True)  # fmt: skip
-        return
-    for shift in range(10, 29, 2):  # 1 KiB .. 256 MiB
+    contexts = args.context.split(",") if args.context else [""]
+    cycles = sleep_cycles(BUSY_US) if args.context else 0
+    for shift in range(16 if args.context else 10, 29, 2):  # 64 KiB (contexts) or 1 KiB .. 256 MiB
         n = 1 << shift
         for pinned in (False, True):
             host = torch.empty(n, dtype=torch.uint8, pin_memory=pinned).fill_(1)
             dev = host.to("cuda")
-            for to_gpu in (True, False):
-                for nb in (False, True):
-                    ts = time_copy(host, dev, to_gpu, nb, args.repeats)
-                    med = statistics.median(ts)
-                    print(json.dumps({
-                        "dir": "h2d" if to_gpu else "d2h", "pinned": pinned, "non_blocking": nb, "bytes": n,
-                        "median_us": round(med, 2), "min_us": round(min(ts), 2), "max_us": round(max(ts), 2),
-                        "gbps": round(n / med / 1e3, 3),
-                    }), flush=True)  # fmt: skip
+            for ctx in contexts:
+                for to_gpu in (True, False):
+                    for nb in (False, True):
+                        if ctx:
+                            ts = time_context(host, dev, to_gpu, nb, ctx, args.repeats, cycles)
+                        else:
+                            ts = time_copy(host, dev, to_gpu, nb, args.repeats)
+                        med = statistics.median(ts)
+                        print(json.dumps({
+                            **({"context": ctx} if ctx else {}), "dir": "h2d" if to_gpu else "d2h",
+                            "pinned": pinned, "non_blocking": nb, "bytes": n, "median_us": round(med, 2),
+                            "min_us": round(min(ts), 2), "max_us": round(max(ts), 2),
+                            "gbps": round(n / max(med, 1e-3) / 1e3, 3),
+                        }), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -78,10 +78,15 @@ def _route(backend: object) -> str:
     return BACKEND_NAME if parts == {BACKEND_NAME} else text
 
 
+def _asked(group: Any) -> str | None:
+    """The backend the script asked for ``group`` (default: the default group), or ``None`` if unrecorded."""
+    return _state.requested.get(group or c10d._get_default_group())
+
+
 def _get_backend(orig: Any) -> Any:
     def get_backend(group: Any = None) -> str:
         routed = orig(group)  # c10d's own checks (an unknown group, a rank outside it) first
-        asked = _state.requested.get(group or c10d._get_default_group())
+        asked = _asked(group)
         return dist.Backend(asked) if asked is not None else routed
 
     return get_backend
@@ -90,7 +95,7 @@ def _get_backend(orig: Any) -> Any:
 def _get_backend_config(orig: Any) -> Any:
     def get_backend_config(group: Any = None) -> str:
         routed = orig(group)
-        asked = _state.requested.get(group or c10d._get_default_group())
+        asked = _asked(group)
         if asked is None:
             return routed
         if asked == "undefined":  # what a CUDA machine's torch picks: its default per device
@@ -169,7 +174,7 @@ def install(sink: CollectiveSink | None = None) -> None:
         if isinstance(pg, dist.ProcessGroup):
             asked = str(dist.Backend(str(backend) if backend is not None else "undefined"))
             if asked == BACKEND_NAME and dist.is_initialized():  # ``new_group()`` inherits the default's
-                asked = _state.requested.get(c10d._get_default_group(), asked)
+                asked = _asked(None) or asked
             _state.requested[pg] = asked
         return out
 

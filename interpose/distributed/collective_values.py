@@ -20,6 +20,8 @@ data written into it is.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch._subclasses.fake_tensor import is_fake
 from torch.utils._python_dispatch import _disable_current_modes
@@ -106,44 +108,52 @@ def _fold(vals: list[torch.Tensor], f) -> torch.Tensor:
     return acc
 
 
+def _members(payloads: tuple[bytes | None, ...], op: str) -> tuple[Any, list[list[torch.Tensor]]] | None:
+    """The reduction for ``op`` and every member's :func:`pack`ed values; ``None`` where a member sent none
+    (its data unknown) or ``op`` is not modelled."""
+    import pickle
+
+    reduce = _REDUCE.get(op or "sum")
+    if reduce is None or not payloads or any(p is None for p in payloads):
+        return None
+    return reduce, [pickle.loads(p) for p in payloads]  # type: ignore[arg-type]
+
+
+def _reduce_values(reduce: Any, vals: list[torch.Tensor], op: str, dtype: torch.dtype) -> torch.Tensor:
+    """``reduce`` over the members' values, in ``dtype`` (a bool sum counts, then reads back as a flag)."""
+    r = reduce([v.to(torch.int64) if v.dtype == torch.bool and op in ("sum", "avg") else v for v in vals])
+    return r.to(dtype) if dtype != torch.bool else r.bool()
+
+
 def reduce_members(known: list[torch.Tensor], payloads: tuple[bytes | None, ...], op: str,
                    outputs: list[torch.Tensor]) -> None:
     """An all-reduce of every member's :func:`member_data`: the reduction is written into ``known``; a member
     that sent none (its data unknown) or an op not modelled leaves ``outputs`` unknown."""
-    import pickle
-
     with _disable_current_modes():
-        reduce = _REDUCE.get(op or "sum")
-        if reduce is None or not payloads or any(p is None for p in payloads):
+        got = _members(payloads, op)
+        if got is None:
             for o in outputs:
                 _forget(o)
             return
-        members = [pickle.loads(p) for p in payloads]  # type: ignore[arg-type]
+        reduce, members = got
         for i, d in enumerate(known):
             vals = [m[i] for m in members]
             if any(v.shape != d.shape for v in vals):
                 _forget(outputs[i])
                 continue
-            r = reduce([v.to(torch.int64) if v.dtype == torch.bool and op in ("sum", "avg") else v for v in vals])
-            d.copy_(r.to(d.dtype) if d.dtype != torch.bool else r.bool())
+            d.copy_(_reduce_values(reduce, vals, op, d.dtype))
 
 
 def reduce_scatter_members(out: torch.Tensor, payloads: tuple[bytes | None, ...], my: int, op: str, n: int) -> None:
     """A reduce-scatter of every member's :func:`member_data` (one input each): ``out`` gets chunk ``my``
     (dim 0) of their reduction; a member that sent none, unequal shapes or an op not modelled leave it unknown."""
-    import pickle
-
     with _disable_current_modes():
-        reduce = _REDUCE.get(op or "sum")
-        if reduce is None or not payloads or any(p is None for p in payloads):
+        got = _members(payloads, op)
+        vals = [m[0] for m in got[1]] if got is not None else []
+        if got is None or any(v.shape != vals[0].shape for v in vals) or not vals[0].dim() or vals[0].shape[0] % n:
             _forget(out)
             return
-        vals = [pickle.loads(p)[0] for p in payloads]  # type: ignore[arg-type]
-        if any(v.shape != vals[0].shape for v in vals) or not vals[0].dim() or vals[0].shape[0] % n:
-            _forget(out)
-            return
-        r = reduce([v.to(torch.int64) if v.dtype == torch.bool and op in ("sum", "avg") else v for v in vals])
-        _copy(out, r.chunk(n)[my].to(vals[0].dtype) if vals[0].dtype != torch.bool else r.chunk(n)[my].bool())
+        _copy(out, _reduce_values(got[0], vals, op, vals[0].dtype).chunk(n)[my])
 
 
 def gather_members(outs: list[torch.Tensor], payloads: tuple[bytes | None, ...]) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from profiles.families.base import FAMILY_MODELS, FamilyModel, LogGrid, Query, half_to_bf16, query_of_entry
+from profiles.families.base import FAMILY_MODELS, FamilyModel, Query, half_to_bf16
 from profiles.families.gemm import GemmModel
 from profiles.store import ProfileEntry
 
@@ -76,16 +76,14 @@ class GroupedMmModel(FamilyModel):
     def __init__(self) -> None:
         super().__init__()
         self._gemm = GemmModel()
-        self.grouped: dict[tuple, LogGrid] = {}
-        """Grids fitted on grouped sweep entries, by ``("grouped", form)``."""
         self._gemm_shared = False
 
     def fit(self, entries: Iterable[ProfileEntry]) -> None:
         rows = list(entries)
-        self._fit_grouped(rows)
+        super().fit(rows)  # the grouped grids, by ``("grouped", form)`` (:meth:`features`)
         if not self._gemm_shared:
             self._gemm.fit(e for e in rows if e.op == _MM)
-        self.grids = {**self._gemm.grids, **self.grouped}
+        self.grids = {**self._gemm.grids, **self.grids}
 
     def share(self, fitted: dict[str, FamilyModel]) -> bool:
         """Takes the fitted GEMM model for the dense fallback (its ``mm`` grids are this fit's: same entries)
@@ -95,37 +93,18 @@ class GroupedMmModel(FamilyModel):
             self._gemm, self._gemm_shared = gemm, True
         return False
 
-    def _fit_grouped(self, rows: Iterable[ProfileEntry]) -> None:
-        by: dict[tuple, tuple[list[list[float]], list[float], list[float]]] = {}
-        for e in rows:
-            if e.op != _GROUPED or e.dur_us <= 0:
-                continue
-            p = grouped_point(query_of_entry(e))
-            if p is None:
-                continue
-            pts, durs, refs = by.setdefault(("grouped", p[0]), ([], [], []))
-            pts.append(p[1])
-            durs.append(e.dur_us)
-            refs.append(self._work(p[1]))
-        self.grouped = {v: LogGrid(*r) for v, r in by.items()}
+    def features(self, q: Query) -> tuple[tuple, list[float], float] | None:
+        p = grouped_point(q)
+        return None if p is None else (("grouped", p[0]), p[1], self.ref_of(("grouped", p[0]), p[1]))
 
-    @staticmethod
-    def _work(x: Sequence[float]) -> float:
+    def ref_of(self, variant: tuple, x: Sequence[float]) -> float:
         g, tpg, k, n = x
         return g * tpg * k * n
 
     def predict(self, q: Query) -> float | None:
-        if q.op not in self.ops:
-            return None
-        p = grouped_point(q)
-        if p is not None and (grid := self.grouped.get(("grouped", p[0]))) is not None:
-            return grid.predict(p[1], self._work)
+        """The form's grouped grid; a form nobody swept: the dense GEMM of the concatenated groups."""
+        dur = super().predict(q)
+        if dur is not None or q.op not in self.ops:
+            return dur
         b = as_mm(q)
         return None if b is None else self._gemm.predict(b)
-
-    def features(self, q: Query) -> tuple[tuple, list[float], float] | None:
-        b = as_mm(q)
-        return None if b is None else self._gemm.features(b)
-
-    def ref_of(self, variant: tuple, x: Sequence[float]) -> float:
-        return self._gemm.ref_of(variant, x)
