@@ -99,6 +99,26 @@ class VirtualClock:
             self._bank((now - self._mark) * 1e6)
         self._depth += 1
 
+    @property
+    def depth(self) -> int:
+        """Shim entries open now (0: the script is running)."""
+        return self._depth
+
+    def script_begin(self) -> int:
+        """A Python callback of the autograd engine starts inside the shim's backward
+        (:mod:`interpose.backward_hooks`): count the script's CPU time again until
+        :meth:`script_end`. Returns the depth to restore."""
+        depth = self._depth
+        if depth and self.measured:
+            self._depth = 0
+            self._mark = cpu_time()
+        return depth
+
+    def script_end(self, depth: int) -> None:
+        if depth and self.measured:
+            self._bank((cpu_time() - self._mark) * 1e6)
+            self._depth = depth
+
     def _bank(self, delta_us: float) -> None:
         """Count ``delta_us`` of the script's CPU time here as target-host time."""
         if delta_us > 0:

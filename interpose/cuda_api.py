@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from interpose import cuda_memory, cuda_random, cuda_streams
+from interpose import cuda_memory, cuda_random, cuda_streams, host_api
 from interpose.cuda_device import (
     current_device,
     device,
@@ -136,6 +136,8 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
         "ipc_collect": _noop,
     }
     repl["default_generators"] = cuda_random.default_generators()  # one per device, as _lazy_init fills it
+    costs = host_api.costs_for(rt)  # what each call costs a GPU host
+    host_api.wrap_functions(repl, costs, rt.clock)
     for name, fn in repl.items():
         p.set(c, name, fn)
         if name in c.memory.__dict__:
@@ -153,6 +155,7 @@ def install_cuda_api(p: Patcher, rt: RankRuntime) -> None:
     for name in ("range_push", "range_pop", "mark", "range_start", "range_end"):
         p.set(c.nvtx, name, _noop)
     p.set(c.nvtx, "range", _nvtx_range)
+    host_api.install_methods(p, c.nvtx, costs, rt.clock)
     # torch.amp checks availability through this helper; keep it consistent with is_available.
     p.set(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False)
     _install_accelerator(p)

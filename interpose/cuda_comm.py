@@ -27,6 +27,7 @@ import torch
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from interpose import cuda_streams
+from interpose.backward_hooks import raw_engine
 from interpose.patching import Patcher
 
 
@@ -208,7 +209,7 @@ def _backward_on_device(out: Any, d: int) -> None:
     def pre(grad_outputs: Any) -> None:
         if not _backward_from:  # the first replica node of this backward pass
             _backward_from.append(torch.cuda.current_device())
-            torch.autograd.Variable._execution_engine.queue_callback(_restore_device)
+            raw_engine().queue_callback(_restore_device)
         cuda_streams.select_device(d)
 
     fn.register_prehook(pre)

@@ -15,6 +15,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from interpose import backward_hooks
 from interpose import runtime as _runtime
 from interpose.clock import TimePatch
 from interpose.config import RankConfig, RankResult
@@ -83,6 +84,7 @@ def install(cfg: RankConfig) -> RankRuntime:
     rt.host_cost_scale = replayed_cost_scale(cfg.host_bench_us, cfg.compute_model)
     rt.host_model["replayed_cost_scale"] = rt.host_cost_scale
     if cfg.host_time == "measured":
+        backward_hooks.install(patcher, rt.clock)
         rt.clock.per_call_us = mode.calibrate()
         cfg.compute_model.measure_script_time()
         scale = host_scale(cfg.host_bench_us, cfg.compute_model)
@@ -153,8 +155,8 @@ def _patch_backward(p: Patcher, rt: RankRuntime) -> None:
     On fake tensors the C++ engine spent ~1 ms per backward call outside any
     op (a linear layer's backward under cProfile on the 2-core dev machine); on a GPU its per-node cost is a few us
     and is covered by the per-op launch overhead, so ``measured`` host time
-    should not charge it to the script. Python hooks run during backward are
-    excluded with it.
+    should not charge it to the script. The Python callbacks it runs are the script's again
+    (:mod:`interpose.backward_hooks`).
     """
     import torch.autograd as autograd
 

@@ -8,7 +8,10 @@
 #   bash benchmarks/real/frameworks_device.sh h200 330
 # Writes $OUT/real.jsonl, $OUT/log.txt and $OUT/fw.tar.gz (profiles/, traces/, logs/, real.jsonl, pip.txt).
 # Env: SKIP="name ..." leaves configs out; H2D=0 skips the copy sweep; COMPILE=1 byte-compiles the wheels
-# (cProfile then shows the frameworks' own time, not their imports).
+# (cProfile then shows the frameworks' own time, not their imports); CONFIGS=FILE another config list;
+# PROFILES=0 skips the kernel profiles; REPS="1 2" the plain runs; KINDS="kineto cprofile" the
+# attribution runs. cProfile sees the main thread only: on a GPU, backward (and the hooks it runs) is
+# on autograd's device thread, so the kineto summary is where backward's host time shows.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 DS_BUILD_OPS=0
 G=$1; BUDGET=${2:-330}; T0=$(date +%s)
@@ -21,6 +24,7 @@ NOCOMPILE=--no-compile; [ "${COMPILE:-0}" = 1 ] && NOCOMPILE=
 python3 -m pip install -q --no-index --no-deps $NOCOMPILE --no-cache-dir --target /tmp/site .whl/frameworks/*.whl \
   > $W/logs/pip_install.log 2>&1 || { echo "pip install failed"; tail -5 $W/logs/pip_install.log; }
 export PYTHONPATH=/tmp/site:$PWD
+echo "hostbench_us $(python3 -c 'from profiles.hostbench import host_bench_us; print(round(host_bench_us(), 1))')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 - <<'PY'
 import importlib
@@ -33,7 +37,7 @@ for m in ("torch", "deepspeed", "megatron.core", "torchtitan", "lightning", "pyt
 PY
 python3 benchmarks/real/frameworks_assets.py . || echo "torchtitan assets failed"
 H=benchmarks/real/frameworks_timing.py
-grep -v '^#' benchmarks/real/frameworks_configs.tsv | grep . > $W/configs.tsv
+grep -v '^#' ${CONFIGS:-benchmarks/real/frameworks_configs.tsv} | grep . > $W/configs.tsv
 plain() {  # name launcher args... : one real run, its JSON line into real.jsonl
   local name=$1 how=$2 rep=$3; shift 3
   if [ "$how" = torchrun ]; then set -- torchrun --standalone --nproc-per-node 1 $H --name $name "$@"
@@ -58,20 +62,20 @@ fi
 pack
 # profiles first: the simulated side then replays these configs' own kernels (issue 20's "covered")
 echo "== profiles ($(left) s left)"
-while IFS=$'\t' read -r name how cmd; do
+[ "${PROFILES:-1}" = 1 ] && while IFS=$'\t' read -r name how cmd; do
   (( $(left) < 200 )) && { echo "[$name] profile skipped: budget"; continue; }
   timeout -k 5 $(lim 50 200) env CUDA_VISIBLE_DEVICES=0 python3 -m phantora profile --gpu-name $G \
     --out $W/profiles/$name.jsonl --trace $W/traces/$name.gz $H --name $name $cmd > $W/logs/$name.profile.log 2>&1 < /dev/null
   echo "[$name] profile exit $? ($(grep -c . $W/profiles/$name.jsonl 2>/dev/null) lines)"
   pack
 done < $W/configs.tsv
-for rep in 1 2; do
+for rep in ${REPS:-1 2}; do
   while IFS=$'\t' read -r name how cmd; do plain $name $how $rep $cmd; done < $W/configs.tsv
   pack
 done
 # one more run of each with the torch profiler (GPU busy, copies, blocking calls per step), then
 # cProfile (the host's Python): perturbed runs, for attributing the gaps only, not for ms/iter
-for kind in kineto cprofile; do
+for kind in ${KINDS:-kineto cprofile}; do
   while IFS=$'\t' read -r name how cmd; do
     (( $(left) < 30 )) && { echo "[$name] $kind skipped: budget"; continue; }
     if [ "$how" = torchrun ]; then set -- torchrun --standalone --nproc-per-node 1 $H; else set -- python3 $H; fi

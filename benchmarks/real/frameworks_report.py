@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "benchmarks/real/frameworks_timing.py"
 
 
-def configs() -> list[tuple[str, str, list[str]]]:
+def configs(path: Path = ROOT / "benchmarks/real/frameworks_configs.tsv") -> list[tuple[str, str, list[str]]]:
     rows = []
-    for line in (ROOT / "benchmarks/real/frameworks_configs.tsv").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, how, cmd = line.split("\t")
             args = cmd.split()
@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--host-time", default="zero", choices=["zero", "measured"])
     ap.add_argument("--out", type=Path, help="write the simulated rows here (JSON lines)")
     ap.add_argument("--only", nargs="*", help="config names")
+    ap.add_argument("--configs", type=Path, default=ROOT / "benchmarks/real/frameworks_configs.tsv",
+                    help="the config list the device call ran (frameworks_device.sh's CONFIGS)")
     ap.add_argument("--extra-profiles", type=Path, help="a folder of profiles recorded from these configs "
                     "(frameworks_device.sh's profiles/), replayed after the shipped ones (later wins per key)")
     a = ap.parse_args()
@@ -94,7 +96,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         scenario = a.scenario if a.extra_profiles is None else with_profiles(a.scenario, a.extra_profiles, Path(tmp))
-        for name, _how, args in configs():
+        for name, _how, args in configs(a.configs):
             if a.only and name not in a.only:
                 continue
             rows.append(simulate(name, args, scenario, a.host_time, Path(tmp)))

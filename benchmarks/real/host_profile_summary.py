@@ -22,6 +22,7 @@ _BLOCKING = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchro
 
 
 def write_cprofile(cp: Any, path: str) -> None:
+    cp.dump_stats(path + ".pstats")  # every function, for a side-by-side with the shim's run (pstats.Stats)
     buf = io.StringIO()
     st = pstats.Stats(cp, stream=buf).strip_dirs()
     st.sort_stats("tottime").print_stats(45)
@@ -68,6 +69,16 @@ def write_kineto(prof: Any, path: str, ends: list[float], warmup: int = 2) -> No
     summary: dict[str, Any] = {"steps": steps}
     if steps:
         summary["median"] = {k: statistics.median(s[k] for s in steps) for k in ("wall_ms", "kernel_busy_ms", "kernels")}
+    if len(marks) > warmup + 1:  # self CPU per op name over the timed steps only (no set-up, no warm-up)
+        lo, hi, n = marks[warmup], marks[-1], len(marks) - 1 - warmup
+        own: dict[str, list[float]] = {}
+        for e in events:
+            if e.device_type.name == "CPU" and lo <= e.time_range.start < hi:
+                o = own.setdefault(e.name, [0, 0.0])
+                o[0] += 1
+                o[1] += e.self_cpu_time_total
+        steady = sorted(own.items(), key=lambda kv: kv[1][1], reverse=True)[:60]
+        summary["steady_self_cpu_us_per_step"] = [[k, round(c / n, 2), round(t / n, 1)] for k, (c, t) in steady]
     ka = prof.key_averages()
     top = sorted(ka, key=lambda a: a.self_cpu_time_total, reverse=True)[:40]
     summary["top_self_cpu_us"] = [[a.key, a.count, round(a.self_cpu_time_total, 1)] for a in top]

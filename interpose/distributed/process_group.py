@@ -20,6 +20,7 @@ from torch.futures import Future
 
 from common.kinds import CollectiveKind
 from common.protocol import OBJECT_DTYPE, CollectiveCall
+from interpose.backward_hooks import raw_engine
 from interpose.distributed import collective_values
 from interpose.distributed.calls import dtype_of, flat_tensors, nbytes_of, reduce_op_name, user_call_site
 from interpose.distributed.sink import CollectiveSink
@@ -81,7 +82,7 @@ class SimWork(dist.Work):
         """A completed future (values need no transfer); the stream join is deferred to the end of
         the running backward pass, where NCCL's CUDA future would be waited on (DDP's reducer)."""
         try:
-            torch.autograd.Variable._execution_engine.queue_callback(self._join)
+            raw_engine().queue_callback(self._join)
         except RuntimeError:  # not inside backward
             self._join()
         fut: Future = Future()
