@@ -13,6 +13,7 @@ replacement's own time on this machine is the shim's, not the script's.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import TYPE_CHECKING, Any
 
 from profiles.host_api import host_api_costs
@@ -43,9 +44,14 @@ PAIRS = {"nvtx.range_push+range_pop": ("range_push", "range_pop")}
 
 
 def charged(clock: VirtualClock, cost_us: float, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` charging ``cost_us`` of host time per outermost call from the script's main thread (a loader's
+    pin-memory thread runs beside the script on a GPU host, not in its time)."""
+    main = threading.main_thread().ident
+    get_ident = threading.get_ident
+
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if _active[0] or clock.depth:
+        if _active[0] or clock.depth or get_ident() != main:
             return fn(*args, **kwargs)
         _active[0] += 1
         clock.enter_callback()

@@ -51,3 +51,14 @@ def test_a_gpu_host_without_measurements_charges_nothing():
     with interposed(_cfg("h100")) as rt:
         assert _host_us(torch.cuda.current_stream) == pytest.approx(0.0, abs=1e-6)
         assert rt.host_model["host_api"].startswith("none")
+
+
+def test_calls_from_other_threads_are_not_the_scripts_time():
+    import threading
+
+    with interposed(_cfg("h200")) as rt:
+        before = rt.clock.host_us
+        t = threading.Thread(target=lambda: [torch.cuda.current_stream() for _ in range(100)])
+        t.start()
+        t.join()
+        assert rt.clock.host_us == before
