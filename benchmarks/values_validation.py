@@ -51,10 +51,11 @@ def _args(row: dict) -> list[str]:
     return out
 
 
-def _simulate(row: dict) -> tuple[dict, dict]:
+def _simulate(row: dict, values: str) -> tuple[dict, dict]:
     script = "examples/moe/train.py" if row["program"] == "moe" else "examples/generate/generate.py"
     with tempfile.TemporaryDirectory() as d:
-        p = subprocess.run(["phantora", "run", "--scenario", "scenarios/h200x1.yaml", "--out", d, script, *_args(row)],
+        p = subprocess.run(["phantora", "run", "--scenario", "scenarios/h200x1.yaml", "--values", values, "--out", d,
+                            script, *_args(row)],
                            cwd=REPO, capture_output=True, text=True, timeout=1800)
         line = next((x for x in p.stdout.splitlines() if x.startswith('{"program"')), None)
         if p.returncode or line is None:
@@ -70,7 +71,8 @@ def _key(row: dict) -> tuple:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--only", type=click.Choice(["moe", "generate"]))
 @click.option("--impl", type=click.Choice(["eager", "grouped_mm"]), help="MoE rows of one experts implementation")
-def main(as_json: bool, only: str | None, impl: str | None) -> None:
+@click.option("--values", default="balanced", show_default=True, help="value policy (phantora run --values)")
+def main(as_json: bool, only: str | None, impl: str | None, values: str) -> None:
     runs: dict[tuple, list[dict]] = {}
     for line in (x for f in REAL for x in f.read_text().splitlines()):
         r = json.loads(line)
@@ -78,7 +80,7 @@ def main(as_json: bool, only: str | None, impl: str | None) -> None:
             runs.setdefault(_key(r), []).append(r)
     for reps in runs.values():
         r0 = reps[0]
-        sim, summary = _simulate(r0)
+        sim, summary = _simulate(r0, values)
         row: dict = {"program": r0["program"], "impl": r0.get("impl"), "args": " ".join(_args(r0)).replace("--steps 4", "").strip()}
         if r0["program"] == "moe":
             fit = _is_fit(r0)

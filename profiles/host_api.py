@@ -45,3 +45,19 @@ def host_api_costs(gpu_key: str) -> HostApiCosts:
     bench = next((float(r["host_bench_us"]) for r in rows if "host_bench_us" in r), None)
     us = {r["api"]: float(r["us"]) for r in rows if "api" in r}
     return HostApiCosts(us, bench, f"measured ({path.relative_to(DATA_DIR.parent.parent)})")
+
+
+NOVELTY_OPS = {"mm": "aten.mm.default"}
+"""``shape_novelty_costs.py`` labels of the ops with per-shape plans, and their overloads. Its other rows
+(elementwise, indexing, reductions, copies) showed no premium for a new shape."""
+
+
+@cache
+def new_shape_us(gpu_key: str) -> dict[str, float]:
+    """Per op: host µs a new shape costs in a warm process beyond a seen one (the shape-plan premium),
+    measured on the GPU host (``data/<gpu>/shape_novelty.ndjson``, ``benchmarks/real/shape_novelty_costs.py``)."""
+    path = DATA_DIR / gpu_key / "shape_novelty.ndjson"
+    if not path.exists():
+        return {}
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return {NOVELTY_OPS[r["op"]]: max(0.0, r["novel_us"] - r["seen_us"]) for r in rows if r.get("op") in NOVELTY_OPS}

@@ -38,6 +38,7 @@ from profiles.compute import COMPUTE_MODELS, ComputeModel, OpSignature, OpTiming
 from profiles.cost import family_of, ideal_us, op_bytes, op_flops, tensors_of
 from profiles.families import FamilyModels, is_sweep_file, query_of_signature
 from profiles.gpus import GpuSpec
+from profiles.host_api import new_shape_us
 from profiles.roofline import RooflineModel, is_kernel_free
 from profiles.store import ProfileEntry, load_profiles, profile_files
 
@@ -66,6 +67,18 @@ class FamilyFit:
     def predict(self, ideal: float, n_tensors: int) -> float:
         return self.overhead_us + ideal / self.efficiency + self.per_tensor_us * n_tensors
 
+
+
+PER_SHAPE_PLANS = frozenset({"matmul", "attention"})
+"""Op families that pay their first-call cost for every new shape: cuBLAS picks an algorithm per GEMM
+shape (an ``mm`` on an unseen row count costs 286 us of host time against 27 us seen), cuDNN builds an
+attention or convolution graph per shape (37-60 ms per new KV length in decoding). Every other op pays
+nothing more for a new shape (``mul``, ``silu``, ``index``, ``index_select``, ``index_add_``,
+``index_put_``, ``sum``, ``cat``, ``to``: new and seen within 10%; ``benchmarks/real/shape_novelty_costs.py``,
+H200 host, 2026-12-03), so its recorded first-call extra (kernel loading, the recorder's own first-sight
+work) is charged once per op. An unrecorded new shape of a plan op after its first pays the measured
+warm premium where there is one (:func:`profiles.host_api.new_shape_us`), else the recorded median.
+Measured, not fitted."""
 
 def compute_dtype(key: str, dtype: str) -> str:
     """dtype that picks the peak rate: ``tf32`` for fp32 matmuls keyed with the TF32 switch on."""
@@ -276,6 +289,12 @@ class ReplayModel(ComputeModel):
         self.host_gap = host_gap
         self.launch = launch
         steady, self._op_first, self._op_gap = steady_host_costs(self.entries, self.headers, origins)
+        self._first_paid: set[str] = set()
+        """Ops whose first signature this process has charged (the cold first call: lazy kernel loading,
+        library handles; the recorded medians are mostly such calls, e.g. 2.8 ms for ``mm``)."""
+        self._new_shape_us = new_shape_us(gpu.key)
+        """The warm new-shape premium where measured (``mm``: 260 us), for unrecorded signatures after the
+        op's first (:func:`profiles.host_api.new_shape_us`)."""
         self._op_launch = op_launch_us(self.entries) | steady
         self.fits = FitTable(gpu, self.entries)
         self.families = FamilyModels.from_folder(DATA_DIR / gpu.key, gpu.key)
@@ -300,13 +319,23 @@ class ReplayModel(ComputeModel):
 
     def _host(self, op: str, entry: ProfileEntry | None = None) -> tuple[float, float]:
         """Host costs of one call of ``op``: launch (plus the replayed framework gap, ``host_gap``) and
-        the extra of a signature's first call (its own measurement when recorded, else the op's median)."""
+        the extra of a signature's first call (its own measurement when recorded, else the op's median),
+        for ops that build a plan per shape; for the rest only the op's first signature in the process
+        pays it (:data:`PER_SHAPE_PLANS`)."""
         launch = self._launch_of(op, entry.launch_us if entry is not None else 0.0)
         own = entry.host_gap_us if self.host_gap_from == "entry" and entry is not None else None
         launch += self.host_gap * (own if own is not None else self._op_gap.get(op, 0.0))
         if entry is not None and entry.first_call_us is not None:
-            return launch, max(0.0, entry.first_call_us - entry.launch_us)
-        return launch, self._op_first.get(op, 0.0)
+            first = max(0.0, entry.first_call_us - entry.launch_us)
+        elif op in self._first_paid and op in self._new_shape_us:  # a warm process's new shape
+            first = self._new_shape_us[op]
+        else:
+            first = self._op_first.get(op, 0.0)
+        paid = op in self._first_paid
+        self._first_paid.add(op)
+        if paid and family_of(op) not in PER_SHAPE_PLANS:
+            return launch, 0.0
+        return launch, first
 
     def _timing(self, e: ProfileEntry) -> OpTiming:
         return OpTiming(e.dur_us, "profile", *self._host(e.op, e))

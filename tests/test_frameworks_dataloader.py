@@ -91,13 +91,14 @@ def test_worker_cpu_time_is_not_the_ranks(tmp_path):
     def ms(workers: str) -> float:
         d = tmp_path / workers
         d.mkdir()
-        run = phantora_run(d, SCRIPT, "--workers", workers, "--work-ms", "1", "--epochs", "1", "--samples", "64",
+        run = phantora_run(d, SCRIPT, "--workers", workers, "--work-ms", "2", "--epochs", "1", "--samples", "64",
                            opts=("--host-time", "measured"))
         s = assert_sensible(run, iterations=4)
         return s["mean_ms_per_iter_excluding_first"], s["host_model"]["factor"]
 
     (inline, factor), (in_workers, _) = ms("0"), ms("2")
-    # 16 samples x 1 ms of CPU each, in the rank, at the target host's speed (``factor``); the load probe
-    # may take up to 4x off that on a busy machine (interpose.clock), so only a quarter is asserted
-    assert inline > 16 * factor / 4, f"16 samples x 1 ms of CPU in the rank: {inline} ms/iter (scale {factor})"
+    # 16 samples x 2 ms of CPU each, in the rank, at the target host's speed (``factor``); the load probe
+    # may take up to 4x off that on a busy machine (interpose.clock), so only a quarter is asserted. 2 ms, not
+    # 1: the step's own ~3 ms (copies, the model, unpickling the workers' batches) then stays below a third
+    assert inline > 32 * factor / 4, f"16 samples x 2 ms of CPU in the rank: {inline} ms/iter (scale {factor})"
     assert in_workers < inline / 3, (in_workers, inline)

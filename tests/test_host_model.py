@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import torch
 
 import profiles
@@ -102,3 +103,42 @@ def test_first_call_cost_is_charged_once_per_signature(tmp_path):
         h2 = rt.clock.host_us
     assert abs((h1 - h0) - 510.0) < 1e-6  # launch + the new shape's plan
     assert abs((h2 - h1) - 10.0) < 1e-6  # launch only
+
+
+def test_a_new_shape_costs_extra_only_for_ops_with_per_shape_plans(tmp_path):
+    """Elementwise ops pay their first-call extra once per process; ``mm`` pays it for its first shape and
+    the measured warm premium for each later unrecorded one (profiles/replay.py ``PER_SHAPE_PLANS``)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from profiles.compute import signature_of
+    from profiles.host_api import new_shape_us
+
+    with FakeTensorMode():
+        x = torch.empty(64, 64, device="cuda")
+        add_key = signature_of(torch.ops.aten.add.Tensor, (x, x), {}).key()
+        mm_key = signature_of(torch.ops.aten.mm.default, (x, x), {}).key()
+    header = {"format": "phantora-profile", "version": 1, "gpu": "h200",
+              "extra": {"launch_method": "steady", "launch_offset_us": 0.0}}
+    rows = [{"key": add_key, "op": "aten.add.Tensor", "family": "elementwise", "dtype": "float32", "dur_us": 5.0,
+             "launch_us": 10.0, "first_call_us": 510.0},
+            {"key": mm_key, "op": "aten.mm.default", "family": "matmul", "dtype": "float32", "dur_us": 5.0,
+             "launch_us": 20.0, "first_call_us": 3020.0}]  # fmt: skip
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [header, *rows]))
+    gpu = profiles.get_gpu("h200")
+    warm = new_shape_us("h200")["aten.mm.default"]
+    assert 200 < warm < 300  # measured: 286 us new against 27 us seen
+    cfg = RankConfig(gpu=gpu, compute_model=ReplayModel(gpu, profiles=[path]), host_time="zero")
+
+    def cost(fn) -> float:
+        h0 = rt.clock.host_us
+        fn()
+        return rt.clock.host_us - h0
+
+    with interposed(cfg) as rt:
+        a, b = torch.empty(64, 64, device="cuda"), torch.empty(96, 64, device="cuda")
+        assert cost(lambda: a + a) == pytest.approx(510.0)  # the op's first call
+        assert cost(lambda: b + b) == pytest.approx(10.0)  # a new shape: launch only
+        assert cost(lambda: a @ a) == pytest.approx(3020.0)  # mm's first (cold) call, as recorded
+        assert cost(lambda: b @ a) == pytest.approx(20.0 + warm)  # a new shape: the warm premium
+        assert cost(lambda: b @ a) == pytest.approx(20.0)  # seen
