@@ -15,12 +15,10 @@ measurement charges nothing and says so (``summary.json`` ``host_model.host_api`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from profiles.host_link import DATA_DIR, load_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +39,7 @@ def host_api_costs(gpu_key: str) -> HostApiCosts:
     path = DATA_DIR / gpu_key / "host_api.ndjson"
     if not path.exists():
         return HostApiCosts()
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    rows = load_rows(path)
     bench = next((float(r["host_bench_us"]) for r in rows if "host_bench_us" in r), None)
     us = {r["api"]: float(r["us"]) for r in rows if "api" in r}
     return HostApiCosts(us, bench, f"measured ({path.relative_to(DATA_DIR.parent.parent)})")
@@ -59,5 +57,5 @@ def new_shape_us(gpu_key: str) -> dict[str, float]:
     path = DATA_DIR / gpu_key / "shape_novelty.ndjson"
     if not path.exists():
         return {}
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    rows = load_rows(path)
     return {NOVELTY_OPS[r["op"]]: max(0.0, r["novel_us"] - r["seen_us"]) for r in rows if r.get("op") in NOVELTY_OPS}

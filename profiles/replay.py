@@ -68,7 +68,6 @@ class FamilyFit:
         return self.overhead_us + ideal / self.efficiency + self.per_tensor_us * n_tensors
 
 
-
 PER_SHAPE_PLANS = frozenset({"matmul", "attention"})
 """Op families that pay their first-call cost for every new shape: cuBLAS picks an algorithm per GEMM
 shape (an ``mm`` on an unseen row count costs 286 us of host time against 27 us seen), cuDNN builds an
@@ -79,6 +78,7 @@ H200 host, 2026-12-03), so its recorded first-call extra (kernel loading, the re
 work) is charged once per op. An unrecorded new shape of a plan op after its first pays the measured
 warm premium where there is one (:func:`profiles.host_api.new_shape_us`), else the recorded median.
 Measured, not fitted."""
+
 
 def compute_dtype(key: str, dtype: str) -> str:
     """dtype that picks the peak rate: ``tf32`` for fp32 matmuls keyed with the TF32 switch on."""
@@ -325,17 +325,15 @@ class ReplayModel(ComputeModel):
         launch = self._launch_of(op, entry.launch_us if entry is not None else 0.0)
         own = entry.host_gap_us if self.host_gap_from == "entry" and entry is not None else None
         launch += self.host_gap * (own if own is not None else self._op_gap.get(op, 0.0))
-        if entry is not None and entry.first_call_us is not None:
-            first = max(0.0, entry.first_call_us - entry.launch_us)
-        elif op in self._first_paid and op in self._new_shape_us:  # a warm process's new shape
-            first = self._new_shape_us[op]
-        else:
-            first = self._op_first.get(op, 0.0)
         paid = op in self._first_paid
         self._first_paid.add(op)
         if paid and family_of(op) not in PER_SHAPE_PLANS:
             return launch, 0.0
-        return launch, first
+        if entry is not None and entry.first_call_us is not None:
+            return launch, max(0.0, entry.first_call_us - entry.launch_us)
+        if paid and op in self._new_shape_us:  # a warm process's new shape
+            return launch, self._new_shape_us[op]
+        return launch, self._op_first.get(op, 0.0)
 
     def _timing(self, e: ProfileEntry) -> OpTiming:
         return OpTiming(e.dur_us, "profile", *self._host(e.op, e))
