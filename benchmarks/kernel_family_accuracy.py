@@ -7,7 +7,9 @@ their own data; the grouped sweep's groups are equal), as their own row. Per fam
 and the GPU-time-weighted error sum|pred - real| / sum(real); beside them the
 same figures of the older single-efficiency fit (``FitTable`` on the shipped
 non-sweep profiles, what replay answered before) on the same signatures.
-Acceptance (issue 17): p50 <= 5%, p90 <= 15%, weighted <= 5%.
+Acceptance (issue 17): p50 <= 5%, p90 <= 15%, weighted <= 5%. ``--blind`` checks on ``sweep_blind_*``
+instead (seed 2026, recorded before the models of 2026-12-03 were written). The models are fitted on
+``sweep_grid_*`` and corrected between nodes by ``sweep_offgrid_*``, as replay does.
 
 ``--real`` adds the per-family error on the entries recorded from real programs, split into the
 files the elementwise layout factors were fitted on and the others; ``--fit-layout`` refits those

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from common.paths import cache_dir
+
 _SRC = Path(__file__).with_name("_cuda_guard.cpp")
 
 
@@ -32,18 +34,11 @@ class CudaGuardBuildError(RuntimeError):
     """The C++ guard shim could not be compiled (no C++ compiler?)."""
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("PHANTORA_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "phantora"
-    )
-    return Path(root)
-
-
 def _build() -> Path:
     torch_dir = Path(torch.__file__).parent
     src = _SRC.read_bytes()
     tag = hashlib.sha1(src + torch.__version__.encode() + sys.version.encode()).hexdigest()[:12]
-    out = _cache_dir() / f"cuda_guard_{tag}.so"
+    out = cache_dir() / f"cuda_guard_{tag}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,10 @@ def write_kineto(prof: Any, path: str, ends: list[float], warmup: int = 2) -> No
     steps = []
     for i in range(warmup, len(marks) - 1):
         lo, hi = marks[i], marks[i + 1]
-        gpu = [e for e in events if e.device_type.name == "CUDA" and lo <= e.time_range.start < hi]
+        # record_function ranges (FSDP's "FSDP::pre_forward", ...) have a GPU-side twin spanning the kernels
+        # they launched, idle gaps included: not kernels (torch's own tables leave them out the same way)
+        gpu = [e for e in events if e.device_type.name == "CUDA" and lo <= e.time_range.start < hi
+               and not getattr(e, "is_user_annotation", False)]
         kernels = [(e.time_range.start, e.time_range.end) for e in gpu if not e.name.startswith(("Memcpy", "Memset"))]
         copies: dict[str, list[float]] = {}
         for e in gpu:
@@ -86,7 +89,8 @@ def write_kineto(prof: Any, path: str, ends: list[float], warmup: int = 2) -> No
     def dev_us(a: Any) -> float:
         return float(getattr(a, "self_device_time_total", getattr(a, "self_cuda_time_total", 0.0)))
 
-    gpu_top = sorted((a for a in ka if dev_us(a) > 0), key=dev_us, reverse=True)[:60]
+    gpu_top = sorted((a for a in ka if dev_us(a) > 0 and not getattr(a, "is_user_annotation", False)),
+                     key=dev_us, reverse=True)[:60]
     summary["top_gpu_us"] = [[a.key[:120], a.count, round(dev_us(a), 1)] for a in gpu_top]
     """Kernels (and the ops that launched them) by GPU time over the whole profiled run, warm-up included."""
     with open(path, "w") as f:

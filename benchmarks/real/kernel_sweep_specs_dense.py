@@ -1,10 +1,11 @@
-"""Second-round kernel sweep specs (issue 17), not yet recorded: what the families that miss their targets need.
+"""Second-round kernel sweep specs (issue 17), all recorded on H200: what the families that miss their targets need.
 
 The first sweep's lattices sit on powers of two (GEMM, conv channels) or 4x steps (row lengths), where
 tiles divide evenly and kernels switch between nodes; the held-out shapes are off those points. These
 families add fit data exactly there (written as ``grid_<family>.jsonl`` by
-``kernel_sweep_specs.py --families ...``, shipped as ``sweep_grid_<family>.jsonl.gz``; the held-out
-sets stay the first round's):
+``kernel_sweep_specs.py --families ...``; shipped as ``sweep_grid_<family>.jsonl.gz``, except the off-lattice
+GEMMs: ``sweep_offgrid_gemm.jsonl.gz``, a correction between the lattice's nodes; the held-out sets stay the
+first round's, plus a fresh blind set, ``--seed 2026``, as ``sweep_blind_*``):
 
 * ``gemm_offgrid``: random M, N, K (multiples of 16, log-uniform 16..16384, its own seed, so never a
   held-out point) per (dtype, layout), addmm and bmm: fit points for a quantisation correction on top
