@@ -2,7 +2,7 @@
 
 Fitting the H200's sweeps (~100k entries) takes ~4 s of CPU; a 128-rank run on a 2-core machine would pay
 that 128 times. The fitted models are pickled under :func:`common.paths.cache_dir`, keyed by the content of
-every input file, the families' source code, the GPU and numpy's version, so that a changed sweep or model
+every input file, the source code of the families and of the profile reader, the GPU and numpy's version, so that a changed sweep or model
 refits. A cache that cannot be read or written is ignored (the models are fitted as before).
 """
 
@@ -20,7 +20,9 @@ import numpy as np
 
 from common.paths import cache_dir
 
-_SOURCES = sorted(Path(__file__).resolve().parent.glob("*.py"))
+_HERE = Path(__file__).resolve().parent
+_SOURCES = [*sorted(_HERE.glob("*.py")), _HERE.parent / "store.py", _HERE.parent / "gpus.py"]
+"""The code a fit depends on: the family models, the profile reader, the GPU table (SM counts)."""
 
 
 def cache_key(files: list[Path], gpu: str | None) -> str:
