@@ -20,9 +20,11 @@ class LogGrid:
     interpolating ``log dur`` when ``ref`` is a product of powers of the axes
     (GEMM FLOPs ∝ M·N·K). Outside it, a point below an axis' range takes the
     edge's time (small kernels sit on a launch floor), a point above it the
-    edge's efficiency (big kernels take time in proportion to work). Grid nodes
-    that were not recorded (work caps) are filled with the mean of their
-    recorded neighbours' log efficiency, repeatedly; so are nodes that
+    edge's efficiency (big kernels take time in proportion to work). A point recorded
+    more than once keeps its fastest timing. Grid nodes that were not recorded lie
+    either between two recorded ones on an axis (lattices with different steps merged:
+    interpolated along that axis) or past them (work caps: filled with the mean of
+    their recorded neighbours' log efficiency, repeatedly); so are nodes that
     :func:`_drop_slow_outliers` finds slowed by the machine rather than the shape.
     """
 
